@@ -1,0 +1,213 @@
+/*  scheduler.h: the scheduler, a pure state machine.
+
+    It owns every job, stage, task and worker of a controller. Events come
+    in as function calls (job submitted, worker said hello, a result, a
+    tick with the time passed in); what the outside world must do comes out
+    as actions (send this task to that worker, cancel that attempt, send a
+    heartbeat). There are no sockets, clocks or files in here, so the whole
+    job model is tested without any of them and load simulations can drive
+    it at full speed.
+
+    Time is milliseconds since the Unix epoch, passed in by the caller; the
+    controller derives it from a monotonic clock so a wall clock step never
+    makes a worker look lost.
+
+    Ownership: the scheduler owns all jobs, tasks and workers; pointers it
+    hands out are borrowed and stay valid until the scheduler is destroyed
+    (workers: until the next call that may drop lost workers, see
+    shoal_scheduler_tick). Not thread safe: one thread owns it.
+
+    Fencing: each dispatch of a task carries a new attempt number. A result
+    is applied only when it comes from the worker holding the current
+    attempt; anything else is recognised as stale and ignored.             */
+#ifndef SHOAL_SCHEDULER_H
+#define SHOAL_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "shoal/defs.h"
+#include "shoal/error.h"
+
+/*  A task whose worker is lost this many times fails with "worker lost". */
+#define SHOAL_MAX_WORKER_LOSSES 3
+
+typedef struct shoal_scheduler shoal_scheduler_t;
+typedef struct shoal_job shoal_job_t;
+typedef struct shoal_task shoal_task_t;
+typedef struct shoal_worker shoal_worker_t;
+
+typedef enum {
+    SHOAL_JOB_CREATED = 0,
+    SHOAL_JOB_RUNNING,
+    SHOAL_JOB_SUCCEEDED,
+    SHOAL_JOB_FAILED,
+    SHOAL_JOB_CANCELED,
+    SHOAL_JOB_STATE_COUNT
+} shoal_job_state_t;
+
+typedef enum {
+    SHOAL_STAGE_PENDING = 0,
+    SHOAL_STAGE_RUNNING,
+    SHOAL_STAGE_SUCCEEDED,
+    SHOAL_STAGE_FAILED,
+    SHOAL_STAGE_STATE_COUNT
+} shoal_stage_state_t;
+
+typedef enum {
+    SHOAL_TASK_PENDING = 0,
+    SHOAL_TASK_RUNNING,
+    SHOAL_TASK_SUCCEEDED,
+    SHOAL_TASK_FAILED,
+    SHOAL_TASK_CANCELED,
+    SHOAL_TASK_STATE_COUNT
+} shoal_task_state_t;
+
+const char *shoal_job_state_name (shoal_job_state_t state);
+const char *shoal_stage_state_name (shoal_stage_state_t state);
+const char *shoal_task_state_name (shoal_task_state_t state);
+/*  Parses a job state name; returns -1 when unknown.                      */
+int shoal_job_state_parse (const char *name);
+
+/*  How a task attempt ended, as a worker reported it.                     */
+typedef enum {
+    SHOAL_RESULT_EXITED = 0,    /* exit_code says how                      */
+    SHOAL_RESULT_SIGNALED,      /* killed by `signal`                      */
+    SHOAL_RESULT_ERROR,         /* did not run or broke a rule: `error`    */
+    SHOAL_RESULT_CANCELED,      /* stopped because we asked                */
+} shoal_result_status_t;
+
+typedef struct {
+    shoal_result_status_t status;
+    int exit_code;              /* EXITED only                             */
+    int signal;                 /* SIGNALED only                           */
+    const char *error;          /* borrowed, may be NULL                   */
+    int64_t duration_ms;        /* as measured by the worker               */
+    json_t *spawn;              /* borrowed spawn list, NULL when none     */
+} shoal_result_t;
+
+typedef enum {
+    SHOAL_ACTION_DISPATCH = 0,  /* send `task` attempt to `worker`         */
+    SHOAL_ACTION_CANCEL,        /* tell `worker` to stop `task` attempt    */
+    SHOAL_ACTION_HEARTBEAT,     /* send a heartbeat to `worker`            */
+    SHOAL_ACTION_JOB_ENDED,     /* `job` reached a final state             */
+} shoal_action_type_t;
+
+typedef struct {
+    shoal_action_type_t type;
+    shoal_worker_t *worker;     /* borrowed; NULL for JOB_ENDED            */
+    shoal_task_t *task;         /* borrowed; DISPATCH and CANCEL           */
+    shoal_job_t *job;           /* borrowed                                */
+    uint32_t attempt;           /* the attempt the action is about         */
+} shoal_action_t;
+
+/*  Creates a scheduler over `defs` (borrowed; must outlive it).           */
+shoal_scheduler_t *shoal_scheduler_new (const shoal_defs_t *defs);
+void shoal_scheduler_destroy (shoal_scheduler_t **self_p);
+
+/*  Takes the next action, oldest first. Returns false when none is left.
+    Actions about a worker that was lost meanwhile, or a task attempt that
+    is no longer current, are dropped here, so everything returned is
+    still meant.                                                           */
+bool shoal_scheduler_next_action (shoal_scheduler_t *self,
+                                  shoal_action_t *action);
+
+/* ---- jobs ------------------------------------------------------------ */
+
+/*  Adds a job of class `job_class` with checked `params` (ownership taken,
+    even on failure) under the caller-made unique `id`. With `start` the
+    first stage becomes ready at once. Returns the job, or NULL with `err`
+    set (SHOAL_EINVAL for a duplicate id).                                 */
+shoal_job_t *shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
+                                     const shoal_job_class_t *job_class,
+                                     json_t *params, bool start, int64_t now,
+                                     shoal_error_t *err);
+
+/*  Starts a job in state `created`: 0, SHOAL_ENOTFOUND, or SHOAL_ESTATE. */
+int shoal_scheduler_start (shoal_scheduler_t *self, const char *id,
+                           int64_t now, shoal_error_t *err);
+
+shoal_job_t *shoal_scheduler_job (shoal_scheduler_t *self, const char *id);
+size_t shoal_scheduler_job_count (const shoal_scheduler_t *self);
+
+/* ---- workers --------------------------------------------------------- */
+
+/*  A worker said HELLO from routing key `key` (any bytes the caller uses
+    to reach it, as a string). A known key updates the worker in place.
+    Returns the worker, NULL when out of memory.                           */
+shoal_worker_t *shoal_scheduler_worker_hello (shoal_scheduler_t *self,
+                                              const char *key,
+                                              const char *name,
+                                              const char *host,
+                                              uint32_t slots, int64_t now);
+
+/*  Any message from `key` proves it alive. Returns the worker, or NULL
+    when the key is unknown (the caller should ask it to say HELLO).       */
+shoal_worker_t *shoal_scheduler_worker_seen (shoal_scheduler_t *self,
+                                             const char *key, int64_t now);
+
+/*  The worker is gone: `lost` when it went silent or unreachable (its
+    tasks count a loss), otherwise it said BYE. Its running tasks go back
+    to the front of their job's queue as a new attempt. Unknown key: no-op. */
+void shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
+                                  bool lost, int64_t now);
+
+/*  A result of attempt `attempt` of task `task_id` of job `job_id` from
+    worker `key`. Returns 0 when applied, SHOAL_ENOTFOUND for an unknown
+    worker, job or task, SHOAL_ESTATE for a stale attempt (ignored; the
+    worker's slot is given back all the same).                             */
+int shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
+                            const char *job_id, uint32_t task_id,
+                            uint32_t attempt, const shoal_result_t *result,
+                            int64_t now, shoal_error_t *err);
+
+/*  Passes time: workers silent for SHOAL_HEARTBEAT_LIVENESS intervals are
+    lost, and live workers are due a heartbeat. Call about once per
+    heartbeat interval.                                                    */
+void shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now);
+
+/* ---- reading the state ---------------------------------------------- */
+
+const char *shoal_job_id (const shoal_job_t *job);
+shoal_job_state_t shoal_job_state (const shoal_job_t *job);
+const shoal_job_class_t *shoal_job_class (const shoal_job_t *job);
+size_t shoal_job_task_count (const shoal_job_t *job);
+shoal_task_t *shoal_job_task (const shoal_job_t *job, uint32_t task_id);
+
+shoal_job_t *shoal_task_job (const shoal_task_t *task);
+uint32_t shoal_task_id (const shoal_task_t *task);
+uint32_t shoal_task_stage (const shoal_task_t *task);
+bool shoal_task_is_spawn (const shoal_task_t *task);
+shoal_task_state_t shoal_task_state (const shoal_task_t *task);
+uint32_t shoal_task_attempt (const shoal_task_t *task);
+const char *shoal_task_worker_name (const shoal_task_t *task);
+
+const char *shoal_worker_key (const shoal_worker_t *worker);
+const char *shoal_worker_name (const shoal_worker_t *worker);
+uint32_t shoal_worker_busy (const shoal_worker_t *worker);
+
+/*  The task's params: the job's params overlaid by its spawn entry, all
+    values strings. New reference; secrets are NOT masked (for the wire). */
+json_t *shoal_task_params (const shoal_task_t *task);
+
+/*  The TASK message body for the current attempt. New reference.         */
+json_t *shoal_task_wire_body (const shoal_task_t *task);
+
+/*  JSON views for the REST API, secrets masked. New references.          */
+json_t *shoal_job_to_json (const shoal_job_t *job);
+json_t *shoal_job_tasks_to_json (const shoal_job_t *job);
+json_t *shoal_task_to_json (const shoal_task_t *task);
+
+/*  Jobs newest first: at most `limit`, with state `state` (-1: any),
+    submitted before the job with sequence number `before` (0: from the
+    newest). {"jobs": [...], "next": cursor or null}.                      */
+json_t *shoal_scheduler_jobs_to_json (const shoal_scheduler_t *self,
+                                      int state, size_t limit,
+                                      uint64_t before);
+
+/*  Connected workers: id, name, host, slots, busy, last heartbeat.       */
+json_t *shoal_scheduler_workers_to_json (const shoal_scheduler_t *self);
+
+#endif

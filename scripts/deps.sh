@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages shoal needs to build and test, when they
+# are missing. Sourced by demo.sh and test.sh; safe to run again.
+set -euo pipefail
+
+SHOAL_PACKAGES=(
+  build-essential cmake pkg-config
+  libzmq3-dev libczmq-dev libyaml-dev libjansson-dev libcivetweb-dev
+  libcmocka-dev
+  python3 python3-zmq
+  curl wget ca-certificates
+)
+
+shoal_missing_packages() {
+  local missing=()
+  for pkg in "${SHOAL_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' \
+      || missing+=("$pkg")
+  done
+  echo "${missing[@]:-}"
+}
+
+shoal_install_deps() {
+  local missing
+  missing=$(shoal_missing_packages)
+  [ -z "$missing" ] && return 0
+  echo "Installing missing packages: $missing"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  shoal_install_deps
+fi

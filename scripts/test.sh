@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds shoal, and runs every test under ctest.
+#   scripts/test.sh               normal build (build/)
+#   SHOAL_SANITIZE=1 scripts/test.sh   ASan+UBSan build (build-asan/)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=deps.sh
+. "$root/scripts/deps.sh"
+shoal_install_deps
+
+if [ "${SHOAL_SANITIZE:-0}" = 1 ]; then
+  build="$root/build-asan"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DSHOAL_SANITIZE=ON
+else
+  build="$root/build"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+fi
+cmake --build "$build" -j "$(nproc)"
+cd "$build"
+ctest --output-on-failure -j 2 "$@"

@@ -1,0 +1,580 @@
+/*  http_api.c: REST routes, request checking and problem responses.
+
+    Every path goes through one handler and one route table; a path no
+    route matches is a 404 problem, a known path with another method a
+    405. civetweb runs without a document root, so it never serves files
+    or lists directories on its own. Errors are RFC 9457 problem objects
+    (`type`, `title`, `status`, `detail`, and `field` naming the offending
+    input where there is one).                                             */
+#include "http_api.h"
+#include "loop.h"
+
+#include "shoal/log.h"
+#include "shoal/params.h"
+#include "shoal/scheduler.h"
+
+#include <civetweb.h>
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+/*  How long a handler waits for the loop before answering 503.           */
+#define S_LOOP_TIMEOUT_MS 10000
+
+/*  Longest path segment captured for a {parameter}.                      */
+#define S_MAX_SEGMENT 128
+#define S_MAX_SEGMENTS 8
+
+struct shoal_http {
+    const shoal_defs_t *defs;    /* borrowed, read-only                    */
+    struct mg_context *ctx;      /* civetweb server                        */
+};
+
+/*  One request being handled.                                            */
+typedef struct {
+    struct mg_connection *conn;
+    const struct mg_request_info *info;
+    shoal_http_t *http;
+    char params[2][S_MAX_SEGMENT + 1]; /* captured {id} and {task} values */
+} s_request_t;
+
+/* ---- responses ----------------------------------------------------- */
+
+static void
+s_send_json (s_request_t *req, int status, json_t *body, bool problem,
+             const char *location)
+{
+    char *text = json_dumps (body, JSON_COMPACT);
+    size_t size = text ? strlen (text) : 0;
+    mg_printf (req->conn,
+               "HTTP/1.1 %d %s\r\n"
+               "Content-Type: %s\r\n"
+               "Content-Length: %zu\r\n"
+               "Cache-Control: no-store\r\n"
+               "%s%s%s"
+               "\r\n",
+               status, mg_get_response_code_text (req->conn, status),
+               problem ? "application/problem+json" : "application/json",
+               size + 1, location ? "Location: " : "",
+               location ? location : "", location ? "\r\n" : "");
+    if (text)
+        mg_write (req->conn, text, size);
+    mg_write (req->conn, "\n", 1);
+    free (text);
+}
+
+static int
+s_problem (s_request_t *req, int status, const char *title,
+           const char *detail, const char *field)
+{
+    json_t *body = json_pack ("{s:s, s:s, s:i, s:s}", "type", "about:blank",
+                              "title", title, "status", status, "detail",
+                              detail);
+    if (field && *field)
+        json_object_set_new (body, "field", json_string (field));
+    s_send_json (req, status, body, true, NULL);
+    json_decref (body);
+    return status;
+}
+
+/* ---- talking to the loop ---------------------------------------------- */
+
+/*  Sends `request` (ownership taken) to the loop and returns its reply,
+    or NULL when the loop did not answer in time.                         */
+static json_t *
+s_loop_call (json_t *request)
+{
+    zsock_t *socket = zsock_new (ZMQ_REQ);
+    json_t *reply = NULL;
+    char *text = json_dumps (request, JSON_COMPACT);
+    json_decref (request);
+    if (!socket || !text)
+        goto done;
+    zsock_set_linger (socket, 0);
+    zsock_set_rcvtimeo (socket, S_LOOP_TIMEOUT_MS);
+    if (zsock_connect (socket, SHOAL_LOOP_API_ENDPOINT) < 0)
+        goto done;
+    if (zstr_send (socket, text) < 0)
+        goto done;
+    char *answer = zstr_recv (socket);
+    if (answer) {
+        reply = json_loads (answer, 0, NULL);
+        zstr_free (&answer);
+    }
+done:
+    free (text);
+    zsock_destroy (&socket);
+    return reply;
+}
+
+/*  Asks the loop and relays its answer as the HTTP response.             */
+static int
+s_relay (s_request_t *req, json_t *request)
+{
+    json_t *reply = s_loop_call (request);
+    if (!reply)
+        return s_problem (req, 503, "Controller busy",
+                          "the controller did not answer in time", NULL);
+    int status = (int) json_integer_value (json_object_get (reply, "status"));
+    s_send_json (req, status, json_object_get (reply, "body"),
+                 json_is_true (json_object_get (reply, "problem")),
+                 json_string_value (json_object_get (reply, "location")));
+    json_decref (reply);
+    return status;
+}
+
+/* ---- request helpers ------------------------------------------------ */
+
+/*  Reads the whole body, at most SHOAL_HTTP_MAX_BODY bytes. Returns the
+    parsed JSON, or NULL after answering with a problem.                  */
+static json_t *
+s_read_json_body (s_request_t *req)
+{
+    long long declared = req->info->content_length;
+    if (declared > SHOAL_HTTP_MAX_BODY) {
+        char detail[120];
+        snprintf (detail, sizeof detail,
+                  "the request body is over the limit of %d bytes",
+                  SHOAL_HTTP_MAX_BODY);
+        s_problem (req, 413, "Request body too large", detail, "body");
+        return NULL;
+    }
+    char *buffer = malloc (SHOAL_HTTP_MAX_BODY + 1);
+    if (!buffer) {
+        s_problem (req, 503, "Out of memory", "cannot read the body", NULL);
+        return NULL;
+    }
+    size_t used = 0;
+    int got;
+    while (used <= SHOAL_HTTP_MAX_BODY
+           && (got = mg_read (req->conn, buffer + used,
+                              SHOAL_HTTP_MAX_BODY + 1 - used)) > 0)
+        used += (size_t) got;
+    if (used > SHOAL_HTTP_MAX_BODY) {
+        free (buffer);
+        char detail[120];
+        snprintf (detail, sizeof detail,
+                  "the request body is over the limit of %d bytes",
+                  SHOAL_HTTP_MAX_BODY);
+        s_problem (req, 413, "Request body too large", detail, "body");
+        return NULL;
+    }
+    json_error_t json_err;
+    json_t *body = json_loadb (buffer, used, JSON_REJECT_DUPLICATES, &json_err);
+    free (buffer);
+    if (!body) {
+        char detail[300];
+        snprintf (detail, sizeof detail,
+                  "the body is not valid JSON: %s (line %d, column %d)",
+                  json_err.text, json_err.line, json_err.column);
+        s_problem (req, 400, "Malformed JSON", detail, "body");
+        return NULL;
+    }
+    if (!json_is_object (body)) {
+        json_decref (body);
+        s_problem (req, 400, "Malformed request", "the body must be a JSON "
+                   "object", "body");
+        return NULL;
+    }
+    return body;
+}
+
+/*  Copies query parameter `name` into `out`; false when absent.          */
+static bool
+s_query (s_request_t *req, const char *name, char *out, size_t size)
+{
+    const char *query = req->info->query_string;
+    if (!query)
+        return false;
+    return mg_get_var (query, strlen (query), name, out, size) >= 0;
+}
+
+/*  Job ids are made by the loop from [0-9a-f]; anything else cannot name
+    a job, and refusing it here keeps odd bytes out of paths and logs.   */
+static bool
+s_valid_id (const char *id)
+{
+    size_t len = strlen (id);
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) id[i]) && id[i] != '-' && id[i] != '_')
+            return false;
+    return true;
+}
+
+static int
+s_bad_id (s_request_t *req)
+{
+    return s_problem (req, 404, "Job not found", "there is no such job", "id");
+}
+
+/* ---- routes --------------------------------------------------------- */
+
+static int
+s_get_healthz (s_request_t *req)
+{
+    json_t *body = json_pack ("{s:s}", "status", "ok");
+    s_send_json (req, 200, body, false, NULL);
+    json_decref (body);
+    return 200;
+}
+
+static int
+s_get_readyz (s_request_t *req)
+{
+    return s_relay (req, json_pack ("{s:s}", "op", "ping"));
+}
+
+static int
+s_get_definitions (s_request_t *req)
+{
+    json_t *body = shoal_defs_to_json (req->http->defs);
+    s_send_json (req, 200, body, false, NULL);
+    json_decref (body);
+    return 200;
+}
+
+static const char *
+s_header (const char *name, void *arg)
+{
+    return mg_get_header ((const struct mg_connection *) arg, name);
+}
+
+static int
+s_post_jobs (s_request_t *req)
+{
+    json_t *body = s_read_json_body (req);
+    if (!body)
+        return 400;
+    int status = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach (body, key, value) {
+        if (!streq (key, "job") && !streq (key, "params")
+            && !streq (key, "start")) {
+            char detail[200];
+            snprintf (detail, sizeof detail,
+                      "unknown field '%.100s' (known: job, params, start)",
+                      key);
+            status = s_problem (req, 400, "Unknown field", detail, key);
+            goto done;
+        }
+    }
+    json_t *job = json_object_get (body, "job");
+    if (!json_is_string (job)) {
+        status = s_problem (req, 400, "Missing job",
+                            "'job' must name a job class (a string)", "job");
+        goto done;
+    }
+    json_t *start = json_object_get (body, "start");
+    if (start && !json_is_boolean (start)) {
+        status = s_problem (req, 400, "Invalid field",
+                            "'start' must be true or false", "start");
+        goto done;
+    }
+    const shoal_job_class_t *job_class
+        = shoal_defs_job_class (req->http->defs, json_string_value (job));
+    if (!job_class) {
+        char detail[200];
+        snprintf (detail, sizeof detail, "there is no job class '%.100s'",
+                  json_string_value (job));
+        status = s_problem (req, 404, "Unknown job", detail, "job");
+        goto done;
+    }
+    json_t *given = json_object_get (body, "params");
+    if (given && json_is_null (given))
+        given = NULL;
+    shoal_error_t err;
+    json_t *params = shoal_params_build (job_class, given, s_header,
+                                         req->conn, &err);
+    if (!params) {
+        status = s_problem (req, shoal_error_http_status (err.code),
+                            "Invalid params", err.message, err.field);
+        goto done;
+    }
+    status = s_relay (req, json_pack ("{s:s, s:s, s:o, s:b}", "op", "submit",
+                                      "job", job_class->id, "params", params,
+                                      "start", start ? json_is_true (start)
+                                                     : true));
+done:
+    json_decref (body);
+    return status;
+}
+
+static int
+s_get_jobs (s_request_t *req)
+{
+    json_t *request = json_pack ("{s:s, s:i}", "op", "jobs", "limit", 50);
+    char text[64];
+    if (s_query (req, "state", text, sizeof text)) {
+        int state = shoal_job_state_parse (text);
+        if (state < 0) {
+            json_decref (request);
+            return s_problem (req, 400, "Invalid query",
+                              "state must be one of created, running, "
+                              "succeeded, failed, canceled", "state");
+        }
+        json_object_set_new (request, "state", json_integer (state));
+    }
+    if (s_query (req, "limit", text, sizeof text)) {
+        char *end;
+        long limit = strtol (text, &end, 10);
+        if (*end || end == text || limit < 1 || limit > 1000) {
+            json_decref (request);
+            return s_problem (req, 400, "Invalid query",
+                              "limit must be an integer from 1 to 1000",
+                              "limit");
+        }
+        json_object_set_new (request, "limit", json_integer (limit));
+    }
+    if (s_query (req, "cursor", text, sizeof text)) {
+        char *end;
+        long long before = strtoll (text, &end, 10);
+        if (*end || end == text || before < 1) {
+            json_decref (request);
+            return s_problem (req, 400, "Invalid query",
+                              "cursor must be the 'next' value of a previous "
+                              "page", "cursor");
+        }
+        json_object_set_new (request, "before", json_integer (before));
+    }
+    return s_relay (req, request);
+}
+
+static int
+s_get_job (s_request_t *req)
+{
+    if (!s_valid_id (req->params[0]))
+        return s_bad_id (req);
+    return s_relay (req, json_pack ("{s:s, s:s}", "op", "job", "id",
+                                    req->params[0]));
+}
+
+static int
+s_post_job_start (s_request_t *req)
+{
+    if (!s_valid_id (req->params[0]))
+        return s_bad_id (req);
+    return s_relay (req, json_pack ("{s:s, s:s}", "op", "start", "id",
+                                    req->params[0]));
+}
+
+static int
+s_get_job_tasks (s_request_t *req)
+{
+    if (!s_valid_id (req->params[0]))
+        return s_bad_id (req);
+    return s_relay (req, json_pack ("{s:s, s:s}", "op", "tasks", "id",
+                                    req->params[0]));
+}
+
+/*  Streams a task's log file. The path comes from the loop, built from a
+    job id it knows and a task number, so it cannot leave the job dir.   */
+static int
+s_get_task_log (s_request_t *req)
+{
+    if (!s_valid_id (req->params[0]))
+        return s_bad_id (req);
+    char *end;
+    long long task = strtoll (req->params[1], &end, 10);
+    if (*end || end == req->params[1] || task < 0 || task > UINT32_MAX)
+        return s_problem (req, 404, "Task not found",
+                          "task ids are numbers from 0", "task_id");
+    json_t *reply = s_loop_call (json_pack ("{s:s, s:s, s:I}", "op",
+                                            "task_log", "id", req->params[0],
+                                            "task", (json_int_t) task));
+    if (!reply)
+        return s_problem (req, 503, "Controller busy",
+                          "the controller did not answer in time", NULL);
+    int status = (int) json_integer_value (json_object_get (reply, "status"));
+    json_t *body = json_object_get (reply, "body");
+    if (status != 200) {
+        s_send_json (req, status, body, true, NULL);
+        json_decref (reply);
+        return status;
+    }
+    const char *path = json_string_value (json_object_get (body, "path"));
+    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    json_decref (reply);
+    if (fd < 0)
+        return s_problem (req, 404, "No log yet",
+                          "the task has not started or left no log",
+                          "task_id");
+    off_t size = lseek (fd, 0, SEEK_END);
+    lseek (fd, 0, SEEK_SET);
+    mg_printf (req->conn,
+               "HTTP/1.1 200 OK\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n"
+               "Content-Length: %lld\r\n"
+               "Cache-Control: no-store\r\n\r\n",
+               (long long) size);
+    /* Send exactly the length announced, even if the task still writes.
+       The buffer is on the heap: civetweb threads have small stacks. */
+    enum { CHUNK = 64 * 1024 };
+    char *chunk = malloc (CHUNK);
+    long long left = chunk ? size : 0;
+    while (left > 0) {
+        ssize_t got = read (fd, chunk, left < CHUNK ? (size_t) left : CHUNK);
+        if (got <= 0)
+            break;
+        if (mg_write (req->conn, chunk, (size_t) got) <= 0)
+            break;
+        left -= got;
+    }
+    free (chunk);
+    close (fd);
+    return 200;
+}
+
+static int
+s_get_workers (s_request_t *req)
+{
+    return s_relay (req, json_pack ("{s:s}", "op", "workers"));
+}
+
+typedef int (s_route_fn) (s_request_t *req);
+
+/*  The REST API. `{}` in a pattern captures one path segment.           */
+static const struct {
+    const char *method;
+    const char *pattern;
+    s_route_fn *fn;
+} s_routes[] = {
+    { "GET", "/healthz", s_get_healthz },
+    { "GET", "/readyz", s_get_readyz },
+    { "GET", "/api/v1/definitions", s_get_definitions },
+    { "POST", "/api/v1/jobs", s_post_jobs },
+    { "GET", "/api/v1/jobs", s_get_jobs },
+    { "GET", "/api/v1/jobs/{}", s_get_job },
+    { "POST", "/api/v1/jobs/{}/start", s_post_job_start },
+    { "GET", "/api/v1/jobs/{}/tasks", s_get_job_tasks },
+    { "GET", "/api/v1/jobs/{}/tasks/{}/log", s_get_task_log },
+    { "GET", "/api/v1/workers", s_get_workers },
+};
+
+/*  Matches `path` against `pattern`, capturing {} segments into req.    */
+static bool
+s_match (const char *pattern, const char *path, s_request_t *req)
+{
+    int captured = 0;
+    while (*pattern && *path) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            const char *end = strchr (path, '/');
+            size_t len = end ? (size_t) (end - path) : strlen (path);
+            if (len == 0 || len > S_MAX_SEGMENT || captured == 2)
+                return false;
+            memcpy (req->params[captured], path, len);
+            req->params[captured][len] = '\0';
+            captured++;
+            path += len;
+            pattern += 2;
+        }
+        else if (*pattern++ != *path++)
+            return false;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+static int
+s_handle (struct mg_connection *conn, void *cbdata)
+{
+    s_request_t req = {
+        .conn = conn,
+        .info = mg_get_request_info (conn),
+        .http = cbdata,
+    };
+    const char *path = req.info->local_uri;
+    if (!path || strlen (path) > 1024)
+        return s_problem (&req, 414, "URI too long",
+                          "the request path is over 1024 bytes", NULL);
+    /* Paths match exactly: civetweb hands us the decoded path, so an
+       encoded NUL cuts it short, and "/api/v1/jobs/%00" must not become
+       "/api/v1/jobs". */
+    const char *clean = path;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
+        if (!s_match (s_routes[i].pattern, clean, &req))
+            continue;
+        path_known = true;
+        if (streq (s_routes[i].method, req.info->request_method))
+            return s_routes[i].fn (&req);
+    }
+    if (path_known) {
+        char detail[200];
+        snprintf (detail, sizeof detail, "%.20s is not allowed on %.150s",
+                  req.info->request_method, clean);
+        return s_problem (&req, 405, "Method not allowed", detail, NULL);
+    }
+    char detail[1100];
+    snprintf (detail, sizeof detail, "no resource at %.1024s", clean);
+    return s_problem (&req, 404, "Not found", detail, NULL);
+}
+
+/*  civetweb's own error pages (bad request lines and the like) become
+    problem objects too.                                                  */
+static int
+s_http_error (struct mg_connection *conn, int status, const char *message)
+{
+    s_request_t req = { .conn = conn, .info = mg_get_request_info (conn) };
+    s_problem (&req, status, mg_get_response_code_text (conn, status),
+               message && *message ? message : "the request was refused",
+               NULL);
+    return 0;
+}
+
+static int
+s_log_message (const struct mg_connection *conn, const char *message)
+{
+    shoal_warn ("http: %s", message);
+    return 1;
+}
+
+shoal_http_t *
+shoal_http_new (const shoal_defs_t *defs, const char *listen, int threads,
+                shoal_error_t *err)
+{
+    shoal_http_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    self->defs = defs;
+    char thread_text[16];
+    snprintf (thread_text, sizeof thread_text, "%d", threads);
+    const char *options[] = {
+        "listening_ports", listen,
+        "num_threads", thread_text,
+        "request_timeout_ms", "30000",
+        "enable_directory_listing", "no",
+        "enable_keep_alive", "yes",
+        "keep_alive_timeout_ms", "5000",
+        NULL,
+    };
+    struct mg_callbacks callbacks = {
+        .http_error = s_http_error,
+        .log_message = s_log_message,
+    };
+    self->ctx = mg_start (&callbacks, self, options);
+    if (!self->ctx) {
+        shoal_error_set (err, SHOAL_EIO, "http",
+                         "cannot listen for HTTP on %s (in use, or not a "
+                         "HOST:PORT?)", listen);
+        free (self);
+        return NULL;
+    }
+    mg_set_request_handler (self->ctx, "/", s_handle, self);
+    return self;
+}
+
+void
+shoal_http_destroy (shoal_http_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    shoal_http_t *self = *self_p;
+    mg_stop (self->ctx);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,637 @@
+/*  loop.c: the controller loop: ROUTER socket, scheduler, API requests.
+
+    One thread, one poll: worker messages and HTTP-thread requests are
+    events for the scheduler; after each event the loop carries out the
+    actions the scheduler queued (send a task, a cancel, a heartbeat).
+
+    Worker messages are [identity][command][body]. The scheduler keys
+    workers by the identity in hex, which the loop turns back into bytes
+    to route a reply. ZMQ_ROUTER_MANDATORY makes a send to a vanished peer
+    fail instead of vanishing silently; such a worker is treated as lost.
+
+    API requests are one JSON frame {"op": ..., ...} from a REQ socket; the
+    reply is one JSON frame {"status": N, "body": ..., "location": ...}.
+    The ops are a table, like the routes of the HTTP layer.               */
+#include "loop.h"
+
+#include "shoal/log.h"
+#include "shoal/protocol.h"
+#include "shoal/scheduler.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/*  Messages taken from one socket before looking at the others, so a busy
+    worker side cannot starve the API (and the other way round).          */
+#define S_BATCH 256
+
+/*  Longest ZeroMQ routing identity (libzmq allows 255 bytes).            */
+#define S_MAX_IDENTITY 255
+
+struct shoal_loop {
+    const shoal_defs_t *defs;    /* borrowed, read-only                    */
+    char *data_dir;              /* shared volume root                     */
+    shoal_scheduler_t *scheduler;
+    zsock_t *router;             /* workers connect here                   */
+    zsock_t *api;                /* HTTP threads' requests                 */
+    char instance[17];           /* random id of this controller run       */
+    int64_t wall_start;          /* epoch ms when the loop started         */
+    int64_t mono_start;          /* monotonic ms at the same moment        */
+    int64_t next_tick;           /* loop time of the next scheduler tick   */
+};
+
+/* ---- time and ids --------------------------------------------------- */
+
+static int64_t
+s_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*  Epoch milliseconds that never step: the wall clock at start plus
+    monotonic time since, so heartbeat deadlines survive clock changes.  */
+static int64_t
+s_now (shoal_loop_t *self)
+{
+    return self->wall_start + (s_mono_ms () - self->mono_start);
+}
+
+static void
+s_random_hex (char *out, size_t bytes)
+{
+    unsigned char raw[32];
+    if (bytes > sizeof raw)
+        bytes = sizeof raw;
+    if (getrandom (raw, bytes, 0) != (ssize_t) bytes) {
+        /* getrandom on Linux >= 3.17 does not fail for <= 256 bytes;
+           fall back to something unique within this process anyway. */
+        static uint64_t counter;
+        uint64_t mix = (uint64_t) s_mono_ms () ^ ((uint64_t) getpid () << 32)
+                       ^ ++counter;
+        for (size_t i = 0; i < bytes; i++)
+            raw[i] = (unsigned char) (mix >> ((i % 8) * 8));
+    }
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < bytes; i++) {
+        out[2 * i] = digits[raw[i] >> 4];
+        out[2 * i + 1] = digits[raw[i] & 15];
+    }
+    out[2 * bytes] = '\0';
+}
+
+static void
+s_key_from_identity (const byte *identity, size_t size, char *key)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < size; i++) {
+        key[2 * i] = digits[identity[i] >> 4];
+        key[2 * i + 1] = digits[identity[i] & 15];
+    }
+    key[2 * size] = '\0';
+}
+
+static size_t
+s_identity_from_key (const char *key, byte *identity)
+{
+    size_t size = strlen (key) / 2;
+    for (size_t i = 0; i < size; i++) {
+        unsigned hi = (unsigned) (isdigit (key[2 * i]) ? key[2 * i] - '0'
+                                                       : key[2 * i] - 'a' + 10);
+        unsigned lo = (unsigned) (isdigit (key[2 * i + 1])
+                                      ? key[2 * i + 1] - '0'
+                                      : key[2 * i + 1] - 'a' + 10);
+        identity[i] = (byte) (hi << 4 | lo);
+    }
+    return size;
+}
+
+/* ---- sending to workers ------------------------------------------- */
+
+/*  Sends [identity][command][body] to the worker with `key`. Returns 0,
+    or -1 when the peer cannot be reached (the caller drops the worker). */
+static int
+s_send (shoal_loop_t *self, const char *key, shoal_msg_type_t type,
+        json_t *body)
+{
+    shoal_error_t err;
+    size_t size;
+    char *text = shoal_msg_encode (type, body, &size, &err);
+    if (!text) {
+        shoal_error ("cannot encode %s: %s", shoal_msg_name (type),
+                     err.message);
+        return 0;
+    }
+    byte identity[S_MAX_IDENTITY];
+    size_t identity_size = s_identity_from_key (key, identity);
+    void *socket = zsock_resolve (self->router);
+    const char *command = shoal_msg_name (type);
+    int rc = zmq_send (socket, identity, identity_size,
+                       ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send (socket, command, strlen (command),
+                       ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0)
+        rc = zmq_send (socket, text, size, ZMQ_DONTWAIT);
+    free (text);
+    return rc < 0 ? -1 : 0;
+}
+
+static void
+s_send_empty (shoal_loop_t *self, const char *key, shoal_msg_type_t type)
+{
+    json_t *body = json_object ();
+    s_send (self, key, type, body);
+    json_decref (body);
+}
+
+/*  Carries out what the scheduler asked for. A worker that cannot be
+    reached is dropped, which may queue more actions: the loop goes on
+    until the queue is empty.                                             */
+static void
+s_run_actions (shoal_loop_t *self)
+{
+    shoal_action_t action;
+    while (shoal_scheduler_next_action (self->scheduler, &action)) {
+        const char *key = action.worker ? shoal_worker_key (action.worker)
+                                        : NULL;
+        int rc = 0;
+        switch (action.type) {
+            case SHOAL_ACTION_DISPATCH: {
+                json_t *body = shoal_task_wire_body (action.task);
+                rc = s_send (self, key, SHOAL_MSG_TASK, body);
+                json_decref (body);
+                shoal_debug ("task %s/%u attempt %u -> %s",
+                             shoal_job_id (action.job),
+                             shoal_task_id (action.task), action.attempt,
+                             shoal_worker_name (action.worker));
+                break;
+            }
+            case SHOAL_ACTION_CANCEL: {
+                json_t *body = json_pack (
+                    "{s:s, s:I, s:I}", "job", shoal_job_id (action.job),
+                    "task", (json_int_t) shoal_task_id (action.task),
+                    "attempt", (json_int_t) action.attempt);
+                rc = s_send (self, key, SHOAL_MSG_CANCEL, body);
+                json_decref (body);
+                break;
+            }
+            case SHOAL_ACTION_HEARTBEAT: {
+                json_t *body = json_object ();
+                rc = s_send (self, key, SHOAL_MSG_HEARTBEAT, body);
+                json_decref (body);
+                break;
+            }
+            case SHOAL_ACTION_JOB_ENDED: {
+                const shoal_job_t *job = action.job;
+                shoal_info ("job %s (%s) %s", shoal_job_id (job),
+                            shoal_job_class (job)->id,
+                            shoal_job_state_name (shoal_job_state (job)));
+                break;
+            }
+        }
+        if (rc < 0) {
+            shoal_warn ("worker %s unreachable (%s): dropping it",
+                        shoal_worker_name (action.worker),
+                        zmq_strerror (zmq_errno ()));
+            shoal_scheduler_worker_gone (self->scheduler, key, true,
+                                         s_now (self));
+        }
+    }
+}
+
+/* ---- worker messages ------------------------------------------------- */
+
+static shoal_result_status_t
+s_result_status (const char *text, bool *known)
+{
+    *known = true;
+    if (streq (text, SHOAL_STATUS_EXITED))
+        return SHOAL_RESULT_EXITED;
+    if (streq (text, SHOAL_STATUS_SIGNALED))
+        return SHOAL_RESULT_SIGNALED;
+    if (streq (text, SHOAL_STATUS_CANCELED))
+        return SHOAL_RESULT_CANCELED;
+    *known = streq (text, SHOAL_STATUS_ERROR);
+    return SHOAL_RESULT_ERROR;
+}
+
+static void
+s_on_result (shoal_loop_t *self, const char *key, json_t *body, int64_t now)
+{
+    bool known;
+    shoal_result_t result = {
+        .status = s_result_status (
+            json_string_value (json_object_get (body, "status")), &known),
+        .exit_code = (int) json_integer_value (json_object_get (body,
+                                                                "exit_code")),
+        .signal = (int) json_integer_value (json_object_get (body, "signal")),
+        .error = json_string_value (json_object_get (body, "error")),
+        .duration_ms = json_integer_value (json_object_get (body,
+                                                            "duration_ms")),
+        .spawn = json_object_get (body, "spawn"),
+    };
+    if (!known)
+        result.error = "worker sent an unknown result status";
+    const char *job_id = json_string_value (json_object_get (body, "job"));
+    json_int_t task = json_integer_value (json_object_get (body, "task"));
+    json_int_t attempt = json_integer_value (json_object_get (body, "attempt"));
+    if (task > UINT32_MAX || attempt > UINT32_MAX)
+        return;
+    shoal_error_t err;
+    int rc = shoal_scheduler_result (self->scheduler, key, job_id,
+                                     (uint32_t) task, (uint32_t) attempt,
+                                     &result, now, &err);
+    if (rc == SHOAL_ENOTFOUND && streq (err.field, "worker"))
+        s_send_empty (self, key, SHOAL_MSG_RECONNECT);
+    else if (rc)
+        shoal_info ("ignored: %s", err.message);
+}
+
+static void
+s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
+{
+    int64_t now = s_now (self);
+    if (zmsg_size (msg) != 3) {
+        shoal_warn ("dropped a worker message of %zu frames (want 3)",
+                    zmsg_size (msg));
+        return;
+    }
+    zframe_t *identity = zmsg_first (msg);
+    zframe_t *command = zmsg_next (msg);
+    zframe_t *body_frame = zmsg_next (msg);
+    if (zframe_size (identity) == 0 || zframe_size (identity) > S_MAX_IDENTITY)
+        return;
+    char key[2 * S_MAX_IDENTITY + 1];
+    s_key_from_identity (zframe_data (identity), zframe_size (identity), key);
+
+    shoal_msg_type_t type;
+    json_t *body;
+    shoal_error_t err;
+    if (shoal_msg_decode (zframe_data (command), zframe_size (command),
+                          zframe_data (body_frame), zframe_size (body_frame),
+                          &type, &body, &err)) {
+        shoal_warn ("dropped a message from peer %s: %s", key, err.message);
+        return;
+    }
+    if (type == SHOAL_MSG_HELLO) {
+        const char *name = json_string_value (json_object_get (body, "worker"));
+        const char *host = json_string_value (json_object_get (body, "host"));
+        uint32_t slots = (uint32_t) json_integer_value (
+            json_object_get (body, "slots"));
+        if (shoal_scheduler_worker_hello (self->scheduler, key, name, host,
+                                          slots, now)) {
+            shoal_info ("worker %s on %s joined with %u slots", name, host,
+                        slots);
+            json_t *welcome = json_pack ("{s:s, s:i}", "controller",
+                                         self->instance, "heartbeat_ms",
+                                         SHOAL_HEARTBEAT_MS);
+            s_send (self, key, SHOAL_MSG_WELCOME, welcome);
+            json_decref (welcome);
+        }
+    }
+    else if (!shoal_scheduler_worker_seen (self->scheduler, key, now)) {
+        /* A worker we do not know (we restarted, or dropped it). */
+        if (type != SHOAL_MSG_BYE)
+            s_send_empty (self, key, SHOAL_MSG_RECONNECT);
+    }
+    else if (type == SHOAL_MSG_RESULT)
+        s_on_result (self, key, body, now);
+    else if (type == SHOAL_MSG_BYE) {
+        shoal_info ("worker %s said goodbye",
+                    shoal_worker_name (shoal_scheduler_worker_seen (
+                        self->scheduler, key, now)));
+        shoal_scheduler_worker_gone (self->scheduler, key, false, now);
+    }
+    else if (type != SHOAL_MSG_HEARTBEAT)
+        shoal_warn ("dropped %s from a worker: not a worker command",
+                    shoal_msg_name (type));
+    json_decref (body);
+    s_run_actions (self);
+}
+
+/* ---- API requests ------------------------------------------------- */
+
+static json_t *
+s_reply (int status, json_t *body)
+{
+    return json_pack ("{s:i, s:o}", "status", status, "body",
+                      body ? body : json_null ());
+}
+
+static json_t *
+s_problem (int status, const char *title, const char *detail,
+           const char *field)
+{
+    json_t *problem = json_pack ("{s:s, s:s, s:i, s:s}", "type", "about:blank",
+                                 "title", title, "status", status, "detail",
+                                 detail);
+    if (field && *field)
+        json_object_set_new (problem, "field", json_string (field));
+    json_t *reply = s_reply (status, problem);
+    json_object_set_new (reply, "problem", json_true ());
+    return reply;
+}
+
+static json_t *
+s_job_not_found (const char *id)
+{
+    char detail[200];
+    snprintf (detail, sizeof detail, "there is no job '%.100s'", id);
+    return s_problem (404, "Job not found", detail, "id");
+}
+
+/*  Makes <data-dir>/jobs/<id>/logs. Returns 0 or -1 with errno.          */
+static int
+s_make_job_dir (shoal_loop_t *self, const char *id)
+{
+    char path[4096];
+    snprintf (path, sizeof path, "%s/jobs/%s", self->data_dir, id);
+    if (mkdir (path, 0755) && errno != EEXIST)
+        return -1;
+    snprintf (path, sizeof path, "%s/jobs/%s/logs", self->data_dir, id);
+    if (mkdir (path, 0755) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static json_t *
+s_op_submit (shoal_loop_t *self, json_t *request)
+{
+    const char *class_id = json_string_value (json_object_get (request, "job"));
+    const shoal_job_class_t *job_class
+        = shoal_defs_job_class (self->defs, class_id);
+    if (!job_class)
+        return s_problem (404, "Unknown job", "no such job class", "job");
+    char id[33];
+    s_random_hex (id, 8);
+    if (s_make_job_dir (self, id)) {
+        char detail[300];
+        snprintf (detail, sizeof detail,
+                  "cannot create the job directory under %s/jobs: %s",
+                  self->data_dir, strerror (errno));
+        return s_problem (503, "Shared volume unavailable", detail, NULL);
+    }
+    json_t *params = json_object_get (request, "params");
+    bool start = json_is_true (json_object_get (request, "start"));
+    shoal_error_t err;
+    shoal_job_t *job = shoal_scheduler_submit (
+        self->scheduler, id, job_class, json_incref (params), start,
+        s_now (self), &err);
+    if (!job)
+        return s_problem (shoal_error_http_status (err.code),
+                          "Job not accepted", err.message, err.field);
+    shoal_info ("job %s (%s) submitted%s", id, class_id,
+                start ? " and started" : "");
+    json_t *reply = s_reply (201, shoal_job_to_json (job));
+    json_object_set_new (reply, "location",
+                         json_sprintf ("/api/v1/jobs/%s", id));
+    return reply;
+}
+
+static json_t *
+s_op_start (shoal_loop_t *self, json_t *request)
+{
+    const char *id = json_string_value (json_object_get (request, "id"));
+    shoal_error_t err;
+    int rc = shoal_scheduler_start (self->scheduler, id, s_now (self), &err);
+    if (rc == SHOAL_ENOTFOUND)
+        return s_job_not_found (id);
+    if (rc)
+        return s_problem (409, "Job already started", err.message, "state");
+    shoal_info ("job %s started", id);
+    return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
+                             self->scheduler, id)));
+}
+
+static json_t *
+s_op_job (shoal_loop_t *self, json_t *request)
+{
+    const char *id = json_string_value (json_object_get (request, "id"));
+    shoal_job_t *job = shoal_scheduler_job (self->scheduler, id);
+    return job ? s_reply (200, shoal_job_to_json (job)) : s_job_not_found (id);
+}
+
+static json_t *
+s_op_jobs (shoal_loop_t *self, json_t *request)
+{
+    json_int_t state = json_integer_value (json_object_get (request, "state"));
+    json_int_t limit = json_integer_value (json_object_get (request, "limit"));
+    json_int_t before = json_integer_value (json_object_get (request,
+                                                             "before"));
+    if (!json_object_get (request, "state"))
+        state = -1;
+    return s_reply (200, shoal_scheduler_jobs_to_json (
+                             self->scheduler, (int) state, (size_t) limit,
+                             (uint64_t) before));
+}
+
+static json_t *
+s_op_tasks (shoal_loop_t *self, json_t *request)
+{
+    const char *id = json_string_value (json_object_get (request, "id"));
+    shoal_job_t *job = shoal_scheduler_job (self->scheduler, id);
+    return job ? s_reply (200, shoal_job_tasks_to_json (job))
+               : s_job_not_found (id);
+}
+
+/*  Where a task's log is: the HTTP thread reads the file itself so a big
+    log never passes through this loop.                                   */
+static json_t *
+s_op_task_log (shoal_loop_t *self, json_t *request)
+{
+    const char *id = json_string_value (json_object_get (request, "id"));
+    json_int_t task_id = json_integer_value (json_object_get (request, "task"));
+    shoal_job_t *job = shoal_scheduler_job (self->scheduler, id);
+    if (!job)
+        return s_job_not_found (id);
+    shoal_task_t *task = task_id >= 0 && task_id <= UINT32_MAX
+                             ? shoal_job_task (job, (uint32_t) task_id)
+                             : NULL;
+    if (!task)
+        return s_problem (404, "Task not found", "the job has no such task",
+                          "task_id");
+    char path[4096];
+    snprintf (path, sizeof path, "%s/jobs/%s/logs/%u.log", self->data_dir, id,
+              shoal_task_id (task));
+    return s_reply (200, json_pack ("{s:s, s:i}", "path", path, "attempts",
+                                    (int) shoal_task_attempt (task)));
+}
+
+static json_t *
+s_op_workers (shoal_loop_t *self, json_t *request)
+{
+    return s_reply (200, shoal_scheduler_workers_to_json (self->scheduler));
+}
+
+static json_t *
+s_op_ping (shoal_loop_t *self, json_t *request)
+{
+    return s_reply (200, json_pack ("{s:s}", "status", "ready"));
+}
+
+typedef json_t *(s_op_fn) (shoal_loop_t *self, json_t *request);
+
+static const struct {
+    const char *name;
+    s_op_fn *fn;
+} s_ops[] = {
+    { "submit", s_op_submit },
+    { "start", s_op_start },
+    { "job", s_op_job },
+    { "jobs", s_op_jobs },
+    { "tasks", s_op_tasks },
+    { "task_log", s_op_task_log },
+    { "workers", s_op_workers },
+    { "ping", s_op_ping },
+};
+
+static void
+s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
+{
+    /* REQ envelope: [identity][empty][request]. */
+    if (zmsg_size (msg) != 3)
+        return;
+    zframe_t *identity = zmsg_pop (msg);
+    zframe_t *empty = zmsg_pop (msg);
+    zframe_t *frame = zmsg_pop (msg);
+    json_t *request = json_loadb ((const char *) zframe_data (frame),
+                                  zframe_size (frame), 0, NULL);
+    const char *op = json_string_value (json_object_get (request, "op"));
+    json_t *reply = NULL;
+    for (size_t i = 0; op && i < sizeof s_ops / sizeof s_ops[0]; i++)
+        if (streq (op, s_ops[i].name)) {
+            reply = s_ops[i].fn (self, request);
+            break;
+        }
+    if (!reply)
+        reply = s_problem (500, "Internal error", "unknown loop operation",
+                           NULL);
+    char *text = json_dumps (reply, JSON_COMPACT);
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, &identity);
+    zmsg_append (out, &empty);
+    zmsg_addstr (out, text ? text : "{\"status\":500}");
+    zmsg_send (&out, self->api);
+    free (text);
+    json_decref (reply);
+    json_decref (request);
+    zframe_destroy (&frame);
+    s_run_actions (self);
+}
+
+/* ---- lifecycle and the loop ------------------------------------- */
+
+shoal_loop_t *
+shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
+                const char *bind, shoal_error_t *err)
+{
+    shoal_loop_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    self->defs = defs;
+    self->data_dir = strdup (data_dir);
+    self->scheduler = shoal_scheduler_new (defs);
+    self->router = zsock_new (ZMQ_ROUTER);
+    self->api = zsock_new (ZMQ_ROUTER);
+    if (!self->data_dir || !self->scheduler || !self->router || !self->api) {
+        shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+        shoal_loop_destroy (&self);
+        return NULL;
+    }
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_maxmsgsize (self->router, SHOAL_MSG_MAX_SIZE);
+    zsock_set_sndhwm (self->router, 0);
+    zsock_set_rcvhwm (self->router, 0);
+    zsock_set_linger (self->router, 0);
+    zsock_set_linger (self->api, 0);
+    if (zsock_bind (self->router, "%s", bind) < 0) {
+        shoal_error_set (err, SHOAL_EIO, "bind", "cannot bind %s: %s", bind,
+                         zmq_strerror (zmq_errno ()));
+        shoal_loop_destroy (&self);
+        return NULL;
+    }
+    if (zsock_bind (self->api, SHOAL_LOOP_API_ENDPOINT) < 0) {
+        shoal_error_set (err, SHOAL_EIO, NULL, "cannot bind %s: %s",
+                         SHOAL_LOOP_API_ENDPOINT, zmq_strerror (zmq_errno ()));
+        shoal_loop_destroy (&self);
+        return NULL;
+    }
+    s_random_hex (self->instance, 8);
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    self->wall_start = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    self->mono_start = s_mono_ms ();
+    return self;
+}
+
+void
+shoal_loop_destroy (shoal_loop_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    shoal_loop_t *self = *self_p;
+    zsock_destroy (&self->api);
+    zsock_destroy (&self->router);
+    shoal_scheduler_destroy (&self->scheduler);
+    free (self->data_dir);
+    free (self);
+    *self_p = NULL;
+}
+
+/*  Takes up to S_BATCH messages waiting on `socket` without blocking.    */
+static void
+s_drain (shoal_loop_t *self, zsock_t *socket,
+         void (*handle) (shoal_loop_t *, zmsg_t *))
+{
+    for (int i = 0; i < S_BATCH; i++) {
+        if (!(zsock_events (socket) & ZMQ_POLLIN))
+            break;
+        zmsg_t *msg = zmsg_recv (socket);
+        if (!msg)
+            break;
+        handle (self, msg);
+        zmsg_destroy (&msg);
+    }
+}
+
+int
+shoal_loop_run (shoal_loop_t *self, int stop_fd)
+{
+    self->next_tick = s_mono_ms () + SHOAL_HEARTBEAT_MS;
+    zmq_pollitem_t items[] = {
+        { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->api), 0, ZMQ_POLLIN, 0 },
+        { NULL, stop_fd, ZMQ_POLLIN, 0 },
+    };
+    while (true) {
+        int64_t wait = self->next_tick - s_mono_ms ();
+        if (wait < 0)
+            wait = 0;
+        int rc = zmq_poll (items, 3, (long) wait);
+        if (rc < 0 && zmq_errno () != EINTR) {
+            shoal_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
+            return -1;
+        }
+        if (items[2].revents & ZMQ_POLLIN)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            s_drain (self, self->router, s_on_worker_message);
+        if (items[1].revents & ZMQ_POLLIN)
+            s_drain (self, self->api, s_on_api_request);
+        if (s_mono_ms () >= self->next_tick) {
+            shoal_scheduler_tick (self->scheduler, s_now (self));
+            s_run_actions (self);
+            self->next_tick = s_mono_ms () + SHOAL_HEARTBEAT_MS;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,237 @@
+/*  main.c: shoal-controller: options, objects, the loop, tear-down.
+
+    The controller loads the definitions, binds the ROUTER socket workers
+    connect to, serves the REST API, and runs the loop that owns all state
+    until SIGINT or SIGTERM.                                              */
+#include "http_api.h"
+#include "loop.h"
+
+#include "shoal/defs.h"
+#include "shoal/log.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *definitions;     /* YAML file of tasks and jobs             */
+    const char *data_dir;        /* the shared volume                      */
+    const char *http;            /* HOST:PORT of the REST API              */
+    const char *bind;            /* ZeroMQ endpoint for workers            */
+    const char *log_level;
+    int http_threads;
+    bool check_only;             /* load the definitions and exit          */
+} s_options_t;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+        "Usage: shoal-controller --definitions FILE [OPTION]...\n"
+        "Serve the shoal REST API and dispatch tasks to workers.\n"
+        "\n"
+        "  -d, --definitions FILE  task and job definitions (YAML)\n"
+        "                          [env SHOAL_DEFINITIONS]\n"
+        "  -D, --data-dir DIR      shared volume holding job directories\n"
+        "                          [env SHOAL_DATA_DIR, default ./shoal-data]\n"
+        "  -H, --http HOST:PORT    REST API address\n"
+        "                          [env SHOAL_HTTP, default 127.0.0.1:8080]\n"
+        "  -b, --bind ENDPOINT     ZeroMQ endpoint workers connect to\n"
+        "                          [env SHOAL_BIND, default tcp://127.0.0.1:5555]\n"
+        "      --http-threads N    HTTP handler threads [default 16]\n"
+        "      --log-level LEVEL   error, warn, info or debug\n"
+        "                          [env SHOAL_LOG_LEVEL, default info]\n"
+        "      --check             check the definitions file and exit\n"
+        "  -h, --help              show this help and exit\n"
+        "  -V, --version           show the version and exit\n"
+        "\n"
+        "Exit status: 0 after SIGINT/SIGTERM, 1 on a start-up error,\n"
+        "2 on a usage error.\n");
+}
+
+static const char *
+s_env_or (const char *name, const char *fallback)
+{
+    const char *value = getenv (name);
+    return value && *value ? value : fallback;
+}
+
+/*  Returns 0 to run, 1 to exit 0 (help, version), -1 on a usage error. */
+static int
+s_parse_options (int argc, char *argv[], s_options_t *opts)
+{
+    *opts = (s_options_t) {
+        .definitions = s_env_or ("SHOAL_DEFINITIONS", NULL),
+        .data_dir = s_env_or ("SHOAL_DATA_DIR", "./shoal-data"),
+        .http = s_env_or ("SHOAL_HTTP", "127.0.0.1:8080"),
+        .bind = s_env_or ("SHOAL_BIND", "tcp://127.0.0.1:5555"),
+        .log_level = s_env_or ("SHOAL_LOG_LEVEL", "info"),
+        .http_threads = 16,
+    };
+    enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK };
+    static const struct option long_options[] = {
+        { "definitions", required_argument, NULL, 'd' },
+        { "data-dir", required_argument, NULL, 'D' },
+        { "http", required_argument, NULL, 'H' },
+        { "bind", required_argument, NULL, 'b' },
+        { "http-threads", required_argument, NULL, OPT_HTTP_THREADS },
+        { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+        { "check", no_argument, NULL, OPT_CHECK },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    while ((c = getopt_long (argc, argv, "d:D:H:b:hV", long_options, NULL))
+           != -1) {
+        switch (c) {
+            case 'd': opts->definitions = optarg; break;
+            case 'D': opts->data_dir = optarg; break;
+            case 'H': opts->http = optarg; break;
+            case 'b': opts->bind = optarg; break;
+            case OPT_LOG_LEVEL: opts->log_level = optarg; break;
+            case OPT_CHECK: opts->check_only = true; break;
+            case OPT_HTTP_THREADS: {
+                char *end;
+                long n = strtol (optarg, &end, 10);
+                if (*end || end == optarg || n < 1 || n > 1024) {
+                    fprintf (stderr, "shoal-controller: --http-threads must "
+                             "be from 1 to 1024, not '%s'\n", optarg);
+                    return -1;
+                }
+                opts->http_threads = (int) n;
+                break;
+            }
+            case 'h': s_usage (stdout); return 1;
+            case 'V': printf ("shoal-controller %s\n", SHOAL_VERSION); return 1;
+            default:
+                fprintf (stderr, "Try 'shoal-controller --help'.\n");
+                return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "shoal-controller: unexpected argument '%s'\n"
+                 "Try 'shoal-controller --help'.\n", argv[optind]);
+        return -1;
+    }
+    if (!opts->definitions) {
+        fprintf (stderr, "shoal-controller: --definitions FILE is required\n"
+                 "Try 'shoal-controller --help'.\n");
+        return -1;
+    }
+    if (shoal_log_init ("controller", opts->log_level)) {
+        fprintf (stderr, "shoal-controller: --log-level must be error, warn, "
+                 "info or debug, not '%s'\n", opts->log_level);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- signals: a self-pipe the loop polls ---------------------------- */
+
+static int s_stop_pipe[2] = { -1, -1 };
+
+static void
+s_on_signal (int signum)
+{
+    int saved = errno;
+    char byte = (char) signum;
+    if (write (s_stop_pipe[1], &byte, 1) < 0) {
+        /* The pipe is full: a stop is already pending. */
+    }
+    errno = saved;
+}
+
+static int
+s_install_signals (void)
+{
+    if (pipe2 (s_stop_pipe, O_CLOEXEC | O_NONBLOCK))
+        return -1;
+    struct sigaction action = { .sa_handler = s_on_signal };
+    sigemptyset (&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction (SIGINT, &action, NULL);
+    sigaction (SIGTERM, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/*  Makes `path` and `path`/jobs if missing.                              */
+static int
+s_prepare_data_dir (const char *path)
+{
+    char jobs[4096];
+    if (mkdir (path, 0755) && errno != EEXIST)
+        return -1;
+    snprintf (jobs, sizeof jobs, "%s/jobs", path);
+    if (mkdir (jobs, 0755) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int
+main (int argc, char *argv[])
+{
+    s_options_t opts;
+    int rc = s_parse_options (argc, argv, &opts);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+
+    shoal_error_t err = { 0 };
+    shoal_defs_t *defs = shoal_defs_load (opts.definitions, &err);
+    if (!defs) {
+        fprintf (stderr, "shoal-controller: %s\n", err.message);
+        return 1;
+    }
+    if (opts.check_only) {
+        printf ("%s: %zu task classes, %zu job classes: ok\n",
+                opts.definitions, shoal_defs_task_class_count (defs),
+                shoal_defs_job_class_count (defs));
+        shoal_defs_destroy (&defs);
+        return 0;
+    }
+    if (s_prepare_data_dir (opts.data_dir)) {
+        fprintf (stderr, "shoal-controller: cannot use data dir %s: %s\n",
+                 opts.data_dir, strerror (errno));
+        shoal_defs_destroy (&defs);
+        return 1;
+    }
+    /* main owns the signals: czmq must not install its own handlers. */
+    zsys_handler_set (NULL);
+    zsys_init ();
+    if (s_install_signals ()) {
+        fprintf (stderr, "shoal-controller: cannot set up signals: %s\n",
+                 strerror (errno));
+        shoal_defs_destroy (&defs);
+        return 1;
+    }
+
+    rc = 1;
+    shoal_http_t *http = NULL;
+    shoal_loop_t *loop = shoal_loop_new (defs, opts.data_dir, opts.bind, &err);
+    if (loop)
+        http = shoal_http_new (defs, opts.http, opts.http_threads, &err);
+    if (!loop || !http)
+        fprintf (stderr, "shoal-controller: %s\n", err.message);
+    else {
+        shoal_info ("shoal-controller %s: REST on http://%s, workers on %s, "
+                    "data in %s, %zu job classes", SHOAL_VERSION, opts.http,
+                    opts.bind, opts.data_dir,
+                    shoal_defs_job_class_count (defs));
+        rc = shoal_loop_run (loop, s_stop_pipe[0]) ? 1 : 0;
+        shoal_info ("stopping");
+    }
+    shoal_http_destroy (&http);
+    shoal_loop_destroy (&loop);
+    shoal_defs_destroy (&defs);
+    zsys_shutdown ();
+    close (s_stop_pipe[0]);
+    close (s_stop_pipe[1]);
+    return rc;
+}

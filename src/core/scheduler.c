@@ -1,0 +1,1110 @@
+/*  scheduler.c: jobs, stages, tasks and workers as one state machine.
+
+    Data layout, chosen so every hot operation is O(1):
+    - each job keeps its tasks in a vector indexed by task id; the tasks of
+      a stage are contiguous because stages run one after another;
+    - each job keeps a FIFO of ready tasks (linked through the tasks);
+    - jobs with ready tasks sit in a round-robin ring, so one dispatch takes
+      the next job's oldest task: a huge job cannot starve a small one;
+    - workers with a free slot sit in a ring too, so tasks spread over
+      workers and a dispatch never searches;
+    - each worker links the tasks it holds, so losing it re-queues exactly
+      those.
+
+    Job state machine (stage transitions in s_stage_end):
+
+      created --start--> running --last stage ends--> succeeded
+                            |--stage fails, job_failed_on_error--> failed
+
+    A task occupies its worker's slot from dispatch until that worker sends
+    the attempt's result or is lost, even when the task was canceled in
+    between: the process may still be running there.                      */
+#include "shoal/scheduler.h"
+
+#include "shoal/params.h"
+#include "shoal/protocol.h"
+#include "shoal/spawn.h"
+
+#include <czmq.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- data --------------------------------------------------------- */
+
+struct shoal_task {
+    shoal_job_t *job;            /* owner                                   */
+    json_t *entry;               /* spawn entry overlaying the job params  */
+    char *error;                 /* why it failed, NULL when it did not    */
+    const char *worker_name;     /* last worker (interned), NULL if none   */
+    shoal_worker_t *worker;      /* holder of the current attempt, or NULL */
+    shoal_task_t *worker_prev;   /* links in worker->tasks                 */
+    shoal_task_t *worker_next;
+    shoal_task_t *ready_next;    /* link in job's ready FIFO               */
+    int64_t started_at;          /* dispatch time of the last attempt, ms  */
+    int64_t finished_at;         /* ms, 0 while not final                  */
+    int64_t duration_ms;         /* as reported by the worker              */
+    uint32_t id;                 /* index in job->tasks                    */
+    uint32_t stage;              /* index in the job class's stages        */
+    int32_t index;               /* position in its stage, -1: spawn task  */
+    uint32_t attempt;            /* dispatches so far; the fence           */
+    uint32_t losses;             /* times its worker was lost              */
+    int exit_code;               /* -1 until it exited                     */
+    int signal;                  /* 0 unless killed by a signal            */
+    shoal_task_state_t state;
+};
+
+/*  One stage of a job. Invariant: counts[] sum to task_count.             */
+typedef struct {
+    shoal_stage_state_t state;
+    uint32_t first_task;         /* id of its first task (the spawn task)  */
+    uint32_t task_count;
+    uint32_t counts[SHOAL_TASK_STATE_COUNT];
+    bool spawn_pending;          /* spawn task has not succeeded yet       */
+} s_stage_t;
+
+struct shoal_job {
+    char *id;
+    const shoal_job_class_t *cls;
+    json_t *params;              /* strings, secrets in clear              */
+    char *error;                 /* why it failed, NULL otherwise          */
+    uint64_t seq;                /* submission order, from 1               */
+    int64_t created_at;          /* ms                                     */
+    int64_t started_at;          /* ms, 0 until started                    */
+    int64_t finished_at;         /* ms, 0 until final                      */
+    shoal_job_state_t state;
+    uint32_t stage;              /* current stage while running            */
+    s_stage_t *stages;           /* cls->stage_count of them               */
+    shoal_task_t **tasks;        /* all tasks by id                        */
+    uint32_t task_count;
+    uint32_t task_cap;
+    shoal_task_t *ready_head;    /* FIFO of tasks waiting for a slot       */
+    shoal_task_t *ready_tail;
+    shoal_job_t *rr_prev;        /* ring of jobs with ready tasks          */
+    shoal_job_t *rr_next;
+    bool in_rr;
+};
+
+struct shoal_worker {
+    char *key;                   /* routing key, hash key in workers       */
+    const char *name;            /* interned display name                  */
+    char *host;
+    uint32_t slots;              /* credit it announced                    */
+    uint32_t busy;               /* attempts it holds for us               */
+    int64_t connected_at;        /* ms                                     */
+    int64_t last_seen;           /* ms of its last message                 */
+    shoal_task_t *tasks;         /* attempts it holds (linked list)        */
+    shoal_worker_t *free_prev;   /* ring of workers with a free slot       */
+    shoal_worker_t *free_next;
+    shoal_worker_t *grave_next;  /* graveyard link once gone               */
+    bool in_free;
+    bool alive;
+};
+
+struct shoal_scheduler {
+    const shoal_defs_t *defs;
+    zhashx_t *jobs;              /* id -> shoal_job_t (owned via vector)   */
+    shoal_job_t **job_list;      /* in submission order                    */
+    size_t job_count;
+    size_t job_cap;
+    zhashx_t *workers;           /* key -> shoal_worker_t (freed by hand:
+                                    gone workers outlive their entry)      */
+    zhashx_t *names;             /* interned worker names                  */
+    shoal_worker_t *graveyard;   /* gone workers, freed when no action
+                                    can point at them any more             */
+    shoal_job_t *rr;             /* next job to take a ready task from     */
+    shoal_worker_t *free;        /* next worker to give a task to          */
+    shoal_action_t *actions;     /* FIFO ring buffer of pending actions    */
+    size_t action_head;
+    size_t action_count;
+    size_t action_cap;
+};
+
+/* ---- names ------------------------------------------------------- */
+
+static const char *s_job_states[] = { "created", "running", "succeeded",
+                                      "failed", "canceled" };
+static const char *s_stage_states[] = { "pending", "running", "succeeded",
+                                        "failed" };
+static const char *s_task_states[] = { "pending", "running", "succeeded",
+                                       "failed", "canceled" };
+
+const char *
+shoal_job_state_name (shoal_job_state_t state)
+{
+    return (unsigned) state < SHOAL_JOB_STATE_COUNT ? s_job_states[state] : "?";
+}
+
+const char *
+shoal_stage_state_name (shoal_stage_state_t state)
+{
+    return (unsigned) state < SHOAL_STAGE_STATE_COUNT ? s_stage_states[state]
+                                                      : "?";
+}
+
+const char *
+shoal_task_state_name (shoal_task_state_t state)
+{
+    return (unsigned) state < SHOAL_TASK_STATE_COUNT ? s_task_states[state]
+                                                     : "?";
+}
+
+int
+shoal_job_state_parse (const char *name)
+{
+    for (int i = 0; i < SHOAL_JOB_STATE_COUNT; i++)
+        if (strcmp (name, s_job_states[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- lifecycle --------------------------------------------------- */
+
+static void
+s_job_free (shoal_job_t *job)
+{
+    for (uint32_t i = 0; i < job->task_count; i++) {
+        shoal_task_t *task = job->tasks[i];
+        json_decref (task->entry);
+        free (task->error);
+        free (task);
+    }
+    free (job->tasks);
+    free (job->stages);
+    json_decref (job->params);
+    free (job->error);
+    free (job->id);
+    free (job);
+}
+
+static void
+s_worker_free (shoal_worker_t *worker)
+{
+    free (worker->key);
+    free (worker->host);
+    free (worker);
+}
+
+shoal_scheduler_t *
+shoal_scheduler_new (const shoal_defs_t *defs)
+{
+    shoal_scheduler_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->defs = defs;
+    self->jobs = zhashx_new ();
+    self->workers = zhashx_new ();
+    self->names = zhashx_new ();
+    if (!self->jobs || !self->workers || !self->names) {
+        shoal_scheduler_destroy (&self);
+        return NULL;
+    }
+    /* Names are interned copies: tasks keep pointing at them after the
+       worker is gone. The hash duplicates and frees the strings. */
+    zhashx_set_duplicator (self->names, (zhashx_duplicator_fn *) strdup);
+    zhashx_set_destructor (self->names, (zhashx_destructor_fn *) zstr_free);
+    return self;
+}
+
+static void
+s_graveyard_clear (shoal_scheduler_t *self)
+{
+    while (self->graveyard) {
+        shoal_worker_t *next = self->graveyard->grave_next;
+        s_worker_free (self->graveyard);
+        self->graveyard = next;
+    }
+}
+
+void
+shoal_scheduler_destroy (shoal_scheduler_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    shoal_scheduler_t *self = *self_p;
+    for (size_t i = 0; i < self->job_count; i++)
+        s_job_free (self->job_list[i]);
+    free (self->job_list);
+    zhashx_destroy (&self->jobs);
+    for (shoal_worker_t *worker = zhashx_first (self->workers); worker;
+         worker = zhashx_next (self->workers))
+        s_worker_free (worker);
+    zhashx_destroy (&self->workers);
+    s_graveyard_clear (self);
+    zhashx_destroy (&self->names);
+    free (self->actions);
+    free (self);
+    *self_p = NULL;
+}
+
+/* ---- actions ------------------------------------------------------ */
+
+static void
+s_emit (shoal_scheduler_t *self, shoal_action_type_t type,
+        shoal_worker_t *worker, shoal_task_t *task, shoal_job_t *job)
+{
+    if (self->action_count == self->action_cap) {
+        size_t cap = self->action_cap ? self->action_cap * 2 : 64;
+        shoal_action_t *grown = malloc (cap * sizeof *grown);
+        assert (grown);   /* the queue only holds what one event caused */
+        for (size_t i = 0; i < self->action_count; i++)
+            grown[i] = self->actions[(self->action_head + i) % self->action_cap];
+        free (self->actions);
+        self->actions = grown;
+        self->action_cap = cap;
+        self->action_head = 0;
+    }
+    size_t tail = (self->action_head + self->action_count) % self->action_cap;
+    self->actions[tail] = (shoal_action_t) {
+        .type = type,
+        .worker = worker,
+        .task = task,
+        .job = job,
+        .attempt = task ? task->attempt : 0,
+    };
+    self->action_count++;
+}
+
+/*  Whether an action still means what it meant when it was queued.       */
+static bool
+s_action_current (const shoal_action_t *action)
+{
+    switch (action->type) {
+        case SHOAL_ACTION_DISPATCH:
+            return action->worker->alive
+                   && action->task->worker == action->worker
+                   && action->task->attempt == action->attempt
+                   && action->task->state == SHOAL_TASK_RUNNING;
+        case SHOAL_ACTION_CANCEL:
+            return action->worker->alive
+                   && action->task->worker == action->worker
+                   && action->task->attempt == action->attempt;
+        case SHOAL_ACTION_HEARTBEAT:
+            return action->worker->alive;
+        default:
+            return true;
+    }
+}
+
+bool
+shoal_scheduler_next_action (shoal_scheduler_t *self, shoal_action_t *action)
+{
+    while (self->action_count) {
+        *action = self->actions[self->action_head];
+        self->action_head = (self->action_head + 1) % self->action_cap;
+        self->action_count--;
+        if (s_action_current (action))
+            return true;
+    }
+    return false;
+}
+
+/* ---- rings and queues -------------------------------------------- */
+
+static void
+s_rr_add (shoal_scheduler_t *self, shoal_job_t *job)
+{
+    if (job->in_rr)
+        return;
+    job->in_rr = true;
+    if (!self->rr) {
+        job->rr_prev = job->rr_next = job;
+        self->rr = job;
+        return;
+    }
+    /* Insert just before the ring's head: it comes last in this round. */
+    job->rr_next = self->rr;
+    job->rr_prev = self->rr->rr_prev;
+    job->rr_prev->rr_next = job;
+    self->rr->rr_prev = job;
+}
+
+static void
+s_rr_remove (shoal_scheduler_t *self, shoal_job_t *job)
+{
+    if (!job->in_rr)
+        return;
+    job->in_rr = false;
+    if (job->rr_next == job)
+        self->rr = NULL;
+    else {
+        job->rr_prev->rr_next = job->rr_next;
+        job->rr_next->rr_prev = job->rr_prev;
+        if (self->rr == job)
+            self->rr = job->rr_next;
+    }
+    job->rr_prev = job->rr_next = NULL;
+}
+
+static void
+s_free_add (shoal_scheduler_t *self, shoal_worker_t *worker)
+{
+    if (worker->in_free || !worker->alive || worker->busy >= worker->slots)
+        return;
+    worker->in_free = true;
+    if (!self->free) {
+        worker->free_prev = worker->free_next = worker;
+        self->free = worker;
+        return;
+    }
+    worker->free_next = self->free;
+    worker->free_prev = self->free->free_prev;
+    worker->free_prev->free_next = worker;
+    self->free->free_prev = worker;
+}
+
+static void
+s_free_remove (shoal_scheduler_t *self, shoal_worker_t *worker)
+{
+    if (!worker->in_free)
+        return;
+    worker->in_free = false;
+    if (worker->free_next == worker)
+        self->free = NULL;
+    else {
+        worker->free_prev->free_next = worker->free_next;
+        worker->free_next->free_prev = worker->free_prev;
+        if (self->free == worker)
+            self->free = worker->free_next;
+    }
+    worker->free_prev = worker->free_next = NULL;
+}
+
+static void
+s_ready_push (shoal_scheduler_t *self, shoal_task_t *task, bool front)
+{
+    shoal_job_t *job = task->job;
+    task->ready_next = NULL;
+    if (!job->ready_head)
+        job->ready_head = job->ready_tail = task;
+    else if (front) {
+        task->ready_next = job->ready_head;
+        job->ready_head = task;
+    }
+    else {
+        job->ready_tail->ready_next = task;
+        job->ready_tail = task;
+    }
+    s_rr_add (self, job);
+}
+
+static shoal_task_t *
+s_ready_pop (shoal_job_t *job)
+{
+    shoal_task_t *task = job->ready_head;
+    if (task) {
+        job->ready_head = task->ready_next;
+        if (!job->ready_head)
+            job->ready_tail = NULL;
+        task->ready_next = NULL;
+    }
+    return task;
+}
+
+/*  Attaches the current attempt of `task` to `worker`'s slot.            */
+static void
+s_hold (shoal_scheduler_t *self, shoal_worker_t *worker, shoal_task_t *task)
+{
+    task->worker = worker;
+    task->worker_prev = NULL;
+    task->worker_next = worker->tasks;
+    if (worker->tasks)
+        worker->tasks->worker_prev = task;
+    worker->tasks = task;
+    worker->busy++;
+    if (worker->busy >= worker->slots)
+        s_free_remove (self, worker);
+}
+
+/*  Gives `task`'s slot back to its worker.                                */
+static void
+s_release (shoal_scheduler_t *self, shoal_task_t *task)
+{
+    shoal_worker_t *worker = task->worker;
+    if (!worker)
+        return;
+    if (task->worker_prev)
+        task->worker_prev->worker_next = task->worker_next;
+    else
+        worker->tasks = task->worker_next;
+    if (task->worker_next)
+        task->worker_next->worker_prev = task->worker_prev;
+    task->worker_prev = task->worker_next = NULL;
+    task->worker = NULL;
+    worker->busy--;
+    s_free_add (self, worker);
+}
+
+/* ---- counting ------------------------------------------------------ */
+
+static void
+s_task_set_state (shoal_task_t *task, shoal_task_state_t state)
+{
+    s_stage_t *stage = &task->job->stages[task->stage];
+    stage->counts[task->state]--;
+    stage->counts[state]++;
+    task->state = state;
+}
+
+static shoal_task_t *
+s_task_new (shoal_job_t *job, uint32_t stage, int32_t index, json_t *entry)
+{
+    if (job->task_count == job->task_cap) {
+        uint32_t cap = job->task_cap ? job->task_cap * 2 : 4;
+        shoal_task_t **grown = realloc (job->tasks, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        job->tasks = grown;
+        job->task_cap = cap;
+    }
+    shoal_task_t *task = calloc (1, sizeof *task);
+    if (!task)
+        return NULL;
+    task->job = job;
+    task->id = job->task_count;
+    task->stage = stage;
+    task->index = index;
+    task->entry = entry ? json_incref (entry) : NULL;
+    task->exit_code = -1;
+    task->state = SHOAL_TASK_PENDING;
+    job->tasks[job->task_count++] = task;
+    s_stage_t *s = &job->stages[stage];
+    s->task_count++;
+    s->counts[SHOAL_TASK_PENDING]++;
+    return task;
+}
+
+/* ---- dispatch ------------------------------------------------------ */
+
+/*  Hands ready tasks to free slots until one of the two runs out. Each
+    round takes one task from the next job in the ring and gives it to the
+    next worker in the free ring: fair between jobs, spread over workers. */
+static void
+s_dispatch (shoal_scheduler_t *self, int64_t now)
+{
+    while (self->rr && self->free) {
+        shoal_job_t *job = self->rr;
+        shoal_task_t *task = s_ready_pop (job);
+        if (!job->ready_head)
+            s_rr_remove (self, job);
+        else
+            self->rr = job->rr_next;
+        if (!task)
+            continue;
+        shoal_worker_t *worker = self->free;
+        self->free = worker->free_next;
+        task->attempt++;
+        task->started_at = now;
+        task->worker_name = worker->name;
+        s_task_set_state (task, SHOAL_TASK_RUNNING);
+        s_hold (self, worker, task);
+        s_emit (self, SHOAL_ACTION_DISPATCH, worker, task, job);
+    }
+}
+
+/* ---- stages and jobs ------------------------------------------------- */
+
+static void s_stage_start (shoal_scheduler_t *self, shoal_job_t *job,
+                           uint32_t index, int64_t now);
+
+static void
+s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
+           const char *error, int64_t now)
+{
+    /* Nothing waiting may start; whatever runs is told to stop. */
+    shoal_task_t *task;
+    while ((task = s_ready_pop (job)))
+        s_task_set_state (task, SHOAL_TASK_CANCELED);
+    s_rr_remove (self, job);
+    for (uint32_t i = 0; i < job->task_count; i++) {
+        task = job->tasks[i];
+        if (task->state == SHOAL_TASK_RUNNING) {
+            s_task_set_state (task, SHOAL_TASK_CANCELED);
+            task->finished_at = now;
+            s_emit (self, SHOAL_ACTION_CANCEL, task->worker, task, job);
+        }
+    }
+    job->state = state;
+    job->finished_at = now;
+    if (error && !job->error)
+        job->error = strdup (error);
+    s_emit (self, SHOAL_ACTION_JOB_ENDED, NULL, NULL, job);
+}
+
+/*  Called when a stage may have ended: ends it if nothing is left to run,
+    then starts the next stage or ends the job.                            */
+static void
+s_stage_check (shoal_scheduler_t *self, shoal_job_t *job, int64_t now)
+{
+    s_stage_t *stage = &job->stages[job->stage];
+    if (job->state != SHOAL_JOB_RUNNING || stage->state != SHOAL_STAGE_RUNNING)
+        return;
+    if (stage->spawn_pending || stage->counts[SHOAL_TASK_PENDING]
+        || stage->counts[SHOAL_TASK_RUNNING])
+        return;
+    stage->state = stage->counts[SHOAL_TASK_FAILED] ? SHOAL_STAGE_FAILED
+                                                     : SHOAL_STAGE_SUCCEEDED;
+    if (job->stage + 1 < job->cls->stage_count)
+        s_stage_start (self, job, job->stage + 1, now);
+    else
+        s_job_end (self, job, SHOAL_JOB_SUCCEEDED, NULL, now);
+}
+
+static void
+s_stage_start (shoal_scheduler_t *self, shoal_job_t *job, uint32_t index,
+               int64_t now)
+{
+    const shoal_stage_def_t *def = &job->cls->stages[index];
+    s_stage_t *stage = &job->stages[index];
+    job->stage = index;
+    stage->state = SHOAL_STAGE_RUNNING;
+    stage->first_task = job->task_count;
+    stage->spawn_pending = def->spawn_task != NULL;
+    shoal_task_t *task = s_task_new (job, index, def->spawn_task ? -1 : 0,
+                                     NULL);
+    if (!task) {
+        stage->spawn_pending = false;
+        stage->state = SHOAL_STAGE_FAILED;
+        s_job_end (self, job, SHOAL_JOB_FAILED, "out of memory", now);
+        return;
+    }
+    s_ready_push (self, task, false);
+}
+
+/*  Fans a stage out from a spawn list: one task per entry.               */
+static int
+s_fan_out (shoal_scheduler_t *self, shoal_task_t *spawn, json_t *list,
+           shoal_error_t *err)
+{
+    int rc = shoal_spawn_check (list, SHOAL_SPAWN_MAX_ENTRIES, err);
+    if (rc)
+        return rc;
+    size_t index;
+    json_t *entry;
+    json_array_foreach (list, index, entry) {
+        shoal_task_t *task
+            = s_task_new (spawn->job, spawn->stage, (int32_t) index, entry);
+        if (!task)
+            return shoal_error_set (err, SHOAL_ENOMEM, NULL,
+                                    "out of memory after %zu spawn entries",
+                                    index);
+        s_ready_push (self, task, false);
+    }
+    return 0;
+}
+
+/*  Describes a failed attempt for the task's `error` field.              */
+static void
+s_describe_failure (const shoal_result_t *result, char *buf, size_t size)
+{
+    switch (result->status) {
+        case SHOAL_RESULT_EXITED:
+            snprintf (buf, size, "exited with code %d", result->exit_code);
+            break;
+        case SHOAL_RESULT_SIGNALED:
+            snprintf (buf, size, "killed by signal %d", result->signal);
+            break;
+        case SHOAL_RESULT_CANCELED:
+            snprintf (buf, size, "canceled");
+            break;
+        default:
+            snprintf (buf, size, "%s", result->error ? result->error : "error");
+            break;
+    }
+}
+
+/*  Records that `task` failed with `why` and applies the stage's policy.  */
+static void
+s_task_failed (shoal_scheduler_t *self, shoal_task_t *task, const char *why,
+               int64_t now)
+{
+    shoal_job_t *job = task->job;
+    free (task->error);
+    task->error = strdup (why);
+    task->finished_at = now;
+    s_task_set_state (task, SHOAL_TASK_FAILED);
+    s_stage_t *stage = &job->stages[task->stage];
+    if (task->index < 0)
+        stage->spawn_pending = false;   /* nothing will be fanned out */
+    const shoal_stage_def_t *def = &job->cls->stages[task->stage];
+    if (def->job_failed_on_error) {
+        char error[700];
+        if (task->index < 0)
+            snprintf (error, sizeof error,
+                      "stage '%s': spawn task %u failed: %s", def->name,
+                      task->id, why);
+        else
+            snprintf (error, sizeof error, "stage '%s': task %u failed: %s",
+                      def->name, task->id, why);
+        stage->state = SHOAL_STAGE_FAILED;
+        s_job_end (self, job, SHOAL_JOB_FAILED, error, now);
+        return;
+    }
+    s_stage_check (self, job, now);
+}
+
+shoal_job_t *
+shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
+                        const shoal_job_class_t *job_class, json_t *params,
+                        bool start, int64_t now, shoal_error_t *err)
+{
+    if (zhashx_lookup (self->jobs, id)) {
+        json_decref (params);
+        shoal_error_set (err, SHOAL_EINVAL, "id", "job id '%s' is taken", id);
+        return NULL;
+    }
+    if (self->job_count == self->job_cap) {
+        size_t cap = self->job_cap ? self->job_cap * 2 : 64;
+        shoal_job_t **grown = realloc (self->job_list, cap * sizeof *grown);
+        if (!grown) {
+            json_decref (params);
+            shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+            return NULL;
+        }
+        self->job_list = grown;
+        self->job_cap = cap;
+    }
+    shoal_job_t *job = calloc (1, sizeof *job);
+    if (job) {
+        job->id = strdup (id);
+        job->stages = calloc (job_class->stage_count, sizeof *job->stages);
+    }
+    if (!job || !job->id || !job->stages) {
+        if (job) {
+            free (job->id);
+            free (job->stages);
+            free (job);
+        }
+        json_decref (params);
+        shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    job->cls = job_class;
+    job->params = params;
+    job->seq = self->job_count + 1;
+    job->created_at = now;
+    job->state = SHOAL_JOB_CREATED;
+    self->job_list[self->job_count++] = job;
+    zhashx_insert (self->jobs, job->id, job);
+    if (start)
+        shoal_scheduler_start (self, id, now, NULL);
+    return job;
+}
+
+int
+shoal_scheduler_start (shoal_scheduler_t *self, const char *id, int64_t now,
+                       shoal_error_t *err)
+{
+    shoal_job_t *job = zhashx_lookup (self->jobs, id);
+    if (!job)
+        return shoal_error_set (err, SHOAL_ENOTFOUND, "id", "no job '%s'", id);
+    if (job->state != SHOAL_JOB_CREATED)
+        return shoal_error_set (err, SHOAL_ESTATE, "state",
+                                "job '%s' is %s, not created", id,
+                                shoal_job_state_name (job->state));
+    job->state = SHOAL_JOB_RUNNING;
+    job->started_at = now;
+    s_stage_start (self, job, 0, now);
+    s_dispatch (self, now);
+    return 0;
+}
+
+shoal_job_t *
+shoal_scheduler_job (shoal_scheduler_t *self, const char *id)
+{
+    return zhashx_lookup (self->jobs, id);
+}
+
+size_t
+shoal_scheduler_job_count (const shoal_scheduler_t *self)
+{
+    return self->job_count;
+}
+
+/* ---- workers ------------------------------------------------------ */
+
+static const char *
+s_intern (shoal_scheduler_t *self, const char *name)
+{
+    const char *interned = zhashx_lookup (self->names, name);
+    if (!interned) {
+        /* The hash's duplicator copies the item; key and item are the
+           same text, so look the copy up again. */
+        zhashx_insert (self->names, name, (void *) name);
+        interned = zhashx_lookup (self->names, name);
+    }
+    return interned;
+}
+
+shoal_worker_t *
+shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
+                              const char *name, const char *host,
+                              uint32_t slots, int64_t now)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    if (!worker) {
+        worker = calloc (1, sizeof *worker);
+        if (!worker)
+            return NULL;
+        worker->key = strdup (key);
+        worker->host = strdup (host);
+        if (!worker->key || !worker->host) {
+            s_worker_free (worker);
+            return NULL;
+        }
+        worker->alive = true;
+        worker->connected_at = now;
+        zhashx_insert (self->workers, worker->key, worker);
+    }
+    worker->name = s_intern (self, name);
+    worker->slots = slots;
+    worker->last_seen = now;
+    if (worker->busy < worker->slots)
+        s_free_add (self, worker);
+    else
+        s_free_remove (self, worker);
+    s_dispatch (self, now);
+    return worker;
+}
+
+shoal_worker_t *
+shoal_scheduler_worker_seen (shoal_scheduler_t *self, const char *key,
+                             int64_t now)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    if (worker)
+        worker->last_seen = now;
+    return worker;
+}
+
+void
+shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
+                             bool lost, int64_t now)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    if (!worker)
+        return;
+    s_free_remove (self, worker);
+    worker->alive = false;
+    while (worker->tasks) {
+        shoal_task_t *task = worker->tasks;
+        s_release (self, task);
+        if (task->state != SHOAL_TASK_RUNNING)
+            continue;   /* canceled meanwhile: nothing to re-run */
+        if (lost)
+            task->losses++;
+        if (task->losses >= SHOAL_MAX_WORKER_LOSSES) {
+            char why[128];
+            snprintf (why, sizeof why, "worker lost %u times",
+                      task->losses);
+            s_task_failed (self, task, why, now);
+            continue;
+        }
+        s_task_set_state (task, SHOAL_TASK_PENDING);
+        s_ready_push (self, task, true);
+    }
+    /* Out of the table now; the memory goes to the graveyard because
+       queued actions may still point at it. */
+    zhashx_delete (self->workers, key);
+    worker->grave_next = self->graveyard;
+    self->graveyard = worker;
+    s_dispatch (self, now);
+}
+
+int
+shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
+                        const char *job_id, uint32_t task_id,
+                        uint32_t attempt, const shoal_result_t *result,
+                        int64_t now, shoal_error_t *err)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    if (!worker)
+        return shoal_error_set (err, SHOAL_ENOTFOUND, "worker",
+                                "result from an unknown worker");
+    worker->last_seen = now;
+    shoal_job_t *job = zhashx_lookup (self->jobs, job_id);
+    shoal_task_t *task = job && task_id < job->task_count ? job->tasks[task_id]
+                                                          : NULL;
+    if (!task)
+        return shoal_error_set (err, SHOAL_ENOTFOUND, "task",
+                                "result for unknown task %s/%u", job_id,
+                                task_id);
+    if (task->worker != worker || task->attempt != attempt)
+        return shoal_error_set (err, SHOAL_ESTATE, "attempt",
+                                "stale result for task %s/%u attempt %u "
+                                "(current %u)", job_id, task_id, attempt,
+                                task->attempt);
+    s_release (self, task);
+    if (task->state == SHOAL_TASK_RUNNING) {
+        task->duration_ms = result->duration_ms;
+        task->exit_code = result->status == SHOAL_RESULT_EXITED
+                              ? result->exit_code : -1;
+        task->signal = result->status == SHOAL_RESULT_SIGNALED
+                           ? result->signal : 0;
+        bool ok = result->status == SHOAL_RESULT_EXITED
+                  && result->exit_code == 0;
+        if (ok && task->index < 0) {
+            shoal_error_t spawn_err = { 0 };
+            json_t *list = result->spawn;
+            if (!list)
+                shoal_error_set (&spawn_err, SHOAL_EINVAL, "spawn",
+                                 "spawn task sent no spawn list");
+            if (!list || s_fan_out (self, task, list, &spawn_err)) {
+                s_task_failed (self, task, spawn_err.message, now);
+                s_dispatch (self, now);
+                return 0;
+            }
+            job->stages[task->stage].spawn_pending = false;
+        }
+        if (ok) {
+            task->finished_at = now;
+            s_task_set_state (task, SHOAL_TASK_SUCCEEDED);
+            s_stage_check (self, job, now);
+        }
+        else {
+            char why[600];
+            s_describe_failure (result, why, sizeof why);
+            s_task_failed (self, task, why, now);
+        }
+    }
+    s_dispatch (self, now);
+    return 0;
+}
+
+void
+shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
+{
+    if (!self->action_count)
+        s_graveyard_clear (self);
+    int64_t deadline = (int64_t) SHOAL_HEARTBEAT_MS * SHOAL_HEARTBEAT_LIVENESS;
+    /* Collect first: worker_gone changes the table we walk. O(workers). */
+    zlistx_t *lost = zlistx_new ();
+    for (shoal_worker_t *worker = zhashx_first (self->workers); worker;
+         worker = zhashx_next (self->workers)) {
+        if (now - worker->last_seen > deadline)
+            zlistx_add_end (lost, worker->key);
+        else
+            s_emit (self, SHOAL_ACTION_HEARTBEAT, worker, NULL, NULL);
+    }
+    for (const char *key = zlistx_first (lost); key; key = zlistx_next (lost))
+        shoal_scheduler_worker_gone (self, key, true, now);
+    zlistx_destroy (&lost);
+}
+
+/* ---- reading the state --------------------------------------------- */
+
+const char *shoal_job_id (const shoal_job_t *job) { return job->id; }
+shoal_job_state_t shoal_job_state (const shoal_job_t *job) { return job->state; }
+const shoal_job_class_t *shoal_job_class (const shoal_job_t *job) { return job->cls; }
+size_t shoal_job_task_count (const shoal_job_t *job) { return job->task_count; }
+
+shoal_task_t *
+shoal_job_task (const shoal_job_t *job, uint32_t task_id)
+{
+    return task_id < job->task_count ? job->tasks[task_id] : NULL;
+}
+
+shoal_job_t *shoal_task_job (const shoal_task_t *task) { return task->job; }
+uint32_t shoal_task_id (const shoal_task_t *task) { return task->id; }
+uint32_t shoal_task_stage (const shoal_task_t *task) { return task->stage; }
+bool shoal_task_is_spawn (const shoal_task_t *task) { return task->index < 0; }
+shoal_task_state_t shoal_task_state (const shoal_task_t *task) { return task->state; }
+uint32_t shoal_task_attempt (const shoal_task_t *task) { return task->attempt; }
+const char *shoal_task_worker_name (const shoal_task_t *task) { return task->worker_name; }
+
+const char *shoal_worker_key (const shoal_worker_t *worker) { return worker->key; }
+const char *shoal_worker_name (const shoal_worker_t *worker) { return worker->name; }
+uint32_t shoal_worker_busy (const shoal_worker_t *worker) { return worker->busy; }
+
+static const shoal_task_class_t *
+s_task_class (const shoal_task_t *task)
+{
+    const shoal_stage_def_t *def = &task->job->cls->stages[task->stage];
+    return task->index < 0 ? def->spawn_task : def->task_class;
+}
+
+json_t *
+shoal_task_params (const shoal_task_t *task)
+{
+    json_t *params = json_copy (task->job->params);
+    const char *key;
+    json_t *value;
+    json_object_foreach (task->entry, key, value) {
+        char text[64];
+        if (json_is_string (value))
+            json_object_set (params, key, value);
+        else if (shoal_params_scalar_string (value, text, sizeof text))
+            json_object_set_new (params, key, json_string (text));
+    }
+    return params;
+}
+
+static json_t *
+s_inputs_to_wire (const shoal_task_class_t *cls)
+{
+    json_t *inputs = json_array ();
+    for (size_t i = 0; i < cls->input_count; i++) {
+        const shoal_input_t *input = &cls->inputs[i];
+        json_t *item = json_pack ("{s:s, s:s}", "name", input->name, "source",
+                                  shoal_source_name (input->source));
+        if (input->default_value)
+            json_object_set_new (item, "default",
+                                 json_string (input->default_value));
+        json_array_append_new (inputs, item);
+    }
+    return inputs;
+}
+
+json_t *
+shoal_task_wire_body (const shoal_task_t *task)
+{
+    const shoal_task_class_t *cls = s_task_class (task);
+    json_t *args = json_array ();
+    for (size_t i = 0; i < cls->exec_argc; i++)
+        json_array_append_new (args, json_string (cls->exec_args[i]));
+    return json_pack ("{s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}",
+                      "job", task->job->id,
+                      "task", (json_int_t) task->id,
+                      "attempt", (json_int_t) task->attempt,
+                      "kind", task->index < 0 ? SHOAL_KIND_SPAWN
+                                              : SHOAL_KIND_TASK,
+                      "command", cls->exec_command,
+                      "args", args,
+                      "inputs", s_inputs_to_wire (cls),
+                      "params", shoal_task_params (task));
+}
+
+/*  An ISO 8601 UTC time, or JSON null for 0.                              */
+static json_t *
+s_time_json (int64_t ms)
+{
+    if (!ms)
+        return json_null ();
+    time_t seconds = (time_t) (ms / 1000);
+    struct tm tm;
+    gmtime_r (&seconds, &tm);
+    char text[96];
+    snprintf (text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+              tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+    return json_string (text);
+}
+
+static json_t *
+s_string_or_null (const char *text)
+{
+    return text ? json_string (text) : json_null ();
+}
+
+json_t *
+shoal_job_to_json (const shoal_job_t *job)
+{
+    json_t *stages = json_array ();
+    for (size_t i = 0; i < job->cls->stage_count; i++) {
+        const s_stage_t *stage = &job->stages[i];
+        const shoal_stage_def_t *def = &job->cls->stages[i];
+        json_array_append_new (stages, json_pack (
+            "{s:s, s:s, s:s, s:o, s:b, s:{s:i, s:i, s:i, s:i, s:i, s:i}}",
+            "name", def->name,
+            "state", shoal_stage_state_name (stage->state),
+            "task_class", def->task_class->id,
+            "spawn_task", s_string_or_null (def->spawn_task
+                                                ? def->spawn_task->id : NULL),
+            "job_failed_on_error", def->job_failed_on_error,
+            "tasks",
+            "total", (int) stage->task_count,
+            "pending", (int) stage->counts[SHOAL_TASK_PENDING],
+            "running", (int) stage->counts[SHOAL_TASK_RUNNING],
+            "succeeded", (int) stage->counts[SHOAL_TASK_SUCCEEDED],
+            "failed", (int) stage->counts[SHOAL_TASK_FAILED],
+            "canceled", (int) stage->counts[SHOAL_TASK_CANCELED]));
+    }
+    return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+                      "id", job->id,
+                      "job", job->cls->id,
+                      "state", shoal_job_state_name (job->state),
+                      "params", shoal_params_masked (job->cls, job->params),
+                      "created_at", s_time_json (job->created_at),
+                      "started_at", s_time_json (job->started_at),
+                      "finished_at", s_time_json (job->finished_at),
+                      "error", s_string_or_null (job->error),
+                      "stages", stages);
+}
+
+json_t *
+shoal_task_to_json (const shoal_task_t *task)
+{
+    const shoal_job_t *job = task->job;
+    json_t *params = shoal_task_params (task);
+    json_t *masked = shoal_params_masked (job->cls, params);
+    json_decref (params);
+    return json_pack (
+        "{s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, "
+        "s:o, s:o}",
+        "id", (json_int_t) task->id,
+        "stage", job->cls->stages[task->stage].name,
+        "stage_index", (json_int_t) task->stage,
+        "kind", task->index < 0 ? SHOAL_KIND_SPAWN : SHOAL_KIND_TASK,
+        "task_class", s_task_class (task)->id,
+        "state", shoal_task_state_name (task->state),
+        "index", task->index < 0 ? json_null () : json_integer (task->index),
+        "exit_code", task->exit_code >= 0 ? json_integer (task->exit_code)
+                                          : json_null (),
+        "attempts", (json_int_t) task->attempt,
+        "signal", task->signal ? json_integer (task->signal) : json_null (),
+        "worker", s_string_or_null (task->worker_name),
+        "params", masked,
+        "error", s_string_or_null (task->error),
+        "started_at", s_time_json (task->started_at),
+        "finished_at", s_time_json (task->finished_at));
+}
+
+json_t *
+shoal_job_tasks_to_json (const shoal_job_t *job)
+{
+    json_t *tasks = json_array ();
+    for (uint32_t i = 0; i < job->task_count; i++)
+        json_array_append_new (tasks, shoal_task_to_json (job->tasks[i]));
+    return json_pack ("{s:s, s:o}", "job", job->id, "tasks", tasks);
+}
+
+json_t *
+shoal_scheduler_jobs_to_json (const shoal_scheduler_t *self, int state,
+                              size_t limit, uint64_t before)
+{
+    json_t *jobs = json_array ();
+    size_t end = before && before <= self->job_count ? before - 1
+                                                     : self->job_count;
+    json_t *next = json_null ();
+    /* Newest first. O(jobs scanned); a state filter may scan far. */
+    for (size_t i = end; i > 0; i--) {
+        shoal_job_t *job = self->job_list[i - 1];
+        if (state >= 0 && job->state != (shoal_job_state_t) state)
+            continue;
+        if (json_array_size (jobs) == limit) {
+            json_decref (next);
+            next = json_sprintf ("%" PRIu64, job->seq + 1);
+            break;
+        }
+        json_array_append_new (jobs, shoal_job_to_json (job));
+    }
+    return json_pack ("{s:o, s:o}", "jobs", jobs, "next", next);
+}
+
+json_t *
+shoal_scheduler_workers_to_json (const shoal_scheduler_t *self)
+{
+    json_t *workers = json_array ();
+    for (shoal_worker_t *worker = zhashx_first (self->workers); worker;
+         worker = zhashx_next (self->workers))
+        json_array_append_new (workers, json_pack (
+            "{s:s, s:s, s:I, s:I, s:o, s:o}",
+            "id", worker->name,
+            "host", worker->host,
+            "slots", (json_int_t) worker->slots,
+            "busy", (json_int_t) worker->busy,
+            "connected_at", s_time_json (worker->connected_at),
+            "last_heartbeat", s_time_json (worker->last_seen)));
+    return json_pack ("{s:o}", "workers", workers);
+}

@@ -1,0 +1,233 @@
+"""Shared pieces of the integration tests: a real controller and real
+workers on loopback, each test with its own data directory and ports.
+
+Everything started here is stopped by PID when the cluster closes; nothing
+else is touched. Waits are bounded so a broken engine fails a test instead
+of hanging it; no assertion depends on how fast anything is.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+BUILD_DIR = os.environ.get("SHOAL_BUILD_DIR", os.path.join(os.getcwd(), "build"))
+SOURCE_DIR = os.environ.get(
+    "SHOAL_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+CONTROLLER = os.path.join(BUILD_DIR, "shoal-controller")
+WORKER = os.path.join(BUILD_DIR, "shoal-worker")
+
+FINAL_STATES = ("succeeded", "failed", "canceled")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, what="condition"):
+    """Polls predicate() until it returns a truthy value; fails on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def content_type(self):
+        return self.headers.get("Content-Type", "")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %s %r>" % (self.status, self.content_type, self.body[:300])
+
+
+class Cluster:
+    """A controller and its workers, started on loopback for one test."""
+
+    def __init__(self, definitions, tmp=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="shoal-it-")
+        self.data_dir = os.path.join(self.tmp, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.defs_path = os.path.join(self.tmp, "definitions.yaml")
+        with open(self.defs_path, "w") as f:
+            f.write(definitions)
+        self.http_port = free_port()
+        self.zmq_port = free_port()
+        self.controller = None
+        self.workers = {}
+        self.logs = []
+
+    # ---- processes ----------------------------------------------------
+    def _spawn(self, name, argv, env=None):
+        log_path = os.path.join(self.tmp, name + ".log")
+        self.logs.append(log_path)
+        log = open(log_path, "ab")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                env=full_env, cwd=self.tmp)
+        log.close()
+        return proc
+
+    def start_controller(self, extra=()):
+        self.controller = self._spawn("controller", [
+            CONTROLLER, "--definitions", self.defs_path,
+            "--data-dir", self.data_dir,
+            "--http", "127.0.0.1:%d" % self.http_port,
+            "--bind", "tcp://127.0.0.1:%d" % self.zmq_port,
+            "--log-level", "debug", *extra])
+        wait_for(self._ready, what="controller /readyz")
+        return self.controller
+
+    def _ready(self):
+        if self.controller.poll() is not None:
+            raise AssertionError("controller exited with %s:\n%s"
+                                 % (self.controller.returncode, self.dump_logs()))
+        try:
+            return self.get("/readyz").status == 200
+        except OSError:
+            return False
+
+    def start_worker(self, name, slots=2, env=None, wait=True):
+        proc = self._spawn(name, [
+            WORKER, "--connect", "tcp://127.0.0.1:%d" % self.zmq_port,
+            "--data-dir", self.data_dir, "--slots", str(slots),
+            "--name", name, "--log-level", "debug"], env=env)
+        self.workers[name] = proc
+        if wait:
+            wait_for(lambda: name in self.worker_names(),
+                     what="worker %s to join" % name)
+        return proc
+
+    def worker_names(self):
+        return [w["id"] for w in self.get("/api/v1/workers").json()["workers"]]
+
+    def kill(self, proc, sig=signal.SIGKILL):
+        if proc and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def close(self):
+        for proc in list(self.workers.values()):
+            self.kill(proc, signal.SIGTERM)
+        self.kill(self.controller, signal.SIGTERM)
+
+    def dump_logs(self):
+        out = []
+        for path in self.logs:
+            try:
+                with open(path, "rb") as f:
+                    text = f.read()[-6000:].decode(errors="replace")
+            except OSError:
+                continue
+            out.append("==== %s ====\n%s" % (os.path.basename(path), text))
+        return "\n".join(out)
+
+    # ---- HTTP ----------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, raw=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
+                                          timeout=30)
+        try:
+            hdrs = dict(headers or {})
+            data = raw
+            if body is not None:
+                data = json.dumps(body).encode()
+                hdrs.setdefault("Content-Type", "application/json")
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return Response(resp.status, dict(resp.getheaders()),
+                            resp.read().decode(errors="replace"))
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def submit(self, job, params=None, headers=None, start=True):
+        body = {"job": job, "params": params or {}}
+        if not start:
+            body["start"] = False
+        resp = self.post("/api/v1/jobs", body, headers=headers)
+        if resp.status != 201:
+            raise AssertionError("submit %s: %r" % (job, resp))
+        return resp.json()
+
+    def job(self, job_id):
+        return self.get("/api/v1/jobs/" + job_id).json()
+
+    def tasks(self, job_id):
+        return self.get("/api/v1/jobs/%s/tasks" % job_id).json()["tasks"]
+
+    def wait_job(self, job_id, timeout=120):
+        def final():
+            job = self.job(job_id)
+            return job if job["state"] in FINAL_STATES else None
+        return wait_for(final, timeout=timeout, interval=0.1,
+                        what="job %s to end" % job_id)
+
+    def job_dir(self, job_id):
+        return os.path.join(self.data_dir, "jobs", job_id)
+
+
+class ClusterTest(unittest.TestCase):
+    """Base class: self.cluster is closed and its logs shown on failure."""
+
+    definitions = None
+
+    def make_cluster(self, definitions=None):
+        cluster = Cluster(definitions or self.definitions)
+        self.addCleanup(self._close, cluster)
+        return cluster
+
+    def _close(self, cluster):
+        cluster.close()
+        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) \
+            if hasattr(self._outcome, "errors") else False
+        result = getattr(self._outcome, "result", None)
+        if result is not None and (result.failures or result.errors):
+            failed = True
+        if failed or os.environ.get("SHOAL_TEST_LOGS"):
+            print(cluster.dump_logs())
+        import shutil
+        shutil.rmtree(cluster.tmp, ignore_errors=True)
+
+    def assertProblem(self, resp, status, field=None):
+        """Asserts an application/problem+json answer with `status`."""
+        self.assertEqual(resp.status, status, resp)
+        self.assertTrue(resp.content_type.startswith("application/problem+json"),
+                        resp)
+        problem = resp.json()
+        for key in ("type", "title", "status", "detail"):
+            self.assertIn(key, problem, problem)
+        self.assertEqual(problem["status"], status, problem)
+        if field is not None:
+            self.assertEqual(problem.get("field"), field, problem)
+        return problem

@@ -1,0 +1,231 @@
+"""The engine end to end: real controller, real workers, real processes.
+
+Each task in these jobs runs tools/act.py, which appends a line to a
+marker file per task, so the tests can check that every task ran, ran
+exactly once, and ran in stage order.
+"""
+import os
+import signal
+import unittest
+
+from harness import ClusterTest, wait_for
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools")
+
+DEFINITIONS = """
+tasks:
+  act:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+      name: {source: parameter, default: one}
+      item: {source: parameter, default: "0"}
+      mode: {source: parameter, default: ok}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "{name}-{item}", "{mode}"]
+  first:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "first", "ok"]
+  last:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "last", "ok"]
+  spawn:
+    input:
+      TOOLS: {source: environment}
+      count: {source: parameter, default: "0"}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/spawn.py", "{count}"]
+  spawn-modes:
+    input:
+      TOOLS: {source: environment}
+      modes: {source: parameter}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/spawn.py", "--modes", "{modes}"]
+  missing-command:
+    exec_command: no-such-command-shoal-test
+jobs:
+  three-stages:
+    input:
+      count: {source: parameter}
+    stages:
+      - {name: first, task_class: first}
+      - {name: middle, task_class: act, spawn_task: spawn}
+      - {name: last, task_class: last}
+  strict:
+    input:
+      modes: {source: parameter}
+    stages:
+      - {name: spread, task_class: act, spawn_task: spawn-modes, job_failed_on_error: true}
+      - {name: after, task_class: last}
+  tolerant:
+    input:
+      modes: {source: parameter}
+    stages:
+      - {name: spread, task_class: act, spawn_task: spawn-modes, job_failed_on_error: false}
+      - {name: after, task_class: last}
+  slow-one:
+    input:
+      mode: {source: parameter}
+    stages:
+      - {name: only, task_class: act}
+  not-runnable:
+    stages:
+      - {name: only, task_class: missing-command}
+"""
+
+
+def read_marker(path):
+    """[(event, time_ns, pid)] from a marker file, [] if it is absent."""
+    try:
+        with open(path) as f:
+            return [(e, int(t), int(p)) for e, t, p in
+                    (line.split() for line in f if line.strip())]
+    except FileNotFoundError:
+        return []
+
+
+class EngineTest(ClusterTest):
+    definitions = DEFINITIONS
+
+    def setUp(self):
+        self.cluster = self.make_cluster()
+        self.markers = os.path.join(self.cluster.tmp, "markers")
+        self.env = {"TOOLS": TOOLS, "MARKERS": self.markers}
+        self.cluster.start_controller()
+
+    def marker(self, name):
+        return read_marker(os.path.join(self.markers, name))
+
+    def test_three_stage_job_with_200_spawned_tasks_runs_each_once(self):
+        c = self.cluster
+        c.start_worker("w1", slots=2, env=self.env)
+        c.start_worker("w2", slots=2, env=self.env)
+        job = c.submit("three-stages", {"count": 200})
+        done = c.wait_job(job["id"], timeout=240)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual([s["state"] for s in done["stages"]],
+                         ["succeeded"] * 3)
+        self.assertEqual(done["stages"][1]["tasks"]["total"], 201)
+        self.assertEqual(done["stages"][1]["tasks"]["succeeded"], 201)
+        # Every marker exists exactly once: one start, one done.
+        def once(name):
+            events = self.marker(name)
+            self.assertEqual([e for e, _, _ in events], ["start", "done"],
+                             name)
+            return events
+        first = once("first")
+        middle = [once("one-%d" % i) for i in range(200)]
+        last = once("last")
+        # Stage order: no middle task started before the first stage ended,
+        # and the last stage started after every middle task ended.
+        self.assertGreaterEqual(min(m[0][1] for m in middle), first[1][1])
+        self.assertGreaterEqual(last[0][1], max(m[1][1] for m in middle))
+        tasks = c.tasks(job["id"])
+        self.assertEqual(len(tasks), 1 + 1 + 200 + 1)
+        workers = {t["worker"] for t in tasks}
+        self.assertEqual(workers, {"w1", "w2"}, "tasks spread over both")
+        self.assertTrue(all(t["attempts"] == 1 for t in tasks))
+        spawned = [t for t in tasks if t["stage_index"] == 1
+                   and t["kind"] == "task"]
+        self.assertEqual(sorted(t["params"]["item"] for t in spawned),
+                         sorted(str(i) for i in range(200)))
+
+    def test_failure_fails_job_when_policy_is_true(self):
+        c = self.cluster
+        c.start_worker("w1", slots=2, env=self.env)
+        job = c.submit("strict", {"modes": "slow,fail,ok,ok,ok"})
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "failed", done)
+        self.assertIn("exited with code 1", done["error"])
+        spread, after = done["stages"]
+        self.assertEqual(spread["state"], "failed")
+        self.assertEqual(after["state"], "pending")
+        self.assertEqual(spread["tasks"]["failed"], 1)
+        self.assertEqual(spread["tasks"]["canceled"], 4)
+        # Pending tasks never started.
+        for i in (2, 3, 4):
+            self.assertEqual(self.marker("one-%d" % i), [], "task %d ran" % i)
+        # The running one was stopped: it started, never finished, and its
+        # process is gone once the worker has given its slot back.
+        slow = self.marker("one-0")
+        self.assertEqual([e for e, _, _ in slow], ["start"])
+        wait_for(lambda: all(w["busy"] == 0 for w in
+                             c.get("/api/v1/workers").json()["workers"]),
+                 what="worker to report the canceled task")
+        self.assertFalse(os.path.exists("/proc/%d" % slow[0][2]),
+                         "canceled task process still runs")
+        states = {t["index"]: t["state"] for t in c.tasks(job["id"])
+                  if t["kind"] == "task"}
+        self.assertEqual(states[0], "canceled")
+        self.assertEqual(states[1], "failed")
+
+    def test_failure_is_tolerated_when_policy_is_false(self):
+        c = self.cluster
+        c.start_worker("w1", slots=2, env=self.env)
+        job = c.submit("tolerant", {"modes": "fail,ok,ok"})
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        spread, after = done["stages"]
+        self.assertEqual(spread["state"], "failed")
+        self.assertEqual(spread["tasks"]["failed"], 1)
+        self.assertEqual(spread["tasks"]["succeeded"], 3)  # spawn + 2
+        self.assertEqual(after["state"], "succeeded")
+        failed = [t for t in c.tasks(job["id"]) if t["state"] == "failed"]
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(failed[0]["exit_code"], 1)
+        log = c.get("/api/v1/jobs/%s/tasks/%d/log" % (job["id"], failed[0]["id"]))
+        self.assertEqual(log.status, 200)
+        self.assertIn("failing on purpose", log.body)
+
+    def test_task_of_killed_worker_completes_on_the_other(self):
+        c = self.cluster
+        env = dict(self.env, ACT_SLEEP="2")
+        c.start_worker("w1", slots=1, env=env)
+        c.start_worker("w2", slots=1, env=env)
+        job = c.submit("slow-one", {"mode": "slow"})
+        wait_for(lambda: self.marker("one-0"), what="the task to start")
+        first_worker = c.tasks(job["id"])[0]["worker"]
+        c.kill(c.workers[first_worker], signal.SIGKILL)
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        task = c.tasks(job["id"])[0]
+        self.assertEqual(task["attempts"], 2)
+        self.assertNotEqual(task["worker"], first_worker)
+        events = [e for e, _, _ in self.marker("one-0")]
+        self.assertEqual(events.count("done"), 1, events)
+        self.assertNotIn(first_worker, c.worker_names())
+
+    def test_command_not_found_fails_the_task_with_the_reason(self):
+        c = self.cluster
+        c.start_worker("w1", slots=1, env=self.env)
+        job = c.submit("not-runnable")
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "failed")
+        self.assertIn("no-such-command-shoal-test", done["error"])
+        task = c.tasks(job["id"])[0]
+        self.assertIn("No such file or directory", task["error"])
+
+    def test_missing_environment_input_fails_the_task_naming_it(self):
+        c = self.cluster
+        c.start_worker("w1", slots=1, env={"MARKERS": self.markers})
+        job = c.submit("slow-one", {"mode": "ok"})
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "failed")
+        self.assertIn("TOOLS", c.tasks(job["id"])[0]["error"])
+
+    def test_job_waits_for_a_worker(self):
+        c = self.cluster
+        job = c.submit("slow-one", {"mode": "ok"})
+        self.assertEqual(c.job(job["id"])["state"], "running")
+        c.start_worker("late", slots=1, env=self.env)
+        self.assertEqual(c.wait_job(job["id"])["state"], "succeeded")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

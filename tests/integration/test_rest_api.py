@@ -1,0 +1,225 @@
+"""The REST API of a real controller: every route, every refusal.
+
+Each error is checked for its status, the problem+json content type and
+body, and the field it names. Nothing here needs a worker.
+"""
+import json
+import socket
+import unittest
+
+from harness import ClusterTest
+
+DEFINITIONS = """
+tasks:
+  export-data:
+    input:
+      data_id: {source: parameter}
+      basic_auth: {source: parameter}
+      level: {source: parameter, default: info}
+    exec_command: /bin/true
+    exec_args: ["{data_id}", "{basic_auth}", "{level}"]
+jobs:
+  request-data:
+    input:
+      data_id: {source: parameter}
+      level: {source: parameter, default: info}
+      basic_auth: {source: http-header, key: Authorization}
+    stages:
+      - {name: Request Data, task_class: export-data}
+"""
+
+AUTH = {"Authorization": "Basic c2VjcmV0LXZhbHVl"}
+
+
+class RestApiTest(ClusterTest):
+    definitions = DEFINITIONS
+
+    @classmethod
+    def setUpClass(cls):
+        from harness import Cluster
+        cls.c = Cluster(DEFINITIONS)
+        cls.c.start_controller()
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        cls.c.close()
+        shutil.rmtree(cls.c.tmp, ignore_errors=True)
+
+    def submit_raw(self, body, headers=AUTH):
+        return self.c.post("/api/v1/jobs", body, headers=headers)
+
+    # ---- the happy paths ---------------------------------------------
+    def test_health_and_readiness(self):
+        self.assertEqual(self.c.get("/healthz").json(), {"status": "ok"})
+        self.assertEqual(self.c.get("/readyz").status, 200)
+
+    def test_definitions_lists_classes_and_inputs(self):
+        defs = self.c.get("/api/v1/definitions").json()
+        self.assertEqual([t["id"] for t in defs["tasks"]], ["export-data"])
+        job = defs["jobs"][0]
+        self.assertEqual(job["id"], "request-data")
+        header = [i for i in job["inputs"] if i["name"] == "basic_auth"][0]
+        self.assertEqual(header["source"], "http-header")
+        self.assertEqual(header["key"], "Authorization")
+
+    def test_submit_answers_201_with_location_and_masked_secret(self):
+        resp = self.submit_raw({"job": "request-data",
+                                "params": {"data_id": 42}})
+        self.assertEqual(resp.status, 201, resp)
+        job = resp.json()
+        self.assertEqual(resp.headers["Location"], "/api/v1/jobs/" + job["id"])
+        self.assertEqual(job["state"], "running")
+        self.assertEqual(job["params"], {"data_id": "42", "level": "info",
+                                         "basic_auth": "***"})
+        self.assertNotIn("c2VjcmV0", resp.body)
+        for key in ("id", "job", "state", "params", "created_at", "started_at",
+                    "finished_at", "error", "stages"):
+            self.assertIn(key, job)
+        stage = job["stages"][0]
+        self.assertEqual(stage["name"], "Request Data")
+        self.assertEqual(stage["tasks"]["total"], 1)
+        got = self.c.get(resp.headers["Location"]).json()
+        self.assertEqual(got["id"], job["id"])
+        tasks = self.c.get(resp.headers["Location"] + "/tasks")
+        self.assertEqual(tasks.status, 200)
+        self.assertNotIn("c2VjcmV0", tasks.body)
+        task = tasks.json()["tasks"][0]
+        for key in ("id", "stage", "index", "state", "exit_code", "attempts",
+                    "worker", "params", "error"):
+            self.assertIn(key, task)
+        self.assertEqual(task["params"]["basic_auth"], "***")
+
+    def test_created_job_starts_once(self):
+        resp = self.submit_raw({"job": "request-data", "start": False,
+                                "params": {"data_id": "1"}})
+        self.assertEqual(resp.status, 201)
+        job = resp.json()
+        self.assertEqual(job["state"], "created")
+        path = "/api/v1/jobs/%s/start" % job["id"]
+        started = self.c.post(path)
+        self.assertEqual(started.status, 200, started)
+        self.assertEqual(started.json()["state"], "running")
+        self.assertProblem(self.c.post(path), 409)
+
+    def test_jobs_list_is_newest_first_with_a_cursor(self):
+        ids = [self.submit_raw({"job": "request-data", "start": False,
+                                "params": {"data_id": str(i)}}).json()["id"]
+               for i in range(3)]
+        page = self.c.get("/api/v1/jobs?state=created&limit=2").json()
+        self.assertEqual([j["id"] for j in page["jobs"]], ids[::-1][:2])
+        self.assertIsNotNone(page["next"])
+        rest = self.c.get("/api/v1/jobs?state=created&limit=2&cursor="
+                          + page["next"]).json()
+        self.assertEqual(rest["jobs"][0]["id"], ids[0])
+        for job in page["jobs"] + rest["jobs"]:
+            self.assertEqual(job["state"], "created")
+
+    def test_workers_list_is_empty_without_workers(self):
+        self.assertEqual(self.c.get("/api/v1/workers").json(),
+                         {"workers": []})
+
+    # ---- refusals ----------------------------------------------------------
+    def test_unknown_job_class_is_404_naming_job(self):
+        self.assertProblem(self.submit_raw({"job": "nope"}), 404, "job")
+
+    def test_missing_job_field_is_400(self):
+        self.assertProblem(self.submit_raw({"params": {}}), 400, "job")
+
+    def test_missing_param_is_400_naming_it(self):
+        self.assertProblem(self.submit_raw({"job": "request-data"}), 400,
+                           "params.data_id")
+
+    def test_undeclared_param_is_400_naming_it(self):
+        self.assertProblem(self.submit_raw({"job": "request-data", "params":
+                                            {"data_id": "1", "extra": "x"}}),
+                           400, "params.extra")
+
+    def test_non_scalar_param_is_400(self):
+        self.assertProblem(self.submit_raw({"job": "request-data", "params":
+                                            {"data_id": [1]}}),
+                           400, "params.data_id")
+
+    def test_params_not_an_object_is_400(self):
+        self.assertProblem(self.submit_raw({"job": "request-data",
+                                            "params": "x"}), 400, "params")
+
+    def test_missing_header_input_is_400_naming_the_header(self):
+        self.assertProblem(self.submit_raw({"job": "request-data", "params":
+                                            {"data_id": "1"}}, headers={}),
+                           400, "header Authorization")
+
+    def test_header_input_given_as_param_is_400(self):
+        self.assertProblem(self.submit_raw({"job": "request-data", "params":
+                                            {"data_id": "1",
+                                             "basic_auth": "x"}}),
+                           400, "params.basic_auth")
+
+    def test_malformed_json_is_400(self):
+        resp = self.c.post("/api/v1/jobs", raw=b'{"job": ', headers=AUTH)
+        self.assertProblem(resp, 400, "body")
+
+    def test_body_not_an_object_is_400(self):
+        self.assertProblem(self.c.post("/api/v1/jobs", raw=b'[1, 2]'), 400,
+                           "body")
+
+    def test_unknown_body_field_is_400_naming_it(self):
+        self.assertProblem(self.submit_raw({"job": "request-data",
+                                            "parms": {}}), 400, "parms")
+
+    def test_start_not_boolean_is_400(self):
+        self.assertProblem(self.submit_raw({"job": "request-data",
+                                            "start": "yes"}), 400, "start")
+
+    def test_body_over_one_mib_is_413(self):
+        big = json.dumps({"job": "request-data",
+                          "params": {"data_id": "x" * (1024 * 1024)}})
+        self.assertProblem(self.c.post("/api/v1/jobs", raw=big.encode()), 413)
+
+    def test_unknown_job_is_404(self):
+        for path in ("/api/v1/jobs/0123456789abcdef",
+                     "/api/v1/jobs/0123456789abcdef/tasks",
+                     "/api/v1/jobs/..%2f..%2fetc/tasks"):
+            self.assertProblem(self.c.get(path), 404)
+        self.assertProblem(self.c.post("/api/v1/jobs/0123456789abcdef/start"),
+                           404, "id")
+
+    def test_unknown_task_log_is_404(self):
+        job = self.submit_raw({"job": "request-data", "start": False,
+                               "params": {"data_id": "1"}}).json()
+        base = "/api/v1/jobs/%s/tasks/" % job["id"]
+        self.assertProblem(self.c.get(base + "99/log"), 404, "task_id")
+        self.assertProblem(self.c.get(base + "x/log"), 404, "task_id")
+
+    def test_unknown_path_is_404_and_wrong_method_405(self):
+        self.assertProblem(self.c.get("/api/v2/jobs"), 404)
+        self.assertProblem(self.c.get("/"), 404)
+        self.assertProblem(self.c.request("DELETE", "/api/v1/jobs"), 405)
+        self.assertProblem(self.c.request("PUT", "/healthz"), 405)
+
+    def test_bad_query_parameters_are_400(self):
+        self.assertProblem(self.c.get("/api/v1/jobs?state=done"), 400, "state")
+        self.assertProblem(self.c.get("/api/v1/jobs?limit=0"), 400, "limit")
+        self.assertProblem(self.c.get("/api/v1/jobs?limit=x"), 400, "limit")
+        self.assertProblem(self.c.get("/api/v1/jobs?cursor=-1"), 400, "cursor")
+
+    def test_hostile_request_lines_get_4xx_and_server_stays_up(self):
+        lines = [b"GET /" + b"/" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"GET " + b"/" * 300 + b"x HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"GET /api/v1/jobs/%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"BREW /api/v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"\x00\x01\x02garbage\r\n\r\n"]
+        for line in lines:
+            with socket.create_connection(("127.0.0.1", self.c.http_port),
+                                          timeout=10) as s:
+                s.sendall(line)
+                answer = s.recv(200)
+            if answer:
+                status = int(answer.split(b" ")[1])
+                self.assertTrue(400 <= status < 500, (line[:40], answer))
+        self.assertEqual(self.c.get("/healthz").status, 200)
+        self.assertIsNone(self.c.controller.poll())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

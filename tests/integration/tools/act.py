@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""A task for the integration tests: records that it ran, then acts.
+
+usage: act.py MARKER_DIR NAME MODE
+  MODE ok     append "start" and "done" lines to MARKER_DIR/NAME, exit 0
+  MODE fail   append "start", exit 1
+  MODE slow   append "start" and this pid, sleep SECONDS (env ACT_SLEEP,
+              default 30), append "done", exit 0
+Each line is "<event> <time_ns> <pid>", so a test can check that a task
+ran exactly once and in which order stages ran.
+"""
+import os
+import sys
+import time
+
+
+def mark(path, event):
+    with open(path, "a") as f:
+        f.write("%s %d %d\n" % (event, time.time_ns(), os.getpid()))
+
+
+def main():
+    marker_dir, name, mode = sys.argv[1:4]
+    os.makedirs(marker_dir, exist_ok=True)
+    path = os.path.join(marker_dir, name)
+    mark(path, "start")
+    if mode == "fail":
+        print("failing on purpose", file=sys.stderr)
+        return 1
+    if mode == "slow":
+        time.sleep(float(os.environ.get("ACT_SLEEP", "30")))
+    mark(path, "done")
+    print("done", name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

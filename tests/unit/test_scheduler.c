@@ -1,0 +1,616 @@
+/*  test_scheduler.c: the job model, driven without sockets or clocks.
+
+    Each test builds definitions from inline YAML, plays events into the
+    scheduler (time passed in by hand) and checks the actions that come
+    out and the state it reports.                                         */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "shoal/defs.h"
+#include "shoal/protocol.h"
+#include "shoal/scheduler.h"
+
+static const char *s_yaml =
+    "tasks:\n"
+    "  work:\n"
+    "    input:\n"
+    "      item: {source: parameter, default: none}\n"
+    "      token: {source: parameter}\n"
+    "    exec_command: /bin/true\n"
+    "    exec_args: ['{item}']\n"
+    "  fan:\n"
+    "    exec_command: /bin/true\n"
+    "jobs:\n"
+    "  one:\n"
+    "    input:\n"
+    "      token: {source: http-header, key: Authorization}\n"
+    "    stages:\n"
+    "      - {name: only, task_class: work}\n"
+    "  two:\n"
+    "    stages:\n"
+    "      - {name: first, task_class: work}\n"
+    "      - {name: second, task_class: work}\n"
+    "  fanout:\n"
+    "    stages:\n"
+    "      - {name: prepare, task_class: work}\n"
+    "      - {name: spread, task_class: work, spawn_task: fan, "
+    "job_failed_on_error: true}\n"
+    "      - {name: finish, task_class: work}\n"
+    "  tolerant:\n"
+    "    stages:\n"
+    "      - {name: spread, task_class: work, spawn_task: fan, "
+    "job_failed_on_error: false}\n"
+    "      - {name: after, task_class: work}\n";
+
+typedef struct {
+    shoal_defs_t *defs;
+    shoal_scheduler_t *sched;
+    shoal_action_t actions[4096];
+    size_t count;
+} s_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    s_fixture_t *fx = calloc (1, sizeof *fx);
+    shoal_error_t err = { 0 };
+    fx->defs = shoal_defs_parse (s_yaml, strlen (s_yaml), "test.yaml", &err);
+    if (!fx->defs)
+        fail_msg ("definitions: %s", err.message);
+    fx->sched = shoal_scheduler_new (fx->defs);
+    *state = fx;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_destroy (&fx->sched);
+    assert_null (fx->sched);
+    shoal_defs_destroy (&fx->defs);
+    free (fx);
+    return 0;
+}
+
+/*  Takes every pending action into fx->actions (replacing the last batch). */
+static size_t
+s_drain (s_fixture_t *fx)
+{
+    fx->count = 0;
+    while (fx->count < 4096
+           && shoal_scheduler_next_action (fx->sched, &fx->actions[fx->count]))
+        fx->count++;
+    return fx->count;
+}
+
+static size_t
+s_count_type (s_fixture_t *fx, shoal_action_type_t type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fx->count; i++)
+        n += fx->actions[i].type == type;
+    return n;
+}
+
+static shoal_action_t *
+s_find (s_fixture_t *fx, shoal_action_type_t type, size_t nth)
+{
+    for (size_t i = 0; i < fx->count; i++)
+        if (fx->actions[i].type == type && nth-- == 0)
+            return &fx->actions[i];
+    fail_msg ("no action of type %d number %zu in %zu actions", type, nth,
+              fx->count);
+    return NULL;
+}
+
+static shoal_job_t *
+s_submit (s_fixture_t *fx, const char *id, const char *cls, bool start)
+{
+    json_t *params = json_pack ("{s:s}", "token", "secret-value");
+    shoal_error_t err = { 0 };
+    shoal_job_t *job = shoal_scheduler_submit (
+        fx->sched, id, shoal_defs_job_class (fx->defs, cls), params, start,
+        1000, &err);
+    if (!job)
+        fail_msg ("submit: %s", err.message);
+    return job;
+}
+
+static int
+s_exit (s_fixture_t *fx, const char *worker, shoal_action_t *action, int code,
+        json_t *spawn)
+{
+    shoal_result_t result = { .status = SHOAL_RESULT_EXITED,
+                              .exit_code = code, .spawn = spawn };
+    return shoal_scheduler_result (fx->sched, worker,
+                                   shoal_job_id (action->job),
+                                   shoal_task_id (action->task),
+                                   action->attempt, &result, 2000, NULL);
+}
+
+static const char *
+s_stage_state (shoal_job_t *job, size_t stage)
+{
+    json_t *view = shoal_job_to_json (job);
+    static char state[32];
+    snprintf (state, sizeof state, "%s",
+              json_string_value (json_object_get (
+                  json_array_get (json_object_get (view, "stages"), stage),
+                  "state")));
+    json_decref (view);
+    return state;
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+static void
+test_job_without_workers_waits (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    assert_int_equal (s_drain (fx), 0);
+    assert_string_equal (shoal_job_state_name (shoal_job_state (job)),
+                         "running");
+}
+
+static void
+test_single_stage_job_succeeds (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 1000);
+    assert_int_equal (s_drain (fx), 1);
+    shoal_action_t dispatch = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_int_equal (dispatch.attempt, 1);
+    assert_int_equal (s_exit (fx, "w1", &dispatch, 0, NULL), 0);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_JOB_ENDED), 1);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+    assert_string_equal (s_stage_state (job, 0), "succeeded");
+}
+
+static void
+test_created_job_waits_for_start (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 1000);
+    shoal_job_t *job = s_submit (fx, "j1", "one", false);
+    assert_int_equal (s_drain (fx), 0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_CREATED);
+    assert_int_equal (shoal_scheduler_start (fx->sched, "j1", 1500, NULL), 0);
+    assert_int_equal (s_drain (fx), 1);
+    assert_int_equal (shoal_scheduler_start (fx->sched, "j1", 1500, NULL),
+                      SHOAL_ESTATE);
+    assert_int_equal (shoal_scheduler_start (fx->sched, "nope", 1500, NULL),
+                      SHOAL_ENOTFOUND);
+}
+
+static void
+test_stages_run_in_order (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "two", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 1000);
+    assert_int_equal (s_drain (fx), 1);
+    shoal_action_t first = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_int_equal (shoal_task_stage (first.task), 0);
+    assert_string_equal (s_stage_state (job, 1), "pending");
+    s_exit (fx, "w1", &first, 0, NULL);
+    assert_int_equal (s_drain (fx), 1);
+    shoal_action_t second = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_int_equal (shoal_task_stage (second.task), 1);
+    assert_string_equal (s_stage_state (job, 0), "succeeded");
+    assert_string_equal (s_stage_state (job, 1), "running");
+}
+
+/*  Runs the "prepare" stage of a fanout job and returns its spawn task.  */
+static shoal_action_t
+s_reach_spawn (s_fixture_t *fx, const char *job_id)
+{
+    s_drain (fx);
+    shoal_action_t prepare = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_exit (fx, "w1", &prepare, 0, NULL);
+    s_drain (fx);
+    shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_true (shoal_task_is_spawn (spawn.task));
+    return spawn;
+}
+
+static void
+test_spawn_fans_stage_out_one_task_per_entry (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    json_t *list = json_pack ("[{s:s}, {s:i}, {s:s, s:s}]", "item", "a",
+                              "item", 2, "item", "c", "token", "override");
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    assert_int_equal (s_drain (fx), 3);
+    const char *want[] = { "a", "2", "c" };
+    for (size_t i = 0; i < 3; i++) {
+        shoal_task_t *task = s_find (fx, SHOAL_ACTION_DISPATCH, i)->task;
+        json_t *params = shoal_task_params (task);
+        assert_string_equal (json_string_value (json_object_get (params,
+                                                                 "item")),
+                             want[i]);
+        json_decref (params);
+    }
+    json_t *body = shoal_task_wire_body (s_find (fx, SHOAL_ACTION_DISPATCH,
+                                                 2)->task);
+    assert_string_equal (json_string_value (json_object_get (
+                             json_object_get (body, "params"), "token")),
+                         "override");
+    assert_string_equal (json_string_value (json_object_get (body, "kind")),
+                         "task");
+    json_decref (body);
+}
+
+static void
+test_empty_spawn_list_completes_stage (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    json_t *list = json_array ();
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    assert_int_equal (s_drain (fx), 1);
+    assert_int_equal (shoal_task_stage (s_find (fx, SHOAL_ACTION_DISPATCH,
+                                                0)->task), 2);
+    assert_string_equal (s_stage_state (job, 1), "succeeded");
+}
+
+static void
+test_fail_policy_true_fails_job_and_cancels_the_rest (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    json_t *list = json_pack ("[{s:s}, {s:s}, {s:s}, {s:s}]", "item", "a",
+                              "item", "b", "item", "c", "item", "d");
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    assert_int_equal (s_drain (fx), 2);     /* two slots: two running */
+    shoal_action_t failing = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_action_t other = *s_find (fx, SHOAL_ACTION_DISPATCH, 1);
+    s_exit (fx, "w1", &failing, 3, NULL);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 0);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_CANCEL), 1);
+    assert_ptr_equal (s_find (fx, SHOAL_ACTION_CANCEL, 0)->task, other.task);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_JOB_ENDED), 1);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_FAILED);
+    assert_string_equal (s_stage_state (job, 1), "failed");
+    assert_string_equal (s_stage_state (job, 2), "pending");
+    json_t *view = shoal_job_to_json (job);
+    assert_non_null (strstr (json_string_value (json_object_get (view,
+                                                                 "error")),
+                             "exited with code 3"));
+    json_t *counts = json_object_get (
+        json_array_get (json_object_get (view, "stages"), 1), "tasks");
+    assert_int_equal (json_integer_value (json_object_get (counts, "failed")),
+                      1);
+    assert_int_equal (json_integer_value (json_object_get (counts,
+                                                           "canceled")), 3);
+    json_decref (view);
+    /* The canceled attempt's result still returns its slot. */
+    shoal_result_t canceled = { .status = SHOAL_RESULT_CANCELED };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "j1",
+                                              shoal_task_id (other.task),
+                                              other.attempt, &canceled, 3000,
+                                              NULL), 0);
+    assert_int_equal (shoal_task_state (other.task), SHOAL_TASK_CANCELED);
+}
+
+static void
+test_fail_policy_false_records_failures_and_goes_on (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "tolerant", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    s_drain (fx);
+    shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    json_t *list = json_pack ("[{s:s}, {s:s}, {s:s}]", "item", "a", "item",
+                              "b", "item", "c");
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    assert_int_equal (s_drain (fx), 3);
+    shoal_action_t tasks[3];
+    for (size_t i = 0; i < 3; i++)
+        tasks[i] = *s_find (fx, SHOAL_ACTION_DISPATCH, i);
+    s_exit (fx, "w1", &tasks[0], 1, NULL);
+    s_exit (fx, "w1", &tasks[1], 0, NULL);
+    assert_int_equal (s_drain (fx), 0);
+    s_exit (fx, "w1", &tasks[2], 2, NULL);
+    assert_int_equal (s_drain (fx), 1);     /* the next stage starts */
+    assert_string_equal (s_stage_state (job, 0), "failed");
+    shoal_action_t after = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_exit (fx, "w1", &after, 0, NULL);
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+}
+
+static void
+test_spawn_failure_fails_its_stage (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    s_exit (fx, "w1", &spawn, 1, NULL);
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_FAILED);
+    assert_string_equal (s_stage_state (job, 1), "failed");
+    json_t *view = shoal_job_to_json (job);
+    assert_non_null (strstr (json_string_value (json_object_get (view,
+                                                                 "error")),
+                             "spawn task"));
+    json_decref (view);
+}
+
+static void
+test_invalid_spawn_list_fails_spawn_task (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    json_t *list = json_pack ("[{s:{s:i}}]", "item", "nested", 1);
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_FAILED);
+    assert_int_equal (shoal_task_state (spawn.task), SHOAL_TASK_FAILED);
+}
+
+static void
+test_credit_never_exceeds_slots (void **state)
+{
+    s_fixture_t *fx = *state;
+    for (int i = 0; i < 10; i++) {
+        char id[8];
+        snprintf (id, sizeof id, "j%d", i);
+        s_submit (fx, id, "one", true);
+    }
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 3, 1000);
+    assert_int_equal (s_drain (fx), 3);
+    shoal_action_t done = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_exit (fx, "w1", &done, 0, NULL);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
+}
+
+static void
+test_tasks_spread_over_workers (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 4, 1000);
+    for (int i = 0; i < 4; i++) {
+        char id[8];
+        snprintf (id, sizeof id, "j%d", i);
+        s_submit (fx, id, "one", true);
+    }
+    s_drain (fx);
+    size_t on_w1 = 0;
+    for (size_t i = 0; i < fx->count; i++)
+        on_w1 += strcmp (shoal_worker_key (fx->actions[i].worker), "w1") == 0;
+    assert_int_equal (fx->count, 4);
+    assert_int_equal (on_w1, 2);
+}
+
+static void
+test_round_robin_between_jobs (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    s_submit (fx, "big", "tolerant", true);
+    s_drain (fx);
+    shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    json_t *list = json_array ();
+    for (int i = 0; i < 50; i++)
+        json_array_append_new (list, json_pack ("{s:i}", "item", i));
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    s_drain (fx);                           /* big's first task runs */
+    shoal_action_t running = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_submit (fx, "small", "one", true);
+    /* Within one round of the ring the small job gets the slot, not after
+       the big job's 49 other tasks. */
+    bool small_ran = false;
+    for (int round = 0; round < 2 && !small_ran; round++) {
+        s_exit (fx, "w1", &running, 0, NULL);
+        s_drain (fx);
+        running = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+        small_ran = strcmp (shoal_job_id (running.job), "small") == 0;
+    }
+    assert_true (small_ran);
+}
+
+static void
+test_lost_worker_task_runs_again_and_old_attempt_is_fenced (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    s_drain (fx);
+    shoal_action_t first = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 1000);
+    shoal_scheduler_worker_seen (fx->sched, "w2", 4500);
+    shoal_scheduler_tick (fx->sched, 4500); /* w1 silent for 3.5 s */
+    s_drain (fx);
+    shoal_action_t second = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_ptr_equal (second.task, first.task);
+    assert_int_equal (second.attempt, 2);
+    assert_string_equal (shoal_worker_key (second.worker), "w2");
+    /* The old worker comes back: it must say hello, its result is stale. */
+    assert_int_equal (s_exit (fx, "w1", &first, 0, NULL), SHOAL_ENOTFOUND);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 4600);
+    assert_int_equal (s_exit (fx, "w1", &first, 0, NULL), SHOAL_ESTATE);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_RUNNING);
+    assert_int_equal (s_exit (fx, "w2", &second, 0, NULL), 0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+}
+
+static void
+test_task_fails_after_three_lost_workers (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    int64_t now = 1000;
+    for (int i = 0; i < SHOAL_MAX_WORKER_LOSSES; i++) {
+        char key[8];
+        snprintf (key, sizeof key, "w%d", i);
+        shoal_scheduler_worker_hello (fx->sched, key, key, "h", 1, now);
+        s_drain (fx);
+        assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
+        now += 4000;
+        shoal_scheduler_tick (fx->sched, now);
+    }
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_FAILED);
+    json_t *tasks = shoal_job_tasks_to_json (job);
+    json_t *task = json_array_get (json_object_get (tasks, "tasks"), 0);
+    assert_non_null (strstr (json_string_value (json_object_get (task,
+                                                                 "error")),
+                             "worker lost"));
+    assert_int_equal (json_integer_value (json_object_get (task, "attempts")),
+                      3);
+    json_decref (tasks);
+}
+
+static void
+test_bye_requeues_without_counting_a_loss (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "one", true);
+    for (int i = 0; i < 5; i++) {
+        shoal_scheduler_worker_hello (fx->sched, "w", "w", "h", 1, 1000);
+        s_drain (fx);
+        assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
+        shoal_scheduler_worker_gone (fx->sched, "w", false, 1000);
+    }
+    shoal_job_t *job = shoal_scheduler_job (fx->sched, "j1");
+    assert_int_equal (shoal_task_state (shoal_job_task (job, 0)),
+                      SHOAL_TASK_PENDING);
+}
+
+static void
+test_heartbeats_go_to_live_workers (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    shoal_scheduler_tick (fx->sched, 2000);
+    assert_int_equal (s_drain (fx), 1);
+    assert_int_equal (fx->actions[0].type, SHOAL_ACTION_HEARTBEAT);
+}
+
+static void
+test_secrets_are_masked_in_views (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    json_t *view = shoal_job_to_json (job);
+    char *text = json_dumps (view, 0);
+    assert_null (strstr (text, "secret-value"));
+    assert_non_null (strstr (text, "***"));
+    free (text);
+    json_decref (view);
+    json_t *tasks = shoal_job_tasks_to_json (job);
+    text = json_dumps (tasks, 0);
+    assert_null (strstr (text, "secret-value"));
+    free (text);
+    json_decref (tasks);
+    /* The wire keeps the value: the task needs it. */
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    s_drain (fx);
+    json_t *body = shoal_task_wire_body (s_find (fx, SHOAL_ACTION_DISPATCH,
+                                                 0)->task);
+    assert_string_equal (json_string_value (json_object_get (
+                             json_object_get (body, "params"), "token")),
+                         "secret-value");
+    json_decref (body);
+}
+
+static void
+test_jobs_list_newest_first_with_cursor (void **state)
+{
+    s_fixture_t *fx = *state;
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf (id, sizeof id, "j%d", i);
+        s_submit (fx, id, "one", i % 2 == 0);
+    }
+    json_t *page = shoal_scheduler_jobs_to_json (fx->sched, -1, 2, 0);
+    json_t *jobs = json_object_get (page, "jobs");
+    assert_int_equal (json_array_size (jobs), 2);
+    assert_string_equal (json_string_value (json_object_get (
+                             json_array_get (jobs, 0), "id")), "j4");
+    const char *next = json_string_value (json_object_get (page, "next"));
+    assert_non_null (next);
+    json_t *rest = shoal_scheduler_jobs_to_json (fx->sched, -1, 10,
+                                                 strtoull (next, NULL, 10));
+    json_t *more = json_object_get (rest, "jobs");
+    assert_int_equal (json_array_size (more), 3);
+    assert_string_equal (json_string_value (json_object_get (
+                             json_array_get (more, 0), "id")), "j2");
+    assert_true (json_is_null (json_object_get (rest, "next")));
+    json_t *created = shoal_scheduler_jobs_to_json (
+        fx->sched, SHOAL_JOB_CREATED, 10, 0);
+    assert_int_equal (json_array_size (json_object_get (created, "jobs")), 2);
+    json_decref (page);
+    json_decref (rest);
+    json_decref (created);
+}
+
+static void
+test_duplicate_job_id_is_refused (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "one", true);
+    shoal_error_t err = { 0 };
+    assert_null (shoal_scheduler_submit (
+        fx->sched, "j1", shoal_defs_job_class (fx->defs, "one"), json_object (),
+        true, 1000, &err));
+    assert_int_equal (err.code, SHOAL_EINVAL);
+}
+
+#define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        T (test_job_without_workers_waits),
+        T (test_single_stage_job_succeeds),
+        T (test_created_job_waits_for_start),
+        T (test_stages_run_in_order),
+        T (test_spawn_fans_stage_out_one_task_per_entry),
+        T (test_empty_spawn_list_completes_stage),
+        T (test_fail_policy_true_fails_job_and_cancels_the_rest),
+        T (test_fail_policy_false_records_failures_and_goes_on),
+        T (test_spawn_failure_fails_its_stage),
+        T (test_invalid_spawn_list_fails_spawn_task),
+        T (test_credit_never_exceeds_slots),
+        T (test_tasks_spread_over_workers),
+        T (test_round_robin_between_jobs),
+        T (test_lost_worker_task_runs_again_and_old_attempt_is_fenced),
+        T (test_task_fails_after_three_lost_workers),
+        T (test_bye_requeues_without_counting_a_loss),
+        T (test_heartbeats_go_to_live_workers),
+        T (test_secrets_are_masked_in_views),
+        T (test_jobs_list_newest_first_with_cursor),
+        T (test_duplicate_job_id_is_refused),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
