@@ -40,7 +40,11 @@ typedef struct {
 
 /*  A task class: a command and its argument templates.
     Invariant: every {placeholder} in exec_args names an entry of
-    `inputs`; exec_command holds no placeholder.                           */
+    `inputs`; exec_command holds no placeholder.
+    exec_args are templates (fill them with shoal_template_fill); block
+    scalars in the file have lost their trailing newlines. exec_command is
+    final: a `{{` / `}}` in the file is already a single brace here, so it
+    is passed to execvp as it is and never filled.                         */
 typedef struct {
     char *id;             /* key under `tasks:`                            */
     char *name;           /* display name, defaults to id                  */

@@ -8,6 +8,7 @@ of hanging it; no assertion depends on how fast anything is.
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -209,14 +210,10 @@ class ClusterTest(unittest.TestCase):
 
     def _close(self, cluster):
         cluster.close()
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) \
-            if hasattr(self._outcome, "errors") else False
-        result = getattr(self._outcome, "result", None)
-        if result is not None and (result.failures or result.errors):
-            failed = True
+        # _outcome.success turns False when this test failed or erred.
+        failed = not getattr(self._outcome, "success", True)
         if failed or os.environ.get("SHOAL_TEST_LOGS"):
             print(cluster.dump_logs())
-        import shutil
         shutil.rmtree(cluster.tmp, ignore_errors=True)
 
     def assertProblem(self, resp, status, field=None):
