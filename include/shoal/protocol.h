@@ -8,7 +8,7 @@
 
     | command   | direction | body                                        |
     |-----------|-----------|---------------------------------------------|
-    | HELLO     | w -> c    | protocol, worker, host, slots               |
+    | HELLO     | w -> c    | protocol, worker, host, slots, running      |
     | WELCOME   | c -> w    | controller, heartbeat_ms                    |
     | HEARTBEAT | both      | {}                                          |
     | TASK      | c -> w    | job, task, attempt, kind, command, args,    |
@@ -60,6 +60,9 @@ typedef enum {
 #define SHOAL_STATUS_SIGNALED "signaled"  /* killed by `signal`            */
 #define SHOAL_STATUS_ERROR    "error"     /* never ran: `error` says why   */
 #define SHOAL_STATUS_CANCELED "canceled"  /* stopped on CANCEL             */
+#define SHOAL_STATUS_REFUSED  "refused"   /* not run: no free slot or the
+                                             worker is stopping; run it
+                                             elsewhere, not a failure      */
 
 /*  TASK kind values.                                                      */
 #define SHOAL_KIND_TASK  "task"

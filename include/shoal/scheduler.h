@@ -77,6 +77,8 @@ typedef enum {
     SHOAL_RESULT_SIGNALED,      /* killed by `signal`                      */
     SHOAL_RESULT_ERROR,         /* did not run or broke a rule: `error`    */
     SHOAL_RESULT_CANCELED,      /* stopped because we asked                */
+    SHOAL_RESULT_REFUSED,       /* not run: the worker had no room; runs
+                                   again elsewhere, no failure counted     */
 } shoal_result_status_t;
 
 typedef struct {
@@ -135,13 +137,17 @@ size_t shoal_scheduler_job_count (const shoal_scheduler_t *self);
 /* ---- workers --------------------------------------------------------- */
 
 /*  A worker said HELLO from routing key `key` (any bytes the caller uses
-    to reach it, as a string). A known key updates the worker in place.
-    Returns the worker, NULL when out of memory.                           */
+    to reach it, as a string) with `slots` in all, `running` of them taken
+    by tasks this scheduler does not track for it (from before a
+    reconnect). Those count as busy until results we cannot place arrive
+    from it. A known key updates the worker in place. Returns the worker,
+    NULL when out of memory.                                               */
 shoal_worker_t *shoal_scheduler_worker_hello (shoal_scheduler_t *self,
                                               const char *key,
                                               const char *name,
                                               const char *host,
-                                              uint32_t slots, int64_t now);
+                                              uint32_t slots, uint32_t running,
+                                              int64_t now);
 
 /*  Any message from `key` proves it alive. Returns the worker, or NULL
     when the key is unknown (the caller should ask it to say HELLO).       */
@@ -156,8 +162,8 @@ void shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
 
 /*  A result of attempt `attempt` of task `task_id` of job `job_id` from
     worker `key`. Returns 0 when applied, SHOAL_ENOTFOUND for an unknown
-    worker, job or task, SHOAL_ESTATE for a stale attempt (ignored; the
-    worker's slot is given back all the same).                             */
+    worker, job or task, SHOAL_ESTATE for a stale attempt (ignored; a slot
+    the worker reported as taken at HELLO is given back all the same).     */
 int shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
                             const char *job_id, uint32_t task_id,
                             uint32_t attempt, const shoal_result_t *result,

@@ -218,6 +218,8 @@ s_result_status (const char *text, bool *known)
         return SHOAL_RESULT_SIGNALED;
     if (streq (text, SHOAL_STATUS_CANCELED))
         return SHOAL_RESULT_CANCELED;
+    if (streq (text, SHOAL_STATUS_REFUSED))
+        return SHOAL_RESULT_REFUSED;
     *known = streq (text, SHOAL_STATUS_ERROR);
     return SHOAL_RESULT_ERROR;
 }
@@ -285,8 +287,12 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
         const char *host = json_string_value (json_object_get (body, "host"));
         uint32_t slots = (uint32_t) json_integer_value (
             json_object_get (body, "slots"));
+        json_int_t running = json_integer_value (json_object_get (body,
+                                                                  "running"));
+        if (running > slots)
+            running = slots;
         if (shoal_scheduler_worker_hello (self->scheduler, key, name, host,
-                                          slots, now)) {
+                                          slots, (uint32_t) running, now)) {
             shoal_info ("worker %s on %s joined with %u slots", name, host,
                         slots);
             json_t *welcome = json_pack ("{s:s, s:i}", "controller",

@@ -28,6 +28,7 @@ static const s_command_t s_commands[SHOAL_MSG_COUNT] = {
         { "worker", JSON_STRING, true },
         { "host", JSON_STRING, true },
         { "slots", JSON_INTEGER, true },
+        { "running", JSON_INTEGER, false },
     } },
     [SHOAL_MSG_WELCOME] = { "WELCOME", {
         { "controller", JSON_STRING, true },

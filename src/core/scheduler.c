@@ -92,6 +92,10 @@ struct shoal_worker {
     char *host;
     uint32_t slots;              /* credit it announced                    */
     uint32_t busy;               /* attempts it holds for us               */
+    uint32_t untracked;          /* slots taken by tasks we do not track:
+                                    running from before a reconnect, or
+                                    found by a refusal; busy + untracked
+                                    <= slots                               */
     int64_t connected_at;        /* ms                                     */
     int64_t last_seen;           /* ms of its last message                 */
     shoal_task_t *tasks;         /* attempts it holds (linked list)        */
@@ -340,7 +344,8 @@ s_rr_remove (shoal_scheduler_t *self, shoal_job_t *job)
 static void
 s_free_add (shoal_scheduler_t *self, shoal_worker_t *worker)
 {
-    if (worker->in_free || !worker->alive || worker->busy >= worker->slots)
+    if (worker->in_free || !worker->alive
+        || worker->busy + worker->untracked >= worker->slots)
         return;
     worker->in_free = true;
     if (!self->free) {
@@ -413,7 +418,7 @@ s_hold (shoal_scheduler_t *self, shoal_worker_t *worker, shoal_task_t *task)
         worker->tasks->worker_prev = task;
     worker->tasks = task;
     worker->busy++;
-    if (worker->busy >= worker->slots)
+    if (worker->busy + worker->untracked >= worker->slots)
         s_free_remove (self, worker);
 }
 
@@ -740,7 +745,7 @@ s_intern (shoal_scheduler_t *self, const char *name)
 shoal_worker_t *
 shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
                               const char *name, const char *host,
-                              uint32_t slots, int64_t now)
+                              uint32_t slots, uint32_t running, int64_t now)
 {
     shoal_worker_t *worker = zhashx_lookup (self->workers, key);
     if (!worker) {
@@ -760,7 +765,9 @@ shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
     worker->name = s_intern (self, name);
     worker->slots = slots;
     worker->last_seen = now;
-    if (worker->busy < worker->slots)
+    /* It runs `running` tasks; those we hold for it are among them. */
+    worker->untracked = running > worker->busy ? running - worker->busy : 0;
+    if (worker->busy + worker->untracked < worker->slots)
         s_free_add (self, worker);
     else
         s_free_remove (self, worker);
@@ -826,16 +833,38 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
     shoal_job_t *job = zhashx_lookup (self->jobs, job_id);
     shoal_task_t *task = job && task_id < job->task_count ? job->tasks[task_id]
                                                           : NULL;
-    if (!task)
-        return shoal_error_set (err, SHOAL_ENOTFOUND, "task",
-                                "result for unknown task %s/%u", job_id,
-                                task_id);
-    if (task->worker != worker || task->attempt != attempt)
+    if (!task || task->worker != worker || task->attempt != attempt) {
+        /* Not an attempt we placed there: one of the untracked slots the
+           worker reported has come free. */
+        if (worker->untracked) {
+            worker->untracked--;
+            s_free_add (self, worker);
+            s_dispatch (self, now);
+        }
+        if (!task)
+            return shoal_error_set (err, SHOAL_ENOTFOUND, "task",
+                                    "result for unknown task %s/%u", job_id,
+                                    task_id);
         return shoal_error_set (err, SHOAL_ESTATE, "attempt",
                                 "stale result for task %s/%u attempt %u "
                                 "(current %u)", job_id, task_id, attempt,
                                 task->attempt);
+    }
     s_release (self, task);
+    if (result->status == SHOAL_RESULT_REFUSED) {
+        /* The worker is fuller than we knew: count the slot as taken by
+           something untracked, and give the task to someone else. */
+        if (worker->busy + worker->untracked < worker->slots)
+            worker->untracked++;
+        s_free_remove (self, worker);
+        s_free_add (self, worker);
+        if (task->state == SHOAL_TASK_RUNNING) {
+            s_task_set_state (task, SHOAL_TASK_PENDING);
+            s_ready_push (self, task, true);
+        }
+        s_dispatch (self, now);
+        return 0;
+    }
     if (task->state == SHOAL_TASK_RUNNING) {
         task->duration_ms = result->duration_ms;
         task->exit_code = result->status == SHOAL_RESULT_EXITED

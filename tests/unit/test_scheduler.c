@@ -164,7 +164,7 @@ test_single_stage_job_succeeds (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "one", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
     assert_int_equal (s_drain (fx), 1);
     shoal_action_t dispatch = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
     assert_int_equal (dispatch.attempt, 1);
@@ -179,7 +179,7 @@ static void
 test_created_job_waits_for_start (void **state)
 {
     s_fixture_t *fx = *state;
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
     shoal_job_t *job = s_submit (fx, "j1", "one", false);
     assert_int_equal (s_drain (fx), 0);
     assert_int_equal (shoal_job_state (job), SHOAL_JOB_CREATED);
@@ -196,7 +196,7 @@ test_stages_run_in_order (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "two", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
     assert_int_equal (s_drain (fx), 1);
     shoal_action_t first = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
     assert_int_equal (shoal_task_stage (first.task), 0);
@@ -227,7 +227,7 @@ test_spawn_fans_stage_out_one_task_per_entry (void **state)
 {
     s_fixture_t *fx = *state;
     s_submit (fx, "j1", "fanout", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 0, 1000);
     shoal_action_t spawn = s_reach_spawn (fx, "j1");
     json_t *list = json_pack ("[{s:s}, {s:i}, {s:s, s:s}]", "item", "a",
                               "item", 2, "item", "c", "token", "override");
@@ -258,7 +258,7 @@ test_empty_spawn_list_completes_stage (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 0, 1000);
     shoal_action_t spawn = s_reach_spawn (fx, "j1");
     json_t *list = json_array ();
     s_exit (fx, "w1", &spawn, 0, list);
@@ -274,7 +274,7 @@ test_fail_policy_true_fails_job_and_cancels_the_rest (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
     shoal_action_t spawn = s_reach_spawn (fx, "j1");
     json_t *list = json_pack ("[{s:s}, {s:s}, {s:s}, {s:s}]", "item", "a",
                               "item", "b", "item", "c", "item", "d");
@@ -317,7 +317,7 @@ test_fail_policy_false_records_failures_and_goes_on (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "tolerant", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 0, 1000);
     s_drain (fx);
     shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
     json_t *list = json_pack ("[{s:s}, {s:s}, {s:s}]", "item", "a", "item",
@@ -345,7 +345,7 @@ test_spawn_failure_fails_its_stage (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 0, 1000);
     shoal_action_t spawn = s_reach_spawn (fx, "j1");
     s_exit (fx, "w1", &spawn, 1, NULL);
     s_drain (fx);
@@ -363,7 +363,7 @@ test_invalid_spawn_list_fails_spawn_task (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 0, 1000);
     shoal_action_t spawn = s_reach_spawn (fx, "j1");
     json_t *list = json_pack ("[{s:{s:i}}]", "item", "nested", 1);
     s_exit (fx, "w1", &spawn, 0, list);
@@ -382,7 +382,7 @@ test_credit_never_exceeds_slots (void **state)
         snprintf (id, sizeof id, "j%d", i);
         s_submit (fx, id, "one", true);
     }
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 3, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 3, 0, 1000);
     assert_int_equal (s_drain (fx), 3);
     shoal_action_t done = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
     s_exit (fx, "w1", &done, 0, NULL);
@@ -394,8 +394,8 @@ static void
 test_tasks_spread_over_workers (void **state)
 {
     s_fixture_t *fx = *state;
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 1000);
-    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 4, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 4, 0, 1000);
     for (int i = 0; i < 4; i++) {
         char id[8];
         snprintf (id, sizeof id, "j%d", i);
@@ -413,7 +413,7 @@ static void
 test_round_robin_between_jobs (void **state)
 {
     s_fixture_t *fx = *state;
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
     s_submit (fx, "big", "tolerant", true);
     s_drain (fx);
     shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
@@ -442,10 +442,10 @@ test_lost_worker_task_runs_again_and_old_attempt_is_fenced (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_job_t *job = s_submit (fx, "j1", "one", true);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
     s_drain (fx);
     shoal_action_t first = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
-    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 0, 1000);
     shoal_scheduler_worker_seen (fx->sched, "w2", 4500);
     shoal_scheduler_tick (fx->sched, 4500); /* w1 silent for 3.5 s */
     s_drain (fx);
@@ -455,7 +455,7 @@ test_lost_worker_task_runs_again_and_old_attempt_is_fenced (void **state)
     assert_string_equal (shoal_worker_key (second.worker), "w2");
     /* The old worker comes back: it must say hello, its result is stale. */
     assert_int_equal (s_exit (fx, "w1", &first, 0, NULL), SHOAL_ENOTFOUND);
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 4600);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 4600);
     assert_int_equal (s_exit (fx, "w1", &first, 0, NULL), SHOAL_ESTATE);
     assert_int_equal (shoal_job_state (job), SHOAL_JOB_RUNNING);
     assert_int_equal (s_exit (fx, "w2", &second, 0, NULL), 0);
@@ -471,7 +471,7 @@ test_task_fails_after_three_lost_workers (void **state)
     for (int i = 0; i < SHOAL_MAX_WORKER_LOSSES; i++) {
         char key[8];
         snprintf (key, sizeof key, "w%d", i);
-        shoal_scheduler_worker_hello (fx->sched, key, key, "h", 1, now);
+        shoal_scheduler_worker_hello (fx->sched, key, key, "h", 1, 0, now);
         s_drain (fx);
         assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
         now += 4000;
@@ -495,7 +495,7 @@ test_bye_requeues_without_counting_a_loss (void **state)
     s_fixture_t *fx = *state;
     s_submit (fx, "j1", "one", true);
     for (int i = 0; i < 5; i++) {
-        shoal_scheduler_worker_hello (fx->sched, "w", "w", "h", 1, 1000);
+        shoal_scheduler_worker_hello (fx->sched, "w", "w", "h", 1, 0, 1000);
         s_drain (fx);
         assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
         shoal_scheduler_worker_gone (fx->sched, "w", false, 1000);
@@ -506,10 +506,48 @@ test_bye_requeues_without_counting_a_loss (void **state)
 }
 
 static void
+test_slots_running_at_hello_are_busy_until_their_results_come (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "one", true);
+    s_submit (fx, "j2", "one", true);
+    /* Two slots, one still taken by a task from before a reconnect. */
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 1, 1000);
+    assert_int_equal (s_drain (fx), 1);
+    shoal_result_t old = { .status = SHOAL_RESULT_EXITED };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "gone", 0, 1,
+                                              &old, 1500, NULL),
+                      SHOAL_ENOTFOUND);
+    assert_int_equal (s_drain (fx), 1);     /* the freed slot is used */
+}
+
+static void
+test_refused_task_runs_elsewhere_without_failing (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t first = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 0, 1000);
+    shoal_result_t refused = { .status = SHOAL_RESULT_REFUSED,
+                               .error = "no free slot" };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "j1", 0,
+                                              first.attempt, &refused, 1100,
+                                              NULL), 0);
+    s_drain (fx);
+    shoal_action_t second = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_string_equal (shoal_worker_key (second.worker), "w2");
+    assert_int_equal (second.attempt, 2);
+    assert_int_equal (s_exit (fx, "w2", &second, 0, NULL), 0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+}
+
+static void
 test_heartbeats_go_to_live_workers (void **state)
 {
     s_fixture_t *fx = *state;
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
     shoal_scheduler_tick (fx->sched, 2000);
     assert_int_equal (s_drain (fx), 1);
     assert_int_equal (fx->actions[0].type, SHOAL_ACTION_HEARTBEAT);
@@ -532,7 +570,7 @@ test_secrets_are_masked_in_views (void **state)
     free (text);
     json_decref (tasks);
     /* The wire keeps the value: the task needs it. */
-    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 1000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
     s_drain (fx);
     json_t *body = shoal_task_wire_body (s_find (fx, SHOAL_ACTION_DISPATCH,
                                                  0)->task);
@@ -607,6 +645,8 @@ main (void)
         T (test_lost_worker_task_runs_again_and_old_attempt_is_fenced),
         T (test_task_fails_after_three_lost_workers),
         T (test_bye_requeues_without_counting_a_loss),
+        T (test_slots_running_at_hello_are_busy_until_their_results_come),
+        T (test_refused_task_runs_elsewhere_without_failing),
         T (test_heartbeats_go_to_live_workers),
         T (test_secrets_are_masked_in_views),
         T (test_jobs_list_newest_first_with_cursor),
