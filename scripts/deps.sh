@@ -6,7 +6,7 @@ set -euo pipefail
 SHOAL_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libyaml-dev libjansson-dev libcivetweb-dev
-  libcmocka-dev
+  libcmocka-dev valgrind
   python3 python3-zmq
   curl wget ca-certificates
 )

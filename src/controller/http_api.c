@@ -41,9 +41,11 @@ typedef struct {
 
 /* ---- responses ----------------------------------------------------- */
 
+/*  Sends `body` with `status`; `header` is one extra "Name: value" line
+    (without CRLF) or NULL.                                                */
 static void
 s_send_json (s_request_t *req, int status, json_t *body, bool problem,
-             const char *location)
+             const char *header)
 {
     char *text = json_dumps (body, JSON_COMPACT);
     size_t size = text ? strlen (text) : 0;
@@ -52,12 +54,11 @@ s_send_json (s_request_t *req, int status, json_t *body, bool problem,
                "Content-Type: %s\r\n"
                "Content-Length: %zu\r\n"
                "Cache-Control: no-store\r\n"
-               "%s%s%s"
+               "%s%s"
                "\r\n",
                status, mg_get_response_code_text (req->conn, status),
                problem ? "application/problem+json" : "application/json",
-               size + 1, location ? "Location: " : "",
-               location ? location : "", location ? "\r\n" : "");
+               size + 1, header ? header : "", header ? "\r\n" : "");
     if (text)
         mg_write (req->conn, text, size);
     mg_write (req->conn, "\n", 1);
@@ -65,17 +66,24 @@ s_send_json (s_request_t *req, int status, json_t *body, bool problem,
 }
 
 static int
-s_problem (s_request_t *req, int status, const char *title,
-           const char *detail, const char *field)
+s_problem_with (s_request_t *req, int status, const char *title,
+                const char *detail, const char *field, const char *header)
 {
     json_t *body = json_pack ("{s:s, s:s, s:i, s:s}", "type", "about:blank",
                               "title", title, "status", status, "detail",
                               detail);
     if (field && *field)
         json_object_set_new (body, "field", json_string (field));
-    s_send_json (req, status, body, true, NULL);
+    s_send_json (req, status, body, true, header);
     json_decref (body);
     return status;
+}
+
+static int
+s_problem (s_request_t *req, int status, const char *title,
+           const char *detail, const char *field)
+{
+    return s_problem_with (req, status, title, detail, field, NULL);
 }
 
 /* ---- talking to the loop ---------------------------------------------- */
@@ -117,9 +125,14 @@ s_relay (s_request_t *req, json_t *request)
         return s_problem (req, 503, "Controller busy",
                           "the controller did not answer in time", NULL);
     int status = (int) json_integer_value (json_object_get (reply, "status"));
+    const char *location = json_string_value (json_object_get (reply,
+                                                               "location"));
+    char header[200];
+    if (location)
+        snprintf (header, sizeof header, "Location: %s", location);
     s_send_json (req, status, json_object_get (reply, "body"),
                  json_is_true (json_object_get (reply, "problem")),
-                 json_string_value (json_object_get (reply, "location")));
+                 location ? header : NULL);
     json_decref (reply);
     return status;
 }
@@ -493,19 +506,24 @@ s_handle (struct mg_connection *conn, void *cbdata)
        encoded NUL cuts it short, and "/api/v1/jobs/%00" must not become
        "/api/v1/jobs". */
     const char *clean = path;
+    char allow[64] = "Allow: ";
     bool path_known = false;
     for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
         if (!s_match (s_routes[i].pattern, clean, &req))
             continue;
-        path_known = true;
         if (streq (s_routes[i].method, req.info->request_method))
             return s_routes[i].fn (&req);
+        if (path_known)
+            strcat (allow, ", ");
+        strcat (allow, s_routes[i].method);   /* two routes per path at most */
+        path_known = true;
     }
     if (path_known) {
         char detail[200];
         snprintf (detail, sizeof detail, "%.20s is not allowed on %.150s",
                   req.info->request_method, clean);
-        return s_problem (&req, 405, "Method not allowed", detail, NULL);
+        return s_problem_with (&req, 405, "Method not allowed", detail, NULL,
+                               allow);
     }
     char detail[1100];
     snprintf (detail, sizeof detail, "no resource at %.1024s", clean);

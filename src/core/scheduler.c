@@ -1070,7 +1070,7 @@ shoal_task_to_json (const shoal_task_t *task)
     json_decref (params);
     return json_pack (
         "{s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, "
-        "s:o, s:o}",
+        "s:o, s:o, s:o}",
         "id", (json_int_t) task->id,
         "stage", job->cls->stages[task->stage].name,
         "stage_index", (json_int_t) task->stage,
@@ -1086,7 +1086,9 @@ shoal_task_to_json (const shoal_task_t *task)
         "params", masked,
         "error", s_string_or_null (task->error),
         "started_at", s_time_json (task->started_at),
-        "finished_at", s_time_json (task->finished_at));
+        "finished_at", s_time_json (task->finished_at),
+        "duration_ms", task->finished_at ? json_integer (task->duration_ms)
+                                          : json_null ());
 }
 
 json_t *

@@ -125,6 +125,8 @@ class Cluster:
         return [w["id"] for w in self.get("/api/v1/workers").json()["workers"]]
 
     def kill(self, proc, sig=signal.SIGKILL):
+        if proc is not None:
+            proc.shoal_stopped_on_purpose = True
         if proc and proc.poll() is None:
             proc.send_signal(sig)
             try:
@@ -134,9 +136,35 @@ class Cluster:
                 proc.wait()
 
     def close(self):
-        for proc in list(self.workers.values()):
+        """Stops everything still running with SIGTERM and returns what went
+        wrong: a process that did not exit 0 when asked to stop, or a
+        sanitizer report in any log."""
+        problems = []
+        procs = [(n, p) for n, p in self.workers.items()]
+        procs.append(("controller", self.controller))
+        for name, proc in procs:
+            if proc is None:
+                continue
+            if proc.poll() is not None:
+                if not getattr(proc, "shoal_stopped_on_purpose", False):
+                    problems.append("%s died by itself with %s"
+                                    % (name, proc.returncode))
+                continue
             self.kill(proc, signal.SIGTERM)
-        self.kill(self.controller, signal.SIGTERM)
+            if proc.returncode != 0:
+                problems.append("%s exited with %s after SIGTERM"
+                                % (name, proc.returncode))
+        for path in self.logs:
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                           "runtime error:"):
+                if marker in text:
+                    problems.append("%s: %s" % (os.path.basename(path), marker))
+        return problems
 
     def dump_logs(self):
         out = []
@@ -209,12 +237,14 @@ class ClusterTest(unittest.TestCase):
         return cluster
 
     def _close(self, cluster):
-        cluster.close()
+        problems = cluster.close()
         # _outcome.success turns False when this test failed or erred.
         failed = not getattr(self._outcome, "success", True)
-        if failed or os.environ.get("SHOAL_TEST_LOGS"):
+        if failed or problems or os.environ.get("SHOAL_TEST_LOGS"):
             print(cluster.dump_logs())
         shutil.rmtree(cluster.tmp, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems))
 
     def assertProblem(self, resp, status, field=None):
         """Asserts an application/problem+json answer with `status`."""

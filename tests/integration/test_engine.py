@@ -131,6 +131,7 @@ class EngineTest(ClusterTest):
         workers = {t["worker"] for t in tasks}
         self.assertEqual(workers, {"w1", "w2"}, "tasks spread over both")
         self.assertTrue(all(t["attempts"] == 1 for t in tasks))
+        self.assertTrue(all(t["duration_ms"] >= 0 for t in tasks))
         spawned = [t for t in tasks if t["stage_index"] == 1
                    and t["kind"] == "task"]
         self.assertEqual(sorted(t["params"]["item"] for t in spawned),

@@ -43,8 +43,12 @@ class RestApiTest(ClusterTest):
     @classmethod
     def tearDownClass(cls):
         import shutil
-        cls.c.close()
+        problems = cls.c.close()
+        if problems:
+            print(cls.c.dump_logs())
         shutil.rmtree(cls.c.tmp, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems))
 
     def submit_raw(self, body, headers=AUTH):
         return self.c.post("/api/v1/jobs", body, headers=headers)
@@ -86,7 +90,7 @@ class RestApiTest(ClusterTest):
         self.assertNotIn("c2VjcmV0", tasks.body)
         task = tasks.json()["tasks"][0]
         for key in ("id", "stage", "index", "state", "exit_code", "attempts",
-                    "worker", "params", "error"):
+                    "worker", "params", "error", "duration_ms"):
             self.assertIn(key, task)
         self.assertEqual(task["params"]["basic_auth"], "***")
 
@@ -194,7 +198,9 @@ class RestApiTest(ClusterTest):
     def test_unknown_path_is_404_and_wrong_method_405(self):
         self.assertProblem(self.c.get("/api/v2/jobs"), 404)
         self.assertProblem(self.c.get("/"), 404)
-        self.assertProblem(self.c.request("DELETE", "/api/v1/jobs"), 405)
+        wrong = self.c.request("DELETE", "/api/v1/jobs")
+        self.assertProblem(wrong, 405)
+        self.assertEqual(wrong.headers.get("Allow"), "POST, GET")
         self.assertProblem(self.c.request("PUT", "/healthz"), 405)
 
     def test_bad_query_parameters_are_400(self):
