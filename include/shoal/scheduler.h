@@ -131,6 +131,19 @@ shoal_job_t *shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
 int shoal_scheduler_start (shoal_scheduler_t *self, const char *id,
                            int64_t now, shoal_error_t *err);
 
+/*  Cancels a job that is created or running: pending tasks never start,
+    running ones are sent CANCEL, the job ends `canceled`. Returns 0,
+    SHOAL_ENOTFOUND, or SHOAL_ESTATE when the job has already ended.       */
+int shoal_scheduler_cancel (shoal_scheduler_t *self, const char *id,
+                            int64_t now, shoal_error_t *err);
+
+/*  Runs a failed job again from the stage that failed: that stage starts
+    afresh (its earlier tasks stay listed with their final states), the
+    stages before it keep their results. Returns 0, SHOAL_ENOTFOUND, or
+    SHOAL_ESTATE when the job is not `failed`.                             */
+int shoal_scheduler_retry (shoal_scheduler_t *self, const char *id,
+                           int64_t now, shoal_error_t *err);
+
 shoal_job_t *shoal_scheduler_job (shoal_scheduler_t *self, const char *id);
 size_t shoal_scheduler_job_count (const shoal_scheduler_t *self);
 

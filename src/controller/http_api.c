@@ -375,6 +375,24 @@ s_post_job_start (s_request_t *req)
 }
 
 static int
+s_post_job_cancel (s_request_t *req)
+{
+    if (!s_valid_id (req->params[0]))
+        return s_bad_id (req);
+    return s_relay (req, json_pack ("{s:s, s:s}", "op", "cancel", "id",
+                                    req->params[0]));
+}
+
+static int
+s_post_job_retry (s_request_t *req)
+{
+    if (!s_valid_id (req->params[0]))
+        return s_bad_id (req);
+    return s_relay (req, json_pack ("{s:s, s:s}", "op", "retry", "id",
+                                    req->params[0]));
+}
+
+static int
 s_get_job_tasks (s_request_t *req)
 {
     if (!s_valid_id (req->params[0]))
@@ -462,6 +480,8 @@ static const struct {
     { "GET", "/api/v1/jobs", s_get_jobs },
     { "GET", "/api/v1/jobs/{}", s_get_job },
     { "POST", "/api/v1/jobs/{}/start", s_post_job_start },
+    { "POST", "/api/v1/jobs/{}/cancel", s_post_job_cancel },
+    { "POST", "/api/v1/jobs/{}/retry", s_post_job_retry },
     { "GET", "/api/v1/jobs/{}/tasks", s_get_job_tasks },
     { "GET", "/api/v1/jobs/{}/tasks/{}/log", s_get_task_log },
     { "GET", "/api/v1/workers", s_get_workers },

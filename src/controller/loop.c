@@ -417,6 +417,36 @@ s_op_start (shoal_loop_t *self, json_t *request)
 }
 
 static json_t *
+s_op_cancel (shoal_loop_t *self, json_t *request)
+{
+    const char *id = json_string_value (json_object_get (request, "id"));
+    shoal_error_t err;
+    int rc = shoal_scheduler_cancel (self->scheduler, id, s_now (self), &err);
+    if (rc == SHOAL_ENOTFOUND)
+        return s_job_not_found (id);
+    if (rc)
+        return s_problem (409, "Job already ended", err.message, "state");
+    shoal_info ("job %s canceled on request", id);
+    return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
+                             self->scheduler, id)));
+}
+
+static json_t *
+s_op_retry (shoal_loop_t *self, json_t *request)
+{
+    const char *id = json_string_value (json_object_get (request, "id"));
+    shoal_error_t err;
+    int rc = shoal_scheduler_retry (self->scheduler, id, s_now (self), &err);
+    if (rc == SHOAL_ENOTFOUND)
+        return s_job_not_found (id);
+    if (rc)
+        return s_problem (409, "Job not failed", err.message, "state");
+    shoal_info ("job %s retried from its failed stage", id);
+    return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
+                             self->scheduler, id)));
+}
+
+static json_t *
 s_op_job (shoal_loop_t *self, json_t *request)
 {
     const char *id = json_string_value (json_object_get (request, "id"));
@@ -490,6 +520,8 @@ static const struct {
 } s_ops[] = {
     { "submit", s_op_submit },
     { "start", s_op_start },
+    { "cancel", s_op_cancel },
+    { "retry", s_op_retry },
     { "job", s_op_job },
     { "jobs", s_op_jobs },
     { "tasks", s_op_tasks },

@@ -74,6 +74,7 @@ struct shoal_job {
     int64_t started_at;          /* ms, 0 until started                    */
     int64_t finished_at;         /* ms, 0 until final                      */
     shoal_job_state_t state;
+    uint32_t retries;            /* times it was retried after failing     */
     uint32_t stage;              /* current stage while running            */
     s_stage_t *stages;           /* cls->stage_count of them               */
     shoal_task_t **tasks;        /* all tasks by id                        */
@@ -715,6 +716,53 @@ shoal_scheduler_start (shoal_scheduler_t *self, const char *id, int64_t now,
     return 0;
 }
 
+int
+shoal_scheduler_cancel (shoal_scheduler_t *self, const char *id, int64_t now,
+                        shoal_error_t *err)
+{
+    shoal_job_t *job = zhashx_lookup (self->jobs, id);
+    if (!job)
+        return shoal_error_set (err, SHOAL_ENOTFOUND, "id", "no job '%s'", id);
+    if (job->state != SHOAL_JOB_CREATED && job->state != SHOAL_JOB_RUNNING)
+        return shoal_error_set (err, SHOAL_ESTATE, "state",
+                                "job '%s' has already ended: %s", id,
+                                shoal_job_state_name (job->state));
+    if (job->state == SHOAL_JOB_RUNNING)
+        job->stages[job->stage].spawn_pending = false;
+    s_job_end (self, job, SHOAL_JOB_CANCELED, "canceled on request", now);
+    if (job->stages[job->stage].state == SHOAL_STAGE_RUNNING)
+        job->stages[job->stage].state = SHOAL_STAGE_FAILED;
+    s_dispatch (self, now);
+    return 0;
+}
+
+int
+shoal_scheduler_retry (shoal_scheduler_t *self, const char *id, int64_t now,
+                       shoal_error_t *err)
+{
+    shoal_job_t *job = zhashx_lookup (self->jobs, id);
+    if (!job)
+        return shoal_error_set (err, SHOAL_ENOTFOUND, "id", "no job '%s'", id);
+    if (job->state != SHOAL_JOB_FAILED)
+        return shoal_error_set (err, SHOAL_ESTATE, "state",
+                                "job '%s' is %s; only a failed job can be "
+                                "retried", id,
+                                shoal_job_state_name (job->state));
+    /* The failed stage starts afresh: its counters restart from zero and
+       its new tasks are appended; the old ones keep their final states
+       and are no longer counted. */
+    s_stage_t *stage = &job->stages[job->stage];
+    memset (stage, 0, sizeof *stage);
+    free (job->error);
+    job->error = NULL;
+    job->finished_at = 0;
+    job->retries++;
+    job->state = SHOAL_JOB_RUNNING;
+    s_stage_start (self, job, job->stage, now);
+    s_dispatch (self, now);
+    return 0;
+}
+
 shoal_job_t *
 shoal_scheduler_job (shoal_scheduler_t *self, const char *id)
 {
@@ -1049,7 +1097,7 @@ shoal_job_to_json (const shoal_job_t *job)
             "failed", (int) stage->counts[SHOAL_TASK_FAILED],
             "canceled", (int) stage->counts[SHOAL_TASK_CANCELED]));
     }
-    return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
+    return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
                       "id", job->id,
                       "job", job->cls->id,
                       "state", shoal_job_state_name (job->state),
@@ -1058,6 +1106,7 @@ shoal_job_to_json (const shoal_job_t *job)
                       "started_at", s_time_json (job->started_at),
                       "finished_at", s_time_json (job->finished_at),
                       "error", s_string_or_null (job->error),
+                      "retries", (json_int_t) job->retries,
                       "stages", stages);
 }
 

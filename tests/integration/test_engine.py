@@ -69,6 +69,13 @@ jobs:
     stages:
       - {name: spread, task_class: act, spawn_task: spawn-modes, job_failed_on_error: false}
       - {name: after, task_class: last}
+  retryable:
+    input:
+      modes: {source: parameter}
+    stages:
+      - {name: first, task_class: first}
+      - {name: middle, task_class: act, spawn_task: spawn-modes}
+      - {name: last, task_class: last}
   slow-one:
     input:
       mode: {source: parameter}
@@ -201,6 +208,53 @@ class EngineTest(ClusterTest):
         events = [e for e, _, _ in self.marker("one-0")]
         self.assertEqual(events.count("done"), 1, events)
         self.assertNotIn(first_worker, c.worker_names())
+
+    def test_cancel_leaves_no_task_process_running(self):
+        c = self.cluster
+        c.start_worker("w1", slots=50, env=self.env)
+        c.start_worker("w2", slots=50, env=self.env)
+        job = c.submit("strict", {"modes": ",".join(["slow"] * 100)})
+        names = ["one-%d" % i for i in range(100)]
+        wait_for(lambda: all(self.marker(n) for n in names), timeout=120,
+                 what="100 tasks to start")
+        resp = c.post("/api/v1/jobs/%s/cancel" % job["id"])
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json()["state"], "canceled")
+        self.assertEqual(resp.json()["stages"][0]["tasks"]["canceled"], 100)
+        self.assertProblem(c.post("/api/v1/jobs/%s/cancel" % job["id"]), 409,
+                           "state")
+        wait_for(lambda: all(w["busy"] == 0 for w in
+                             c.get("/api/v1/workers").json()["workers"]),
+                 timeout=60, what="workers to report every canceled task")
+        pids = [self.marker(n)[0][2] for n in names]
+        alive = [p for p in pids if os.path.exists("/proc/%d" % p)]
+        self.assertEqual(alive, [], "task processes left after cancel")
+        self.assertFalse(any(e == "done" for n in names
+                             for e, _, _ in self.marker(n)))
+        self.assertEqual(c.job(job["id"])["state"], "canceled")
+
+    def test_retry_runs_the_failed_stage_again_keeping_earlier_stages(self):
+        c = self.cluster
+        c.start_worker("w1", slots=2, env=self.env)
+        job = c.submit("retryable", {"modes": "ok,fail-once"})
+        failed = c.wait_job(job["id"])
+        self.assertEqual(failed["state"], "failed", failed)
+        self.assertProblem(c.post("/api/v1/jobs/nosuchjob/retry"), 404, "id")
+        resp = c.post("/api/v1/jobs/%s/retry" % job["id"])
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json()["state"], "running")
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["retries"], 1)
+        self.assertIsNone(done["error"])
+        self.assertEqual([e for e, _, _ in self.marker("first")],
+                         ["start", "done"], "the first stage ran once")
+        self.assertEqual([e for e, _, _ in self.marker("one-1")],
+                         ["start", "start", "done"])
+        self.assertEqual([e for e, _, _ in self.marker("last")],
+                         ["start", "done"])
+        self.assertProblem(c.post("/api/v1/jobs/%s/retry" % job["id"]), 409,
+                           "state")
 
     def test_command_not_found_fails_the_task_with_the_reason(self):
         c = self.cluster

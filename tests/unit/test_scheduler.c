@@ -544,6 +544,93 @@ test_refused_task_runs_elsewhere_without_failing (void **state)
 }
 
 static void
+test_cancel_stops_running_and_pending_tasks (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    json_t *list = json_pack ("[{s:s}, {s:s}, {s:s}]", "item", "a", "item",
+                              "b", "item", "c");
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    assert_int_equal (s_drain (fx), 2);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "j1", 1500, NULL), 0);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_CANCEL), 2);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 0);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_JOB_ENDED), 1);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_CANCELED);
+    json_t *view = shoal_job_to_json (job);
+    json_t *counts = json_object_get (
+        json_array_get (json_object_get (view, "stages"), 1), "tasks");
+    assert_int_equal (json_integer_value (json_object_get (counts,
+                                                           "canceled")), 3);
+    json_decref (view);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "j1", 1500, NULL),
+                      SHOAL_ESTATE);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "nope", 1500, NULL),
+                      SHOAL_ENOTFOUND);
+}
+
+static void
+test_cancel_of_created_job_never_runs_it (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", false);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "j1", 1500, NULL), 0);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_CANCELED);
+    assert_int_equal (shoal_scheduler_start (fx->sched, "j1", 1500, NULL),
+                      SHOAL_ESTATE);
+}
+
+static void
+test_retry_runs_the_failed_stage_again_and_keeps_earlier_ones (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
+    assert_int_equal (shoal_scheduler_retry (fx->sched, "j1", 1100, NULL),
+                      SHOAL_ESTATE);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    s_exit (fx, "w1", &spawn, 1, NULL);
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_FAILED);
+    size_t tasks_before = shoal_job_task_count (job);
+    assert_int_equal (shoal_scheduler_retry (fx->sched, "j1", 3000, NULL), 0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_RUNNING);
+    assert_string_equal (s_stage_state (job, 0), "succeeded");
+    assert_string_equal (s_stage_state (job, 1), "running");
+    assert_int_equal (s_drain (fx), 1);
+    shoal_action_t again = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_true (shoal_task_is_spawn (again.task));
+    assert_int_equal (shoal_task_id (again.task), tasks_before);
+    json_t *list = json_pack ("[{s:s}]", "item", "x");
+    s_exit (fx, "w1", &again, 0, list);
+    json_decref (list);
+    s_drain (fx);
+    shoal_action_t item = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_exit (fx, "w1", &item, 0, NULL);
+    s_drain (fx);
+    shoal_action_t last = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_exit (fx, "w1", &last, 0, NULL);
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+    json_t *view = shoal_job_to_json (job);
+    assert_true (json_is_null (json_object_get (view, "error")));
+    assert_int_equal (json_integer_value (json_object_get (view, "retries")),
+                      1);
+    json_t *counts = json_object_get (
+        json_array_get (json_object_get (view, "stages"), 1), "tasks");
+    assert_int_equal (json_integer_value (json_object_get (counts, "total")),
+                      2);
+    json_decref (view);
+}
+
+static void
 test_heartbeats_go_to_live_workers (void **state)
 {
     s_fixture_t *fx = *state;
@@ -647,6 +734,9 @@ main (void)
         T (test_bye_requeues_without_counting_a_loss),
         T (test_slots_running_at_hello_are_busy_until_their_results_come),
         T (test_refused_task_runs_elsewhere_without_failing),
+        T (test_cancel_stops_running_and_pending_tasks),
+        T (test_cancel_of_created_job_never_runs_it),
+        T (test_retry_runs_the_failed_stage_again_and_keeps_earlier_ones),
         T (test_heartbeats_go_to_live_workers),
         T (test_secrets_are_masked_in_views),
         T (test_jobs_list_newest_first_with_cursor),

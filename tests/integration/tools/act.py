@@ -4,6 +4,7 @@
 usage: act.py MARKER_DIR NAME MODE
   MODE ok     append "start" and "done" lines to MARKER_DIR/NAME, exit 0
   MODE fail   append "start", exit 1
+  MODE fail-once  fail like "fail" the first time NAME runs, then act as "ok"
   MODE slow   append "start" and this pid, sleep SECONDS (env ACT_SLEEP,
               default 30), append "done", exit 0
 Each line is "<event> <time_ns> <pid>", so a test can check that a task
@@ -23,8 +24,9 @@ def main():
     marker_dir, name, mode = sys.argv[1:4]
     os.makedirs(marker_dir, exist_ok=True)
     path = os.path.join(marker_dir, name)
+    ran_before = os.path.exists(path)
     mark(path, "start")
-    if mode == "fail":
+    if mode == "fail" or (mode == "fail-once" and not ran_before):
         print("failing on purpose", file=sys.stderr)
         return 1
     if mode == "slow":
