@@ -29,6 +29,8 @@
 struct shoal_http {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
     struct mg_context *ctx;      /* civetweb server                        */
+    char *token;                 /* required in X-Shoal-Token on /api/, or
+                                    NULL when the API is open              */
 };
 
 /*  One request being handled.                                            */
@@ -129,7 +131,9 @@ s_relay (s_request_t *req, json_t *request)
                                                                "location"));
     char header[200];
     if (location)
-        snprintf (header, sizeof header, "Location: %s", location);
+        snprintf (header, sizeof header, "Location: %s%s", location,
+                  json_is_true (json_object_get (reply, "replayed"))
+                      ? "\r\nIdempotent-Replayed: true" : "");
     s_send_json (req, status, json_object_get (reply, "body"),
                  json_is_true (json_object_get (reply, "problem")),
                  location ? header : NULL);
@@ -307,10 +311,25 @@ s_post_jobs (s_request_t *req)
                             "Invalid params", err.message, err.field);
         goto done;
     }
-    status = s_relay (req, json_pack ("{s:s, s:s, s:o, s:b}", "op", "submit",
-                                      "job", job_class->id, "params", params,
-                                      "start", start ? json_is_true (start)
-                                                     : true));
+    json_t *request = json_pack ("{s:s, s:s, s:o, s:b}", "op", "submit",
+                                 "job", job_class->id, "params", params,
+                                 "start", start ? json_is_true (start) : true);
+    const char *idem = mg_get_header (req->conn, "Idempotency-Key");
+    if (idem) {
+        size_t len = strlen (idem);
+        bool printable = len >= 1 && len <= 255;
+        for (size_t i = 0; printable && i < len; i++)
+            printable = idem[i] > 0x20 && idem[i] < 0x7f;
+        if (!printable) {
+            json_decref (request);
+            status = s_problem (req, 400, "Invalid header",
+                                "Idempotency-Key must be 1 to 255 visible "
+                                "ASCII characters", "header Idempotency-Key");
+            goto done;
+        }
+        json_object_set_new (request, "idempotency_key", json_string (idem));
+    }
+    status = s_relay (req, request);
 done:
     json_decref (body);
     return status;
@@ -510,6 +529,19 @@ s_match (const char *pattern, const char *path, s_request_t *req)
     return *pattern == '\0' && *path == '\0';
 }
 
+/*  Compares in time that depends only on the lengths, so a client cannot
+    learn the token a byte at a time from response times.                */
+static bool
+s_token_equal (const char *given, const char *want)
+{
+    size_t given_len = strlen (given);
+    size_t want_len = strlen (want);
+    unsigned char diff = given_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        diff |= (unsigned char) (want[i] ^ (i < given_len ? given[i] : 0));
+    return diff == 0;
+}
+
 static int
 s_handle (struct mg_connection *conn, void *cbdata)
 {
@@ -526,6 +558,16 @@ s_handle (struct mg_connection *conn, void *cbdata)
        encoded NUL cuts it short, and "/api/v1/jobs/%00" must not become
        "/api/v1/jobs". */
     const char *clean = path;
+    shoal_http_t *http = cbdata;
+    if (http->token && strncmp (clean, "/api/", 5) == 0) {
+        const char *given = mg_get_header (conn, SHOAL_HTTP_TOKEN_HEADER);
+        if (!given || !s_token_equal (given, http->token))
+            return s_problem (&req, 401, "Unauthorized",
+                              given ? "the API token is wrong"
+                                    : "this API needs the "
+                                      SHOAL_HTTP_TOKEN_HEADER " header",
+                              "header " SHOAL_HTTP_TOKEN_HEADER);
+    }
     char allow[64] = "Allow: ";
     bool path_known = false;
     for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
@@ -571,10 +613,11 @@ s_log_message (const struct mg_connection *conn, const char *message)
 
 shoal_http_t *
 shoal_http_new (const shoal_defs_t *defs, const char *listen, int threads,
-                shoal_error_t *err)
+                const char *token, shoal_error_t *err)
 {
     shoal_http_t *self = calloc (1, sizeof *self);
-    if (!self) {
+    if (!self || (token && !(self->token = strdup (token)))) {
+        free (self);
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         return NULL;
     }
@@ -599,6 +642,7 @@ shoal_http_new (const shoal_defs_t *defs, const char *listen, int threads,
         shoal_error_set (err, SHOAL_EIO, "http",
                          "cannot listen for HTTP on %s (in use, or not a "
                          "HOST:PORT?)", listen);
+        free (self->token);
         free (self);
         return NULL;
     }
@@ -613,6 +657,9 @@ shoal_http_destroy (shoal_http_t **self_p)
         return;
     shoal_http_t *self = *self_p;
     mg_stop (self->ctx);
+    if (self->token)
+        explicit_bzero (self->token, strlen (self->token));
+    free (self->token);
     free (self);
     *self_p = NULL;
 }

@@ -10,16 +10,24 @@
 #include "shoal/defs.h"
 #include "shoal/error.h"
 
+/*  The header carrying the API token. Not Authorization: job inputs may
+    read that header (the spec's example does), so the engine's own token
+    travels apart from it.                                                */
+#define SHOAL_HTTP_TOKEN_HEADER "X-Shoal-Token"
+
 /*  Largest accepted request body, in bytes; larger bodies get a 413.     */
 #define SHOAL_HTTP_MAX_BODY (1024 * 1024)
 
 typedef struct shoal_http shoal_http_t;
 
 /*  Starts serving on `listen` ("HOST:PORT") with `threads` handler
-    threads. `defs` is borrowed and must outlive the server. Returns NULL
-    with `err` set when the port cannot be opened.                        */
+    threads. `defs` is borrowed and must outlive the server. With a
+    `token` (copied), every /api/ route needs it in X-Shoal-Token; /healthz
+    and /readyz stay open. Returns NULL with `err` set when the port cannot
+    be opened.                                                            */
 shoal_http_t *shoal_http_new (const shoal_defs_t *defs, const char *listen,
-                              int threads, shoal_error_t *err);
+                              int threads, const char *token,
+                              shoal_error_t *err);
 
 /*  Stops accepting, waits for handlers to finish, frees everything.      */
 void shoal_http_destroy (shoal_http_t **self_p);

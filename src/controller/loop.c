@@ -33,12 +33,23 @@
 /*  Longest ZeroMQ routing identity (libzmq allows 255 bytes).            */
 #define S_MAX_IDENTITY 255
 
+/*  Idempotency keys remembered; the oldest is forgotten past this.       */
+#define S_MAX_IDEMPOTENCY_KEYS 100000
+
+/*  What an Idempotency-Key was first used for.                           */
+typedef struct {
+    uint64_t fingerprint;        /* hash of the request it came with      */
+    char job_id[33];             /* the job that request made             */
+} s_idempotent_t;
+
 struct shoal_loop {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
     char *data_dir;              /* shared volume root                     */
     shoal_scheduler_t *scheduler;
     zsock_t *router;             /* workers connect here                   */
     zsock_t *api;                /* HTTP threads' requests                 */
+    zhashx_t *idempotency;       /* key -> s_idempotent_t (owned)          */
+    zlistx_t *idempotency_order; /* keys, oldest first, for eviction       */
     char instance[17];           /* random id of this controller run       */
     int64_t wall_start;          /* epoch ms when the loop started         */
     int64_t mono_start;          /* monotonic ms at the same moment        */
@@ -367,6 +378,54 @@ s_make_job_dir (shoal_loop_t *self, const char *id)
     return 0;
 }
 
+/*  FNV-1a over the canonical text of a submission: the same job class,
+    params (headers included) and start flag give the same value.        */
+static uint64_t
+s_fingerprint (json_t *request)
+{
+    json_t *canonical = json_pack ("{s:O, s:O, s:O}", "job",
+                                   json_object_get (request, "job"), "params",
+                                   json_object_get (request, "params"),
+                                   "start", json_object_get (request,
+                                                             "start"));
+    char *text = json_dumps (canonical, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref (canonical);
+    uint64_t hash = 14695981039346656037ULL;
+    for (const char *p = text ? text : ""; *p; p++)
+        hash = (hash ^ (unsigned char) *p) * 1099511628211ULL;
+    free (text);
+    return hash;
+}
+
+static void
+s_remember_key (shoal_loop_t *self, const char *key, uint64_t fingerprint,
+                const char *job_id)
+{
+    if (zlistx_size (self->idempotency_order) >= S_MAX_IDEMPOTENCY_KEYS) {
+        char *oldest = zlistx_detach (self->idempotency_order, NULL);
+        zhashx_delete (self->idempotency, oldest);
+        free (oldest);
+    }
+    s_idempotent_t *entry = calloc (1, sizeof *entry);
+    if (!entry)
+        return;
+    entry->fingerprint = fingerprint;
+    snprintf (entry->job_id, sizeof entry->job_id, "%s", job_id);
+    zhashx_insert (self->idempotency, key, entry);
+    zlistx_add_end (self->idempotency_order, strdup (key));
+}
+
+static json_t *
+s_job_created (shoal_job_t *job, bool replayed)
+{
+    json_t *reply = s_reply (201, shoal_job_to_json (job));
+    json_object_set_new (reply, "location",
+                         json_sprintf ("/api/v1/jobs/%s", shoal_job_id (job)));
+    if (replayed)
+        json_object_set_new (reply, "replayed", json_true ());
+    return reply;
+}
+
 static json_t *
 s_op_submit (shoal_loop_t *self, json_t *request)
 {
@@ -375,6 +434,23 @@ s_op_submit (shoal_loop_t *self, json_t *request)
         = shoal_defs_job_class (self->defs, class_id);
     if (!job_class)
         return s_problem (404, "Unknown job", "no such job class", "job");
+    /* A retried request with the same key gets the job its first try
+       made; the same key on another request is a client bug. */
+    const char *key = json_string_value (json_object_get (request,
+                                                          "idempotency_key"));
+    uint64_t fingerprint = key ? s_fingerprint (request) : 0;
+    if (key) {
+        s_idempotent_t *seen = zhashx_lookup (self->idempotency, key);
+        if (seen && seen->fingerprint != fingerprint)
+            return s_problem (422, "Idempotency key reused",
+                              "this Idempotency-Key was used with another "
+                              "request", "header Idempotency-Key");
+        shoal_job_t *job = seen ? shoal_scheduler_job (self->scheduler,
+                                                       seen->job_id)
+                                : NULL;
+        if (job)
+            return s_job_created (job, true);
+    }
     char id[33];
     s_random_hex (id, 8);
     if (s_make_job_dir (self, id)) {
@@ -395,10 +471,9 @@ s_op_submit (shoal_loop_t *self, json_t *request)
                           "Job not accepted", err.message, err.field);
     shoal_info ("job %s (%s) submitted%s", id, class_id,
                 start ? " and started" : "");
-    json_t *reply = s_reply (201, shoal_job_to_json (job));
-    json_object_set_new (reply, "location",
-                         json_sprintf ("/api/v1/jobs/%s", id));
-    return reply;
+    if (key)
+        s_remember_key (self, key, fingerprint, id);
+    return s_job_created (job, false);
 }
 
 static json_t *
@@ -580,7 +655,16 @@ shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
     self->scheduler = shoal_scheduler_new (defs);
     self->router = zsock_new (ZMQ_ROUTER);
     self->api = zsock_new (ZMQ_ROUTER);
-    if (!self->data_dir || !self->scheduler || !self->router || !self->api) {
+    self->idempotency = zhashx_new ();
+    self->idempotency_order = zlistx_new ();
+    if (self->idempotency)
+        zhashx_set_destructor (self->idempotency,
+                               (zhashx_destructor_fn *) zstr_free);
+    if (self->idempotency_order)
+        zlistx_set_destructor (self->idempotency_order,
+                               (zlistx_destructor_fn *) zstr_free);
+    if (!self->data_dir || !self->scheduler || !self->router || !self->api
+        || !self->idempotency || !self->idempotency_order) {
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         shoal_loop_destroy (&self);
         return NULL;
@@ -620,6 +704,8 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     zsock_destroy (&self->api);
     zsock_destroy (&self->router);
     shoal_scheduler_destroy (&self->scheduler);
+    zhashx_destroy (&self->idempotency);
+    zlistx_destroy (&self->idempotency_order);
     free (self->data_dir);
     free (self);
     *self_p = NULL;

@@ -25,6 +25,7 @@ typedef struct {
     const char *http;            /* HOST:PORT of the REST API              */
     const char *bind;            /* ZeroMQ endpoint for workers            */
     const char *log_level;
+    const char *token_file;      /* file holding the REST API token        */
     int http_threads;
     bool check_only;             /* load the definitions and exit          */
 } s_options_t;
@@ -45,6 +46,10 @@ s_usage (FILE *out)
         "  -b, --bind ENDPOINT     ZeroMQ endpoint workers connect to\n"
         "                          [env SHOAL_BIND, default tcp://127.0.0.1:5555]\n"
         "      --http-threads N    HTTP handler threads [default 16]\n"
+        "      --api-token-file FILE  require the token in FILE (first line)\n"
+        "                          in the X-Shoal-Token header of /api/ calls\n"
+        "                          [env SHOAL_API_TOKEN_FILE, or the token\n"
+        "                          itself in SHOAL_API_TOKEN; default: open]\n"
         "      --log-level LEVEL   error, warn, info or debug\n"
         "                          [env SHOAL_LOG_LEVEL, default info]\n"
         "      --check             check the definitions file and exit\n"
@@ -72,9 +77,10 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         .http = s_env_or ("SHOAL_HTTP", "127.0.0.1:8080"),
         .bind = s_env_or ("SHOAL_BIND", "tcp://127.0.0.1:5555"),
         .log_level = s_env_or ("SHOAL_LOG_LEVEL", "info"),
+        .token_file = s_env_or ("SHOAL_API_TOKEN_FILE", NULL),
         .http_threads = 16,
     };
-    enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK };
+    enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE };
     static const struct option long_options[] = {
         { "definitions", required_argument, NULL, 'd' },
         { "data-dir", required_argument, NULL, 'D' },
@@ -83,6 +89,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "http-threads", required_argument, NULL, OPT_HTTP_THREADS },
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "check", no_argument, NULL, OPT_CHECK },
+        { "api-token-file", required_argument, NULL, OPT_TOKEN_FILE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -97,6 +104,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case 'b': opts->bind = optarg; break;
             case OPT_LOG_LEVEL: opts->log_level = optarg; break;
             case OPT_CHECK: opts->check_only = true; break;
+            case OPT_TOKEN_FILE: opts->token_file = optarg; break;
             case OPT_HTTP_THREADS: {
                 char *end;
                 long n = strtol (optarg, &end, 10);
@@ -162,6 +170,43 @@ s_install_signals (void)
     return 0;
 }
 
+/*  Reads the API token: the first line of `path`, or SHOAL_API_TOKEN.
+    Returns 0 with *token set (NULL: no token, the API is open), or -1
+    after printing why.                                                    */
+static int
+s_load_token (const char *path, char **token)
+{
+    *token = NULL;
+    if (!path) {
+        const char *value = getenv ("SHOAL_API_TOKEN");
+        if (value && *value && !(*token = strdup (value)))
+            return -1;
+        return 0;
+    }
+    FILE *file = fopen (path, "r");
+    if (!file) {
+        fprintf (stderr, "shoal-controller: cannot read API token file %s: "
+                 "%s\n", path, strerror (errno));
+        return -1;
+    }
+    char line[4096] = "";
+    if (!fgets (line, sizeof line, file))
+        line[0] = '\0';
+    fclose (file);
+    size_t len = strlen (line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'
+                   || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    if (len == 0) {
+        fprintf (stderr, "shoal-controller: API token file %s is empty\n",
+                 path);
+        return -1;
+    }
+    *token = strdup (line);
+    explicit_bzero (line, sizeof line);
+    return *token ? 0 : -1;
+}
+
 /*  Makes `path` and `path`/jobs if missing.                              */
 static int
 s_prepare_data_dir (const char *path)
@@ -212,11 +257,25 @@ main (int argc, char *argv[])
         return 1;
     }
 
+    char *token = NULL;
+    if (s_load_token (opts.token_file, &token)) {
+        shoal_defs_destroy (&defs);
+        return 1;
+    }
+    if (!token && strncmp (opts.http, "127.", 4) && strncmp (opts.http,
+                                                             "localhost", 9))
+        shoal_warn ("the REST API on %s takes no token: anyone who reaches "
+                    "it can run jobs (see --api-token-file)", opts.http);
+
     rc = 1;
     shoal_http_t *http = NULL;
     shoal_loop_t *loop = shoal_loop_new (defs, opts.data_dir, opts.bind, &err);
     if (loop)
-        http = shoal_http_new (defs, opts.http, opts.http_threads, &err);
+        http = shoal_http_new (defs, opts.http, opts.http_threads, token,
+                               &err);
+    if (token)
+        explicit_bzero (token, strlen (token));
+    free (token);
     if (!loop || !http)
         fprintf (stderr, "shoal-controller: %s\n", err.message);
     else {

@@ -4,6 +4,7 @@ Each error is checked for its status, the problem+json content type and
 body, and the field it names. Nothing here needs a worker.
 """
 import json
+import os
 import socket
 import unittest
 
@@ -123,6 +124,30 @@ class RestApiTest(ClusterTest):
         self.assertEqual(self.c.get("/api/v1/workers").json(),
                          {"workers": []})
 
+    def test_same_idempotency_key_and_body_return_the_same_job(self):
+        headers = dict(AUTH, **{"Idempotency-Key": "order-17"})
+        body = {"job": "request-data", "start": False,
+                "params": {"data_id": "17"}}
+        first = self.submit_raw(body, headers=headers)
+        self.assertEqual(first.status, 201, first)
+        again = self.submit_raw(body, headers=headers)
+        self.assertEqual(again.status, 201, again)
+        self.assertEqual(again.json()["id"], first.json()["id"])
+        self.assertEqual(again.headers.get("Idempotent-Replayed"), "true")
+        self.assertEqual(again.headers["Location"], first.headers["Location"])
+        other = dict(body, params={"data_id": "18"})
+        self.assertProblem(self.submit_raw(other, headers=headers), 422,
+                           "header Idempotency-Key")
+        fresh = self.submit_raw(body, headers=dict(
+            AUTH, **{"Idempotency-Key": "order-18"}))
+        self.assertNotEqual(fresh.json()["id"], first.json()["id"])
+
+    def test_bad_idempotency_key_is_400(self):
+        resp = self.submit_raw({"job": "request-data",
+                                "params": {"data_id": "1"}},
+                               headers=dict(AUTH, **{"Idempotency-Key": "a b"}))
+        self.assertProblem(resp, 400, "header Idempotency-Key")
+
     # ---- refusals ----------------------------------------------------------
     def test_unknown_job_class_is_404_naming_job(self):
         self.assertProblem(self.submit_raw({"job": "nope"}), 404, "job")
@@ -225,6 +250,38 @@ class RestApiTest(ClusterTest):
                 self.assertTrue(400 <= status < 500, (line[:40], answer))
         self.assertEqual(self.c.get("/healthz").status, 200)
         self.assertIsNone(self.c.controller.poll())
+
+
+class ApiTokenTest(ClusterTest):
+    definitions = DEFINITIONS
+
+    def setUp(self):
+        self.c = self.make_cluster()
+        token_file = os.path.join(self.c.tmp, "token")
+        with open(token_file, "w") as f:
+            f.write("s3cret-token-0123456789\n")
+        self.c.start_controller(["--api-token-file", token_file])
+
+    def test_api_routes_need_the_token(self):
+        for path in ("/api/v1/jobs", "/api/v1/definitions", "/api/v1/workers"):
+            self.assertProblem(self.c.get(path), 401, "header X-Shoal-Token")
+            wrong = self.c.get(path, headers={"X-Shoal-Token": "s3cret"})
+            self.assertProblem(wrong, 401, "header X-Shoal-Token")
+            good = self.c.get(path, headers={
+                "X-Shoal-Token": "s3cret-token-0123456789"})
+            self.assertEqual(good.status, 200, good)
+
+    def test_submit_with_token_works_and_authorization_stays_a_job_input(self):
+        resp = self.c.post("/api/v1/jobs", {"job": "request-data",
+                                            "params": {"data_id": "1"}},
+                           headers=dict(AUTH, **{
+                               "X-Shoal-Token": "s3cret-token-0123456789"}))
+        self.assertEqual(resp.status, 201, resp)
+        self.assertEqual(resp.json()["params"]["basic_auth"], "***")
+
+    def test_health_routes_stay_open(self):
+        self.assertEqual(self.c.get("/healthz").status, 200)
+        self.assertEqual(self.c.get("/readyz").status, 200)
 
 
 if __name__ == "__main__":
