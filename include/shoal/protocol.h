@@ -10,7 +10,7 @@
     |-----------|-----------|---------------------------------------------|
     | HELLO     | w -> c    | protocol, worker, host, slots, running      |
     | WELCOME   | c -> w    | controller, heartbeat_ms                    |
-    | HEARTBEAT | both      | {}                                          |
+    | HEARTBEAT | both      | draining (worker: finishing, send no more)  |
     | TASK      | c -> w    | job, task, attempt, kind, command, args,    |
     |           |           | inputs, params                              |
     | RESULT    | w -> c    | job, task, attempt, status, exit_code,      |

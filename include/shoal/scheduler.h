@@ -167,6 +167,11 @@ shoal_worker_t *shoal_scheduler_worker_hello (shoal_scheduler_t *self,
 shoal_worker_t *shoal_scheduler_worker_seen (shoal_scheduler_t *self,
                                              const char *key, int64_t now);
 
+/*  The worker drains before it stops: it gets no new task; what it runs
+    goes on, and whatever it has not finished comes back with its BYE.
+    Unknown key: no-op.                                                    */
+void shoal_scheduler_worker_drain (shoal_scheduler_t *self, const char *key);
+
 /*  The worker is gone: `lost` when it went silent or unreachable (its
     tasks count a loss), otherwise it said BYE. Its running tasks go back
     to the front of their job's queue as a new attempt. Unknown key: no-op. */

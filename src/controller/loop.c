@@ -326,7 +326,11 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
                         self->scheduler, key, now)));
         shoal_scheduler_worker_gone (self->scheduler, key, false, now);
     }
-    else if (type != SHOAL_MSG_HEARTBEAT)
+    else if (type == SHOAL_MSG_HEARTBEAT) {
+        if (json_is_true (json_object_get (body, "draining")))
+            shoal_scheduler_worker_drain (self->scheduler, key);
+    }
+    else
         shoal_warn ("dropped %s from a worker: not a worker command",
                     shoal_msg_name (type));
     json_decref (body);

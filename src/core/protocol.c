@@ -11,7 +11,8 @@
 
 typedef struct {
     const char *name;   /* key in the body object                          */
-    json_type type;     /* JSON_INTEGER, JSON_STRING, ...                  */
+    json_type type;     /* JSON_INTEGER, JSON_STRING, ...; JSON_TRUE
+                           stands for either boolean                       */
     bool required;      /* absent required field: the message is refused   */
 } s_field_t;
 
@@ -34,7 +35,9 @@ static const s_command_t s_commands[SHOAL_MSG_COUNT] = {
         { "controller", JSON_STRING, true },
         { "heartbeat_ms", JSON_INTEGER, true },
     } },
-    [SHOAL_MSG_HEARTBEAT] = { "HEARTBEAT", { { NULL, 0, false } } },
+    [SHOAL_MSG_HEARTBEAT] = { "HEARTBEAT", {
+        { "draining", JSON_TRUE, false },   /* worker: take no new tasks */
+    } },
     [SHOAL_MSG_TASK] = { "TASK", {
         { "job", JSON_STRING, true },
         { "task", JSON_INTEGER, true },
@@ -104,7 +107,10 @@ s_check_body (shoal_msg_type_t type, json_t *body, shoal_error_t *err)
                                         field->name);
             continue;
         }
-        if (json_typeof (value) != field->type)
+        bool fits = field->type == JSON_TRUE ? json_is_boolean (value)
+                                             : json_typeof (value)
+                                                   == field->type;
+        if (!fits)
             return shoal_error_set (err, SHOAL_EPROTO, field->name,
                                     "%s field '%s' is not %s", command->name,
                                     field->name, s_type_name (field->type));

@@ -105,6 +105,7 @@ struct shoal_worker {
     shoal_worker_t *grave_next;  /* graveyard link once gone               */
     bool in_free;
     bool alive;
+    bool draining;               /* finishing before it stops: no new work */
 };
 
 struct shoal_scheduler {
@@ -345,7 +346,7 @@ s_rr_remove (shoal_scheduler_t *self, shoal_job_t *job)
 static void
 s_free_add (shoal_scheduler_t *self, shoal_worker_t *worker)
 {
-    if (worker->in_free || !worker->alive
+    if (worker->in_free || !worker->alive || worker->draining
         || worker->busy + worker->untracked >= worker->slots)
         return;
     worker->in_free = true;
@@ -834,6 +835,16 @@ shoal_scheduler_worker_seen (shoal_scheduler_t *self, const char *key,
 }
 
 void
+shoal_scheduler_worker_drain (shoal_scheduler_t *self, const char *key)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    if (!worker)
+        return;
+    worker->draining = true;
+    s_free_remove (self, worker);
+}
+
+void
 shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
                              bool lost, int64_t now)
 {
@@ -1179,11 +1190,12 @@ shoal_scheduler_workers_to_json (const shoal_scheduler_t *self)
     for (shoal_worker_t *worker = zhashx_first (self->workers); worker;
          worker = zhashx_next (self->workers))
         json_array_append_new (workers, json_pack (
-            "{s:s, s:s, s:I, s:I, s:o, s:o}",
+            "{s:s, s:s, s:I, s:I, s:b, s:o, s:o}",
             "id", worker->name,
             "host", worker->host,
             "slots", (json_int_t) worker->slots,
-            "busy", (json_int_t) worker->busy,
+            "busy", (json_int_t) (worker->busy + worker->untracked),
+            "draining", worker->draining,
             "connected_at", s_time_json (worker->connected_at),
             "last_heartbeat", s_time_json (worker->last_seen)));
     return json_pack ("{s:o}", "workers", workers);

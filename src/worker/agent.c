@@ -76,6 +76,9 @@ struct shoal_agent {
     zsock_t *sock;              /* DEALER to the controller, or NULL       */
     s_state_t state;            /* see the table above                     */
     bool stopping;              /* SIGTERM seen: no new tasks              */
+    bool killing;               /* drain over: running tasks were stopped  */
+    int64_t drain_timeout_ms;   /* how long a drain may last               */
+    int64_t drain_until;        /* when the drain ends                     */
     int64_t heartbeat_ms;       /* interval, from WELCOME when given       */
     int64_t heartbeat_at;       /* next HEARTBEAT due                      */
     int64_t expire_at;          /* controller lost if silent until then    */
@@ -683,15 +686,45 @@ s_receive (shoal_agent_t *self, int64_t now)
 
 /* ---- the loop ------------------------------------------------------- */
 
+/*  Stops the tasks still running; the controller re-queues them when it
+    gets our BYE.                                                          */
+static void
+s_end_drain (shoal_agent_t *self, int64_t now)
+{
+    if (self->killing)
+        return;
+    self->killing = true;
+    if (shoal_runner_running (self->runner))
+        shoal_info ("stopping %zu running tasks: they will run elsewhere",
+                    shoal_runner_running (self->runner));
+    shoal_runner_stop_all (self->runner, now);
+}
+
+static void
+s_send_heartbeat (shoal_agent_t *self)
+{
+    json_t *body = self->stopping ? json_pack ("{s:b}", "draining", 1)
+                                  : json_object ();
+    s_send (self, SHOAL_MSG_HEARTBEAT, body);
+}
+
+/*  First stop: drain. Second stop, or no drain time: stop at once.        */
 static void
 s_begin_stop (shoal_agent_t *self, int64_t now)
 {
-    if (self->stopping)
+    if (self->stopping || self->drain_timeout_ms <= 0) {
+        self->stopping = true;
+        s_end_drain (self, now);
         return;
+    }
     self->stopping = true;
-    shoal_info ("stopping: terminating %zu running tasks",
-                shoal_runner_running (self->runner));
-    shoal_runner_stop_all (self->runner, now);
+    self->drain_until = now + self->drain_timeout_ms;
+    shoal_info ("draining: no new tasks; %zu running get up to %lld ms",
+                shoal_runner_running (self->runner),
+                (long long) self->drain_timeout_ms);
+    //  Tell the controller at once, so it sends nothing more.
+    if (self->sock)
+        s_send_heartbeat (self);
 }
 
 static void
@@ -716,9 +749,11 @@ static void
 s_timers (shoal_agent_t *self, int64_t now)
 {
     if (self->sock && now >= self->heartbeat_at) {
-        s_send (self, SHOAL_MSG_HEARTBEAT, json_object ());
+        s_send_heartbeat (self);
         self->heartbeat_at = now + self->heartbeat_ms;
     }
+    if (self->stopping && !self->killing && now >= self->drain_until)
+        s_end_drain (self, now);
     if (self->sock && !self->stopping && now >= self->expire_at)
         s_lose (self, now);
     if (!self->sock && !self->stopping && now >= self->reconnect_at)
@@ -732,7 +767,9 @@ static long
 s_timeout (const shoal_agent_t *self, int64_t now)
 {
     int64_t next = shoal_runner_next_deadline (self->runner);
-    int64_t candidates[4] = { -1, -1, -1, -1 };
+    int64_t candidates[5] = { -1, -1, -1, -1, -1 };
+    if (self->stopping && !self->killing)
+        candidates[4] = self->drain_until;
     if (self->sock)
         candidates[0] = self->heartbeat_at;
     if (self->sock && !self->stopping)
@@ -741,7 +778,7 @@ s_timeout (const shoal_agent_t *self, int64_t now)
         candidates[2] = self->reconnect_at;
     if (self->head && self->state == S_READY)
         candidates[3] = now + S_FLUSH_RETRY_MS;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 5; i++)
         if (candidates[i] >= 0 && (next < 0 || candidates[i] < next))
             next = candidates[i];
     if (next < 0)
@@ -805,6 +842,7 @@ shoal_agent_new (const shoal_agent_config_t *config, shoal_runner_t *runner,
     self->name = strdup (config->name);
     self->host = strdup (config->host);
     self->slots = config->slots;
+    self->drain_timeout_ms = config->drain_timeout_ms;
     self->runner = runner;
     self->heartbeat_ms = SHOAL_HEARTBEAT_MS;
     self->backoff_ms = SHOAL_RECONNECT_MIN_MS;

@@ -37,6 +37,7 @@ typedef struct {
     const char *name;         /* worker name sent in HELLO                 */
     const char *host;         /* host name sent in HELLO                   */
     int slots;                /* tasks at once, 1..4096                    */
+    int64_t drain_timeout_ms; /* on stop: time running tasks get to end    */
 } shoal_agent_config_t;
 
 typedef struct shoal_agent shoal_agent_t;
@@ -53,8 +54,12 @@ shoal_agent_t *shoal_agent_new (const shoal_agent_config_t *config,
 void shoal_agent_destroy (shoal_agent_t **self_p);
 
 /*  Runs the loop until a SHOAL_AGENT_WAKE_STOP byte arrives on `wake_fd`
-    and every task has been stopped and reaped; then says BYE. Returns 0,
-    or -1 when polling failed.                                             */
+    and every task has ended; then says BYE. After the first stop byte the
+    worker drains: it takes no new task, tells the controller so in its
+    heartbeats, and lets running tasks finish (their results are sent) for
+    up to drain_timeout_ms; then, or at a second stop byte, it stops the
+    rest, whose tasks the controller re-queues at the BYE. Returns 0, or -1
+    when polling failed.                                                   */
 int shoal_agent_run (shoal_agent_t *self, int wake_fd);
 
 #endif

@@ -35,6 +35,10 @@
 #define S_NAME_MAX 255
 
 /*  Exit codes: 2 for a usage error, 1 for a failure at run time.          */
+/*  Seconds a SIGTERM leaves running tasks: under the 30 s Kubernetes
+    gives a pod between SIGTERM and SIGKILL, with room to say BYE.         */
+#define S_DEFAULT_DRAIN_S 25
+
 #define S_EXIT_USAGE 2
 #define S_EXIT_FAILURE 1
 
@@ -51,6 +55,7 @@ typedef struct {
     s_value_t slots;            /* tasks at once                           */
     s_value_t name;             /* worker name                             */
     s_value_t log_level;        /* error|warn|info|debug                   */
+    s_value_t drain_timeout;    /* seconds running tasks get on SIGTERM    */
 } s_options_t;
 
 /*  The self-pipe: [0] polled by the agent, [1] written by the handlers.   */
@@ -95,12 +100,18 @@ s_usage (FILE *out)
              "  --name NAME          worker name\n"
              "                       (default <hostname>-<pid>; "
              "env SHOAL_WORKER_NAME)\n"
+             "  --drain-timeout SECONDS\n"
+             "                       on SIGTERM, take no new tasks and let\n"
+             "                       running ones finish this long; the\n"
+             "                       rest are stopped and run elsewhere\n"
+             "                       (default %d, under Kubernetes' 30 s\n"
+             "                       grace period; env SHOAL_DRAIN_TIMEOUT)\n"
              "  --log-level LEVEL    error, warn, info or debug\n"
              "                       (default " S_DEFAULT_LOG_LEVEL
              "; env SHOAL_LOG_LEVEL)\n"
              "  --help               print this help and exit\n"
              "  --version            print the version and exit\n",
-             S_SLOTS_MAX, s_online_cpus ());
+             S_SLOTS_MAX, s_online_cpus (), S_DEFAULT_DRAIN_S);
 }
 
 static s_value_t
@@ -127,14 +138,17 @@ s_parse (int argc, char **argv, s_options_t *options)
     options->slots = s_from_env ("SHOAL_SLOTS");
     options->name = s_from_env ("SHOAL_WORKER_NAME");
     options->log_level = s_from_env ("SHOAL_LOG_LEVEL");
+    options->drain_timeout = s_from_env ("SHOAL_DRAIN_TIMEOUT");
 
-    enum { O_CONNECT = 256, O_DATA_DIR, O_SLOTS, O_NAME, O_LOG_LEVEL };
+    enum { O_CONNECT = 256, O_DATA_DIR, O_SLOTS, O_NAME, O_LOG_LEVEL,
+           O_DRAIN_TIMEOUT };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, O_CONNECT },
         { "data-dir", required_argument, NULL, O_DATA_DIR },
         { "slots", required_argument, NULL, O_SLOTS },
         { "name", required_argument, NULL, O_NAME },
         { "log-level", required_argument, NULL, O_LOG_LEVEL },
+        { "drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -162,6 +176,10 @@ s_parse (int argc, char **argv, s_options_t *options)
             case O_LOG_LEVEL:
                 flag.origin = "--log-level";
                 options->log_level = flag;
+                break;
+            case O_DRAIN_TIMEOUT:
+                flag.origin = "--drain-timeout";
+                options->drain_timeout = flag;
                 break;
             case 'h':
                 s_usage (stdout);
@@ -267,6 +285,21 @@ main (int argc, char **argv)
             return S_EXIT_USAGE;
         }
     }
+    int drain_s = S_DEFAULT_DRAIN_S;
+    if (options.drain_timeout.value) {
+        char *end;
+        errno = 0;
+        long value = strtol (options.drain_timeout.value, &end, 10);
+        if (errno || end == options.drain_timeout.value || *end || value < 0
+            || value > 3600) {
+            fprintf (stderr, S_PROGRAM ": %s must be a number of seconds "
+                             "from 0 to 3600, not '%s'\n",
+                     options.drain_timeout.origin,
+                     options.drain_timeout.value);
+            return S_EXIT_USAGE;
+        }
+        drain_s = (int) value;
+    }
     if (shoal_log_init ("worker", level) < 0) {
         fprintf (stderr, S_PROGRAM ": %s must be error, warn, info or debug,"
                          " not '%s'\n",
@@ -308,6 +341,7 @@ main (int argc, char **argv)
     }
     shoal_agent_config_t config = {
         .endpoint = connect, .name = name, .host = host, .slots = slots,
+        .drain_timeout_ms = (int64_t) drain_s * 1000,
     };
     shoal_agent_t *agent = shoal_agent_new (&config, runner, &err);
     if (!agent) {

@@ -110,11 +110,11 @@ class Cluster:
         except OSError:
             return False
 
-    def start_worker(self, name, slots=2, env=None, wait=True):
+    def start_worker(self, name, slots=2, env=None, wait=True, extra=()):
         proc = self._spawn(name, [
             WORKER, "--connect", "tcp://127.0.0.1:%d" % self.zmq_port,
             "--data-dir", self.data_dir, "--slots", str(slots),
-            "--name", name, "--log-level", "debug"], env=env)
+            "--name", name, "--log-level", "debug", *extra], env=env)
         self.workers[name] = proc
         if wait:
             wait_for(lambda: name in self.worker_names(),
@@ -123,6 +123,11 @@ class Cluster:
 
     def worker_names(self):
         return [w["id"] for w in self.get("/api/v1/workers").json()["workers"]]
+
+    def send_signal(self, proc, sig):
+        """Sends `sig` without waiting; the process may end on its own."""
+        proc.shoal_stopped_on_purpose = True
+        proc.send_signal(sig)
 
     def kill(self, proc, sig=signal.SIGKILL):
         if proc is not None:

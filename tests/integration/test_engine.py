@@ -256,6 +256,44 @@ class EngineTest(ClusterTest):
         self.assertProblem(c.post("/api/v1/jobs/%s/retry" % job["id"]), 409,
                            "state")
 
+    def test_sigterm_drains_running_tasks_before_the_worker_exits(self):
+        c = self.cluster
+        env = dict(self.env, ACT_SLEEP="3")
+        first = c.start_worker("w1", slots=1, env=env)
+        job = c.submit("slow-one", {"mode": "slow"})
+        wait_for(lambda: self.marker("one-0"), what="the task to start")
+        c.send_signal(first, signal.SIGTERM)
+        wait_for(lambda: [w for w in c.get("/api/v1/workers").json()["workers"]
+                          if w["draining"]], what="the worker to drain")
+        # A draining worker gets no new task: this one waits for w2.
+        other = c.submit("slow-one", {"mode": "ok"})
+        self.assertEqual(first.wait(timeout=60), 0)
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        task = c.tasks(job["id"])[0]
+        self.assertEqual((task["worker"], task["attempts"]), ("w1", 1))
+        self.assertEqual(c.job(other["id"])["state"], "running")
+        c.start_worker("w2", slots=1, env=env)
+        self.assertEqual(c.wait_job(other["id"])["state"], "succeeded")
+        self.assertEqual(c.tasks(other["id"])[0]["worker"], "w2")
+
+    def test_drain_timeout_hands_unfinished_tasks_back(self):
+        c = self.cluster
+        first = c.start_worker("w1", slots=1, env=self.env,
+                               extra=("--drain-timeout", "1"))
+        job = c.submit("slow-one", {"mode": "slow"})
+        wait_for(lambda: self.marker("one-0"), what="the task to start")
+        env = dict(self.env, ACT_SLEEP="0")
+        c.start_worker("w2", slots=1, env=env)
+        c.send_signal(first, signal.SIGTERM)
+        self.assertEqual(first.wait(timeout=60), 0)
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        task = c.tasks(job["id"])[0]
+        self.assertEqual((task["worker"], task["attempts"]), ("w2", 2))
+        events = [e for e, _, _ in self.marker("one-0")]
+        self.assertEqual(events, ["start", "start", "done"])
+
     def test_command_not_found_fails_the_task_with_the_reason(self):
         c = self.cluster
         c.start_worker("w1", slots=1, env=self.env)

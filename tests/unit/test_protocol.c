@@ -300,6 +300,23 @@ test_field_of_wrong_type_is_refused_naming_it (void **state)
 }
 
 static void
+test_draining_flag_must_be_a_boolean (void **state)
+{
+    const char *good[] = { "{\"draining\": true}", "{\"draining\": false}" };
+    for (size_t i = 0; i < 2; i++) {
+        shoal_msg_type_t type;
+        json_t *out = NULL;
+        assert_int_equal (shoal_msg_decode ("HEARTBEAT", 9, good[i],
+                                            strlen (good[i]), &type, &out,
+                                            NULL), 0);
+        json_decref (out);
+    }
+    const char *bad = "{\"draining\": 1}";
+    s_assert_refused (bad, "HEARTBEAT", bad, strlen (bad), SHOAL_EPROTO,
+                      "draining");
+}
+
+static void
 test_real_number_for_an_integer_field_is_refused (void **state)
 {
     const char *body = "{\"job\": \"j\", \"task\": 1.5, \"attempt\": 1}";
@@ -462,6 +479,7 @@ main (void)
             test_body_that_is_a_bare_scalar_is_refused_naming_body),
         cmocka_unit_test (test_missing_required_field_is_refused_naming_it),
         cmocka_unit_test (test_field_of_wrong_type_is_refused_naming_it),
+        cmocka_unit_test (test_draining_flag_must_be_a_boolean),
         cmocka_unit_test (test_real_number_for_an_integer_field_is_refused),
         cmocka_unit_test (test_negative_integer_is_refused_naming_it),
         cmocka_unit_test (

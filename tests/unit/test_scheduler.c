@@ -631,6 +631,27 @@ test_retry_runs_the_failed_stage_again_and_keeps_earlier_ones (void **state)
 }
 
 static void
+test_draining_worker_gets_no_new_task (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
+    s_submit (fx, "j1", "one", true);
+    s_drain (fx);
+    shoal_action_t running = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_scheduler_worker_drain (fx->sched, "w1");
+    s_submit (fx, "j2", "one", true);
+    assert_int_equal (s_drain (fx), 0);
+    /* What it ran still counts. */
+    assert_int_equal (s_exit (fx, "w1", &running, 0, NULL), 0);
+    assert_int_equal (s_drain (fx), 1);     /* JOB_ENDED, no dispatch */
+    assert_int_equal (fx->actions[0].type, SHOAL_ACTION_JOB_ENDED);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 0, 1000);
+    s_drain (fx);
+    assert_string_equal (shoal_worker_key (s_find (fx, SHOAL_ACTION_DISPATCH,
+                                                   0)->worker), "w2");
+}
+
+static void
 test_heartbeats_go_to_live_workers (void **state)
 {
     s_fixture_t *fx = *state;
@@ -737,6 +758,7 @@ main (void)
         T (test_cancel_stops_running_and_pending_tasks),
         T (test_cancel_of_created_job_never_runs_it),
         T (test_retry_runs_the_failed_stage_again_and_keeps_earlier_ones),
+        T (test_draining_worker_gets_no_new_task),
         T (test_heartbeats_go_to_live_workers),
         T (test_secrets_are_masked_in_views),
         T (test_jobs_list_newest_first_with_cursor),
