@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "shoal/error.h"
@@ -54,6 +55,8 @@ typedef struct {
     size_t exec_argc;
     shoal_input_t *inputs;
     size_t input_count;
+    int64_t timeout_ms;   /* stop a run after this long; 0: no limit      */
+    uint32_t retries;     /* failed runs tried again, with back-off       */
 } shoal_task_class_t;
 
 /*  One stage of a job class. Invariant: task_class is never NULL.         */
@@ -74,6 +77,10 @@ typedef struct {
     shoal_stage_def_t *stages;
     size_t stage_count;
 } shoal_job_class_t;
+
+/*  Bounds of a task class's `timeout` (seconds) and `retries`.            */
+#define SHOAL_TASK_MAX_TIMEOUT_S (7 * 24 * 3600)
+#define SHOAL_TASK_MAX_RETRIES 100
 
 typedef struct shoal_defs shoal_defs_t;
 

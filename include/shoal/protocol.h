@@ -12,7 +12,7 @@
     | WELCOME   | c -> w    | controller, heartbeat_ms                    |
     | HEARTBEAT | both      | draining (worker: finishing, send no more)  |
     | TASK      | c -> w    | job, task, attempt, kind, command, args,    |
-    |           |           | inputs, params                              |
+    |           |           | inputs, params, timeout_ms                  |
     | RESULT    | w -> c    | job, task, attempt, status, exit_code,      |
     |           |           | signal, error, duration_ms, spawn           |
     | CANCEL    | c -> w    | job, task, attempt                          |
@@ -60,6 +60,8 @@ typedef enum {
 #define SHOAL_STATUS_SIGNALED "signaled"  /* killed by `signal`            */
 #define SHOAL_STATUS_ERROR    "error"     /* never ran: `error` says why   */
 #define SHOAL_STATUS_CANCELED "canceled"  /* stopped on CANCEL             */
+#define SHOAL_STATUS_TIMEOUT  "timeout"   /* ran past TASK timeout_ms and
+                                             was stopped                   */
 #define SHOAL_STATUS_REFUSED  "refused"   /* not run: no free slot or the
                                              worker is stopping; run it
                                              elsewhere, not a failure      */

@@ -34,6 +34,11 @@
 /*  A task whose worker is lost this many times fails with "worker lost". */
 #define SHOAL_MAX_WORKER_LOSSES 3
 
+/*  Back-off before the n-th retry of a failed task (n from 1):
+    SHOAL_RETRY_BASE_MS * 2^(n-1), at most SHOAL_RETRY_MAX_MS.             */
+#define SHOAL_RETRY_BASE_MS 1000
+#define SHOAL_RETRY_MAX_MS 60000
+
 typedef struct shoal_scheduler shoal_scheduler_t;
 typedef struct shoal_job shoal_job_t;
 typedef struct shoal_task shoal_task_t;
@@ -79,6 +84,7 @@ typedef enum {
     SHOAL_RESULT_CANCELED,      /* stopped because we asked                */
     SHOAL_RESULT_REFUSED,       /* not run: the worker had no room; runs
                                    again elsewhere, no failure counted     */
+    SHOAL_RESULT_TIMEOUT,       /* ran past its class's timeout, stopped   */
 } shoal_result_status_t;
 
 typedef struct {
@@ -191,6 +197,13 @@ int shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
     lost, and live workers are due a heartbeat. Call about once per
     heartbeat interval.                                                    */
 void shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now);
+
+/*  When a task waiting out its retry back-off is due, or -1 when none
+    waits. The caller calls shoal_scheduler_wake at that time.             */
+int64_t shoal_scheduler_next_wake (const shoal_scheduler_t *self);
+
+/*  Makes tasks whose back-off has passed ready again and dispatches.     */
+void shoal_scheduler_wake (shoal_scheduler_t *self, int64_t now);
 
 /* ---- reading the state ---------------------------------------------- */
 

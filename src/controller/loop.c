@@ -231,6 +231,8 @@ s_result_status (const char *text, bool *known)
         return SHOAL_RESULT_CANCELED;
     if (streq (text, SHOAL_STATUS_REFUSED))
         return SHOAL_RESULT_REFUSED;
+    if (streq (text, SHOAL_STATUS_TIMEOUT))
+        return SHOAL_RESULT_TIMEOUT;
     *known = streq (text, SHOAL_STATUS_ERROR);
     return SHOAL_RESULT_ERROR;
 }
@@ -742,6 +744,9 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
     };
     while (true) {
         int64_t wait = self->next_tick - s_mono_ms ();
+        int64_t wake = shoal_scheduler_next_wake (self->scheduler);
+        if (wake >= 0 && wake - s_now (self) < wait)
+            wait = wake - s_now (self);
         if (wait < 0)
             wait = 0;
         int rc = zmq_poll (items, 3, (long) wait);
@@ -755,6 +760,11 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
             s_drain (self, self->router, s_on_worker_message);
         if (items[1].revents & ZMQ_POLLIN)
             s_drain (self, self->api, s_on_api_request);
+        int64_t due = shoal_scheduler_next_wake (self->scheduler);
+        if (due >= 0 && due <= s_now (self)) {
+            shoal_scheduler_wake (self->scheduler, s_now (self));
+            s_run_actions (self);
+        }
         if (s_mono_ms () >= self->next_tick) {
             shoal_scheduler_tick (self->scheduler, s_now (self));
             s_run_actions (self);

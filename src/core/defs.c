@@ -425,6 +425,39 @@ s_opt_bool (s_ctx_t *ctx, const s_fields_t *fields, int index,
                    name, what, s_kind (value));
 }
 
+/*  Reads an optional plain number in [min, max] into *out (fallback when
+    absent). `integer` refuses fractions. Quoted numbers are refused: a
+    string where a number belongs is a typo worth naming.                 */
+static int
+s_opt_number (s_ctx_t *ctx, const s_fields_t *fields, int index,
+              const char *name, const char *what, bool integer, double min,
+              double max, double fallback, double *out)
+{
+    yaml_node_t *value = fields->value[index];
+    *out = fallback;
+    if (!value)
+        return 0;
+    if (value->type == YAML_SCALAR_NODE
+        && value->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+        && !s_is_null (value)) {
+        const char *text = s_text (value);
+        char *end;
+        errno = 0;
+        double number = strtod (text, &end);
+        if (!errno && end != text && !*end && number == number
+            && (!integer || number == (double) (long long) number)
+            && number >= min && number <= max) {
+            *out = number;
+            return 0;
+        }
+    }
+    return s_fail (ctx, SHOAL_EINVAL, value, name,
+                   "'%s' of %s must be %s from %g to %g, not '%.80s'", name,
+                   what, integer ? "an integer" : "a number", min, max,
+                   value->type == YAML_SCALAR_NODE ? s_text (value)
+                                                   : s_kind (value));
+}
+
 // ----------------------------------------------------------------- inputs
 
 enum { INPUT_DESCRIPTION, INPUT_SOURCE, INPUT_KEY, INPUT_DEFAULT,
@@ -611,9 +644,10 @@ shoal_input_find (const shoal_input_t *inputs, size_t count, const char *name)
 // ------------------------------------------------------------------ tasks
 
 enum { TASK_NAME, TASK_DESCRIPTION, TASK_INPUT, TASK_EXEC_COMMAND,
-       TASK_EXEC_ARGS };
+       TASK_EXEC_ARGS, TASK_TIMEOUT, TASK_RETRIES };
 static const char *const s_task_keys[] = {
-    "name", "description", "input", "exec_command", "exec_args", NULL
+    "name", "description", "input", "exec_command", "exec_args", "timeout",
+    "retries", NULL
 };
 
 /*  What a placeholder check needs to know while a template is scanned.   */
@@ -820,6 +854,17 @@ s_parse_task (s_ctx_t *ctx, const yaml_node_t *id, const yaml_node_t *value,
         rc = s_parse_command (ctx, &fields, id, what, task);
     if (!rc)
         rc = s_parse_args (ctx, &fields, what, task);
+    double number;
+    if (!rc)
+        rc = s_opt_number (ctx, &fields, TASK_TIMEOUT, "timeout", what, false,
+                           0.001, SHOAL_TASK_MAX_TIMEOUT_S, 0, &number);
+    if (!rc)
+        task->timeout_ms = (int64_t) (number * 1000 + 0.5);
+    if (!rc)
+        rc = s_opt_number (ctx, &fields, TASK_RETRIES, "retries", what, true,
+                           0, SHOAL_TASK_MAX_RETRIES, 0, &number);
+    if (!rc)
+        task->retries = (uint32_t) number;
     return rc;
 }
 
@@ -1394,6 +1439,11 @@ s_task_to_json (const shoal_task_class_t *task)
     json_object_set_new (item, "description", json_string (task->description));
     json_object_set_new (item, "command", json_string (task->exec_command));
     json_object_set_new (item, "args", args);
+    json_object_set_new (item, "timeout", task->timeout_ms
+                                              ? json_real (task->timeout_ms
+                                                           / 1000.0)
+                                              : json_null ());
+    json_object_set_new (item, "retries", json_integer (task->retries));
     json_object_set_new (item, "inputs",
                          s_inputs_to_json (task->inputs, task->input_count));
     return item;

@@ -47,6 +47,7 @@ static const s_command_t s_commands[SHOAL_MSG_COUNT] = {
         { "args", JSON_ARRAY, true },
         { "inputs", JSON_ARRAY, true },
         { "params", JSON_OBJECT, true },
+        { "timeout_ms", JSON_INTEGER, false },
     } },
     [SHOAL_MSG_RESULT] = { "RESULT", {
         { "job", JSON_STRING, true },

@@ -50,6 +50,8 @@ struct shoal_task {
     int32_t index;               /* position in its stage, -1: spawn task  */
     uint32_t attempt;            /* dispatches so far; the fence           */
     uint32_t losses;             /* times its worker was lost              */
+    uint32_t failures;           /* failed runs so far (retries use them)  */
+    int64_t wake_at;             /* end of its retry back-off, ms          */
     int exit_code;               /* -1 until it exited                     */
     int signal;                  /* 0 unless killed by a signal            */
     shoal_task_state_t state;
@@ -121,6 +123,9 @@ struct shoal_scheduler {
                                     can point at them any more             */
     shoal_job_t *rr;             /* next job to take a ready task from     */
     shoal_worker_t *free;        /* next worker to give a task to          */
+    zlistx_t *waiting;           /* tasks in retry back-off, by wake_at;
+                                    entries whose task is no longer
+                                    pending are skipped when due           */
     shoal_action_t *actions;     /* FIFO ring buffer of pending actions    */
     size_t action_head;
     size_t action_count;
@@ -192,6 +197,15 @@ s_worker_free (shoal_worker_t *worker)
     free (worker);
 }
 
+/*  Orders tasks in back-off by when they are due.                       */
+static int
+s_wake_compare (const void *a, const void *b)
+{
+    int64_t x = ((const shoal_task_t *) a)->wake_at;
+    int64_t y = ((const shoal_task_t *) b)->wake_at;
+    return x < y ? -1 : x > y;
+}
+
 shoal_scheduler_t *
 shoal_scheduler_new (const shoal_defs_t *defs)
 {
@@ -202,7 +216,8 @@ shoal_scheduler_new (const shoal_defs_t *defs)
     self->jobs = zhashx_new ();
     self->workers = zhashx_new ();
     self->names = zhashx_new ();
-    if (!self->jobs || !self->workers || !self->names) {
+    self->waiting = zlistx_new ();
+    if (!self->jobs || !self->workers || !self->names || !self->waiting) {
         shoal_scheduler_destroy (&self);
         return NULL;
     }
@@ -210,6 +225,7 @@ shoal_scheduler_new (const shoal_defs_t *defs)
        worker is gone. The hash duplicates and frees the strings. */
     zhashx_set_duplicator (self->names, (zhashx_duplicator_fn *) strdup);
     zhashx_set_destructor (self->names, (zhashx_destructor_fn *) zstr_free);
+    zlistx_set_comparator (self->waiting, s_wake_compare);
     return self;
 }
 
@@ -239,6 +255,7 @@ shoal_scheduler_destroy (shoal_scheduler_t **self_p)
     zhashx_destroy (&self->workers);
     s_graveyard_clear (self);
     zhashx_destroy (&self->names);
+    zlistx_destroy (&self->waiting);
     free (self->actions);
     free (self);
     *self_p = NULL;
@@ -526,6 +543,8 @@ s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
     s_rr_remove (self, job);
     for (uint32_t i = 0; i < job->task_count; i++) {
         task = job->tasks[i];
+        if (task->state == SHOAL_TASK_PENDING)  /* in retry back-off */
+            s_task_set_state (task, SHOAL_TASK_CANCELED);
         if (task->state == SHOAL_TASK_RUNNING) {
             s_task_set_state (task, SHOAL_TASK_CANCELED);
             task->finished_at = now;
@@ -615,10 +634,44 @@ s_describe_failure (const shoal_result_t *result, char *buf, size_t size)
         case SHOAL_RESULT_CANCELED:
             snprintf (buf, size, "canceled");
             break;
+        case SHOAL_RESULT_TIMEOUT:
+            snprintf (buf, size, "%s", result->error ? result->error
+                                                     : "timed out");
+            break;
         default:
             snprintf (buf, size, "%s", result->error ? result->error : "error");
             break;
     }
+}
+
+/*  Puts a failed task in retry back-off when its class allows another
+    run. Only runs that did run and failed are retried: a command that
+    cannot start or an input with no value would fail the same way again. */
+static bool
+s_retry_later (shoal_scheduler_t *self, shoal_task_t *task,
+               const shoal_result_t *result, const char *why, int64_t now)
+{
+    const shoal_stage_def_t *def = &task->job->cls->stages[task->stage];
+    const shoal_task_class_t *cls = task->index < 0 ? def->spawn_task
+                                                    : def->task_class;
+    bool ran = result->status == SHOAL_RESULT_EXITED
+               || result->status == SHOAL_RESULT_SIGNALED
+               || result->status == SHOAL_RESULT_TIMEOUT;
+    if (!ran || task->failures >= cls->retries)
+        return false;
+    task->failures++;
+    int64_t delay = SHOAL_RETRY_BASE_MS;
+    for (uint32_t i = 1; i < task->failures && delay < SHOAL_RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (delay > SHOAL_RETRY_MAX_MS)
+        delay = SHOAL_RETRY_MAX_MS;
+    task->wake_at = now + delay;
+    free (task->error);
+    task->error = strdup (why);   /* the last failure, while it waits */
+    s_task_set_state (task, SHOAL_TASK_PENDING);
+    /* Sorted insert searching from the back, where later wake-ups go. */
+    zlistx_insert (self->waiting, task, false);
+    return true;
 }
 
 /*  Records that `task` failed with `why` and applies the stage's policy.  */
@@ -953,7 +1006,8 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
         else {
             char why[600];
             s_describe_failure (result, why, sizeof why);
-            s_task_failed (self, task, why, now);
+            if (!s_retry_later (self, task, result, why, now))
+                s_task_failed (self, task, why, now);
         }
     }
     s_dispatch (self, now);
@@ -978,6 +1032,28 @@ shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
     for (const char *key = zlistx_first (lost); key; key = zlistx_next (lost))
         shoal_scheduler_worker_gone (self, key, true, now);
     zlistx_destroy (&lost);
+}
+
+int64_t
+shoal_scheduler_next_wake (const shoal_scheduler_t *self)
+{
+    shoal_task_t *first = zlistx_first (self->waiting);
+    return first ? first->wake_at : -1;
+}
+
+void
+shoal_scheduler_wake (shoal_scheduler_t *self, int64_t now)
+{
+    shoal_task_t *task;
+    while ((task = zlistx_first (self->waiting)) && task->wake_at <= now) {
+        zlistx_detach (self->waiting, NULL);
+        /* Canceled, or its job ended or was retried meanwhile. */
+        if (task->state != SHOAL_TASK_PENDING
+            || task->job->state != SHOAL_JOB_RUNNING)
+            continue;
+        s_ready_push (self, task, false);
+    }
+    s_dispatch (self, now);
 }
 
 /* ---- reading the state --------------------------------------------- */
@@ -1051,7 +1127,7 @@ shoal_task_wire_body (const shoal_task_t *task)
     json_t *args = json_array ();
     for (size_t i = 0; i < cls->exec_argc; i++)
         json_array_append_new (args, json_string (cls->exec_args[i]));
-    return json_pack ("{s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}",
+    json_t *body = json_pack ("{s:s, s:I, s:I, s:s, s:s, s:o, s:o, s:o}",
                       "job", task->job->id,
                       "task", (json_int_t) task->id,
                       "attempt", (json_int_t) task->attempt,
@@ -1061,6 +1137,10 @@ shoal_task_wire_body (const shoal_task_t *task)
                       "args", args,
                       "inputs", s_inputs_to_wire (cls),
                       "params", shoal_task_params (task));
+    if (body && cls->timeout_ms)
+        json_object_set_new (body, "timeout_ms",
+                             json_integer (cls->timeout_ms));
+    return body;
 }
 
 /*  An ISO 8601 UTC time, or JSON null for 0.                              */
@@ -1129,8 +1209,8 @@ shoal_task_to_json (const shoal_task_t *task)
     json_t *masked = shoal_params_masked (job->cls, params);
     json_decref (params);
     return json_pack (
-        "{s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o, "
-        "s:o, s:o, s:o}",
+        "{s:I, s:s, s:I, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:o, s:o, s:o, "
+        "s:o, s:o, s:o, s:o}",
         "id", (json_int_t) task->id,
         "stage", job->cls->stages[task->stage].name,
         "stage_index", (json_int_t) task->stage,
@@ -1141,6 +1221,7 @@ shoal_task_to_json (const shoal_task_t *task)
         "exit_code", task->exit_code >= 0 ? json_integer (task->exit_code)
                                           : json_null (),
         "attempts", (json_int_t) task->attempt,
+        "failures", (json_int_t) task->failures,
         "signal", task->signal ? json_integer (task->signal) : json_null (),
         "worker", s_string_or_null (task->worker_name),
         "params", masked,

@@ -601,6 +601,8 @@ s_on_task (shoal_agent_t *self, json_t *body, int64_t now)
         .command = json_string_value (json_object_get (body, "command")),
         .args = args,
         .argc = argc,
+        .timeout_ms = json_integer_value (json_object_get (body,
+                                                           "timeout_ms")),
     };
     shoal_error_t err;
     shoal_error_clear (&err);

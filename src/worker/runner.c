@@ -44,7 +44,9 @@ typedef struct {
     bool stopped;                     /* stopped by shutdown: no result    */
     bool signalled;                   /* SIGTERM sent, kill_at is set      */
     bool killed;                      /* SIGKILL sent: nothing left to do  */
+    bool timed_out;                   /* ran past deadline: "timeout"      */
     int64_t started;                  /* start time, monotonic ms          */
+    int64_t deadline;                 /* timeout, monotonic ms; 0: none    */
     int64_t kill_at;                  /* when SIGKILL is due               */
     char command[64];                 /* for log lines only, truncated     */
 } s_proc_t;
@@ -380,6 +382,7 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
     proc->attempt = task->attempt;
     proc->spawn = task->spawn;
     proc->started = now;
+    proc->deadline = task->timeout_ms > 0 ? now + task->timeout_ms : 0;
     snprintf (proc->command, sizeof proc->command, "%s", task->command);
     self->running++;
     shoal_info ("job %s task %lld attempt %lld: started %s '%s' as pid %d",
@@ -475,6 +478,16 @@ shoal_runner_tick (shoal_runner_t *self, int64_t now)
 {
     for (size_t i = 0; i < self->slots; i++) {
         s_proc_t *proc = &self->procs[i];
+        if (proc->pid > 0 && proc->deadline && !proc->signalled
+            && now >= proc->deadline) {
+            shoal_info ("job %s task %lld attempt %lld: timed out after "
+                        "%lld ms, stopping it", proc->job,
+                        (long long) proc->task, (long long) proc->attempt,
+                        (long long) (now - proc->started));
+            proc->timed_out = true;
+            s_terminate (proc, now);
+            continue;
+        }
         if (proc->pid <= 0 || !proc->signalled || proc->killed
             || now < proc->kill_at)
             continue;
@@ -496,6 +509,9 @@ shoal_runner_next_deadline (const shoal_runner_t *self)
         if (proc->pid > 0 && proc->signalled && !proc->killed
             && (next < 0 || proc->kill_at < next))
             next = proc->kill_at;
+        if (proc->pid > 0 && proc->deadline && !proc->signalled
+            && (next < 0 || proc->deadline < next))
+            next = proc->deadline;
     }
     return next;
 }
@@ -612,6 +628,12 @@ s_result (shoal_runner_t *self, const s_proc_t *proc, int wait_status,
     }
     if (proc->canceled)
         status = SHOAL_STATUS_CANCELED;
+    else if (proc->timed_out) {
+        status = SHOAL_STATUS_TIMEOUT;
+        json_object_set_new (result, "error", json_sprintf (
+            "timed out after %lld ms", (long long) (proc->deadline
+                                                    - proc->started)));
+    }
     else if (proc->spawn && WIFEXITED (wait_status)
              && WEXITSTATUS (wait_status) == 0) {
         char dir[PATH_MAX];

@@ -45,6 +45,7 @@ typedef struct {
     const char *command;      /* argv[0], looked up in PATH                */
     char *const *args;        /* argv[1..], `argc` of them                 */
     size_t argc;
+    int64_t timeout_ms;       /* stop it after this long; 0: never         */
 } shoal_runner_task_t;
 
 /*  Called once per ended task with its RESULT body (a new reference the
@@ -98,7 +99,9 @@ void shoal_runner_stop_all (shoal_runner_t *self, int64_t now);
 void shoal_runner_reap (shoal_runner_t *self, int64_t now,
                         shoal_runner_result_fn fn, void *arg);
 
-/*  Sends SIGKILL to process groups whose grace period has run out.        */
+/*  Stops tasks that ran past their timeout (SIGTERM to the group, SIGKILL
+    after the grace period; their result says "timeout"), and sends
+    SIGKILL to process groups whose grace period has run out.              */
 void shoal_runner_tick (shoal_runner_t *self, int64_t now);
 
 /*  The earliest time shoal_runner_tick has work to do, or -1 for never.   */

@@ -52,7 +52,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     s_defs = shoal_defs_parse (s_yaml, sizeof s_yaml - 1, "params.yaml", &err);
     FUZZ_CHECK (s_defs, "fixed definitions refused: %s", err.message);
     s_job = shoal_defs_job_class (s_defs, "fuzz");
-    FUZZ_CHECK (s_job && s_job->input_count == 7, "no job class 'fuzz'");
+    FUZZ_CHECK (s_job && s_job->input_count == 8, "no job class 'fuzz'");
     return 0;
 }
 

@@ -47,6 +47,15 @@ tasks:
       modes: {source: parameter}
     exec_command: /usr/bin/python3
     exec_args: ["{TOOLS}/spawn.py", "--modes", "{modes}"]
+  limited:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+      mode: {source: parameter}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "limited", "{mode}"]
+    timeout: 1
+    retries: 1
   missing-command:
     exec_command: no-such-command-shoal-test
 jobs:
@@ -81,6 +90,11 @@ jobs:
       mode: {source: parameter}
     stages:
       - {name: only, task_class: act}
+  limited-one:
+    input:
+      mode: {source: parameter}
+    stages:
+      - {name: only, task_class: limited}
   not-runnable:
     stages:
       - {name: only, task_class: missing-command}
@@ -293,6 +307,32 @@ class EngineTest(ClusterTest):
         self.assertEqual((task["worker"], task["attempts"]), ("w2", 2))
         events = [e for e, _, _ in self.marker("one-0")]
         self.assertEqual(events, ["start", "start", "done"])
+
+    def test_task_past_its_timeout_is_stopped_and_fails_after_retries(self):
+        c = self.cluster
+        c.start_worker("w1", slots=1, env=self.env)   # ACT_SLEEP: 30 s
+        job = c.submit("limited-one", {"mode": "slow"})
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "failed", done)
+        self.assertIn("timed out after 1000 ms", done["error"])
+        task = c.tasks(job["id"])[0]
+        self.assertEqual((task["attempts"], task["failures"]), (2, 1))
+        runs = self.marker("limited")
+        self.assertEqual([e for e, _, _ in runs], ["start", "start"])
+        for _, _, pid in runs:
+            self.assertFalse(os.path.exists("/proc/%d" % pid),
+                             "timed-out task still runs")
+
+    def test_failed_task_is_retried_and_can_succeed(self):
+        c = self.cluster
+        c.start_worker("w1", slots=1, env=self.env)
+        job = c.submit("limited-one", {"mode": "fail-once"})
+        done = c.wait_job(job["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        task = c.tasks(job["id"])[0]
+        self.assertEqual((task["attempts"], task["failures"]), (2, 1))
+        self.assertEqual([e for e, _, _ in self.marker("limited")],
+                         ["start", "start", "done"])
 
     def test_command_not_found_fails_the_task_with_the_reason(self):
         c = self.cluster

@@ -848,7 +848,7 @@ test_unknown_key_is_refused (void **state)
                       SHOAL_EINVAL, 4, 5, "exec_arg",
                       "unknown key 'exec_arg' in task 'echo' (expected one "
                       "of: name, description, input, exec_command, "
-                      "exec_args)");
+                      "exec_args, timeout, retries)");
 }
 
 static void
@@ -943,6 +943,58 @@ test_placeholder_in_exec_command_is_refused (void **state)
                       "task 'echo'");
 }
 
+static void
+test_timeout_and_retries_load (void **state)
+{
+    shoal_defs_t *defs = s_parse_ok ("tasks:\n"
+                                     "  t:\n"
+                                     "    exec_command: sleep\n"
+                                     "    timeout: 1.5\n"
+                                     "    retries: 3\n"
+                                     "  u:\n"
+                                     "    exec_command: true\n"
+                                     "jobs:\n"
+                                     "  j:\n"
+                                     "    stages: [{task_class: t}]\n");
+    const shoal_task_class_t *t = shoal_defs_task_class (defs, "t");
+    assert_int_equal (t->timeout_ms, 1500);
+    assert_int_equal (t->retries, 3);
+    const shoal_task_class_t *u = shoal_defs_task_class (defs, "u");
+    assert_int_equal (u->timeout_ms, 0);
+    assert_int_equal (u->retries, 0);
+    shoal_defs_destroy (&defs);
+}
+
+static void
+test_bad_timeout_and_retries_are_refused (void **state)
+{
+    s_assert_refused ("tasks:\n"
+                      "  t:\n"
+                      "    exec_command: sleep\n"
+                      "    timeout: soon\n"
+                      "jobs: {j: {stages: [{task_class: t}]}}\n",
+                      SHOAL_EINVAL, 4, 14, "timeout",
+                      "'timeout' of task 't' must be a number");
+    s_assert_refused ("tasks:\n"
+                      "  t:\n"
+                      "    exec_command: sleep\n"
+                      "    timeout: -1\n"
+                      "jobs: {j: {stages: [{task_class: t}]}}\n",
+                      SHOAL_EINVAL, 4, 14, "timeout", "not '-1'");
+    s_assert_refused ("tasks:\n"
+                      "  t:\n"
+                      "    exec_command: sleep\n"
+                      "    retries: 1.5\n"
+                      "jobs: {j: {stages: [{task_class: t}]}}\n",
+                      SHOAL_EINVAL, 4, 14, "retries", "must be an integer");
+    s_assert_refused ("tasks:\n"
+                      "  t:\n"
+                      "    exec_command: sleep\n"
+                      "    retries: \"2\"\n"
+                      "jobs: {j: {stages: [{task_class: t}]}}\n",
+                      SHOAL_EINVAL, 4, 14, "retries", "must be an integer");
+}
+
 int
 main (void)
 {
@@ -1006,6 +1058,8 @@ main (void)
         cmocka_unit_test (test_bad_template_syntax_is_refused),
         cmocka_unit_test (test_unterminated_placeholder_is_refused),
         cmocka_unit_test (test_placeholder_in_exec_command_is_refused),
+        cmocka_unit_test (test_timeout_and_retries_load),
+        cmocka_unit_test (test_bad_timeout_and_retries_are_refused),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

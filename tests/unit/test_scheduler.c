@@ -25,6 +25,10 @@ static const char *s_yaml =
     "    exec_args: ['{item}']\n"
     "  fan:\n"
     "    exec_command: /bin/true\n"
+    "  flaky:\n"
+    "    exec_command: /bin/false\n"
+    "    timeout: 2.5\n"
+    "    retries: 2\n"
     "jobs:\n"
     "  one:\n"
     "    input:\n"
@@ -41,6 +45,9 @@ static const char *s_yaml =
     "      - {name: spread, task_class: work, spawn_task: fan, "
     "job_failed_on_error: true}\n"
     "      - {name: finish, task_class: work}\n"
+    "  flaky:\n"
+    "    stages:\n"
+    "      - {name: only, task_class: flaky}\n"
     "  tolerant:\n"
     "    stages:\n"
     "      - {name: spread, task_class: work, spawn_task: fan, "
@@ -652,6 +659,80 @@ test_draining_worker_gets_no_new_task (void **state)
 }
 
 static void
+test_failed_task_is_retried_after_a_growing_back_off (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "flaky", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    json_t *body = shoal_task_wire_body (run.task);
+    assert_int_equal (json_integer_value (json_object_get (body,
+                                                           "timeout_ms")),
+                      2500);
+    json_decref (body);
+    int64_t delays[] = { 1000, 2000 };
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (s_exit (fx, "w1", &run, 1, NULL), 0);   /* at 2000 */
+        assert_int_equal (s_drain (fx), 0);
+        assert_int_equal (shoal_job_state (job), SHOAL_JOB_RUNNING);
+        assert_int_equal (shoal_scheduler_next_wake (fx->sched),
+                          2000 + delays[i]);
+        shoal_scheduler_wake (fx->sched, 2000 + delays[i] - 1);
+        assert_int_equal (s_drain (fx), 0);
+        shoal_scheduler_wake (fx->sched, 2000 + delays[i]);
+        assert_int_equal (s_drain (fx), 1);
+        run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+        assert_int_equal (run.attempt, (uint32_t) i + 2);
+    }
+    shoal_result_t timeout = { .status = SHOAL_RESULT_TIMEOUT,
+                               .error = "timed out after 2500 ms" };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "j1", 0,
+                                              run.attempt, &timeout, 9000,
+                                              NULL), 0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_FAILED);
+    assert_int_equal (shoal_scheduler_next_wake (fx->sched), -1);
+    json_t *view = shoal_job_to_json (job);
+    assert_non_null (strstr (json_string_value (json_object_get (view,
+                                                                 "error")),
+                             "timed out after 2500 ms"));
+    json_decref (view);
+}
+
+static void
+test_task_that_could_not_start_is_not_retried (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "flaky", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_result_t error = { .status = SHOAL_RESULT_ERROR,
+                             .error = "cannot run '/bin/false'" };
+    shoal_scheduler_result (fx->sched, "w1", "j1", 0, run.attempt, &error,
+                            1500, NULL);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_FAILED);
+}
+
+static void
+test_cancel_during_back_off_never_runs_the_task_again (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "flaky", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_exit (fx, "w1", &run, 1, NULL);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "j1", 2100, NULL), 0);
+    shoal_scheduler_wake (fx->sched, 10000);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_CANCELED);
+    assert_int_equal (shoal_task_state (shoal_job_task (job, 0)),
+                      SHOAL_TASK_CANCELED);
+}
+
+static void
 test_heartbeats_go_to_live_workers (void **state)
 {
     s_fixture_t *fx = *state;
@@ -759,6 +840,9 @@ main (void)
         T (test_cancel_of_created_job_never_runs_it),
         T (test_retry_runs_the_failed_stage_again_and_keeps_earlier_ones),
         T (test_draining_worker_gets_no_new_task),
+        T (test_failed_task_is_retried_after_a_growing_back_off),
+        T (test_task_that_could_not_start_is_not_retried),
+        T (test_cancel_during_back_off_never_runs_the_task_again),
         T (test_heartbeats_go_to_live_workers),
         T (test_secrets_are_masked_in_views),
         T (test_jobs_list_newest_first_with_cursor),

@@ -128,3 +128,38 @@ def kill_leftovers(pids, needle):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# ---- the check every fault test ends with ------------------------------------
+
+class SettledChecks:
+    """For ClusterTest subclasses that set self.cluster and self.markers."""
+
+    def assert_settled(self, job_ids, done=(), once=()):
+        """Every job in `job_ids` is in a final state that the controller
+        logged exactly once, no stage holds a task that is neither finished
+        nor counted, every marker in `done` finished at least once (and
+        never finished more often than it started), and every marker in
+        `once` ran exactly once: one start, one done."""
+        c = self.cluster
+        log = read_text(os.path.join(c.tmp, "controller.log"))
+        for job_id in job_ids:
+            job = c.job(job_id)
+            self.assertIn(job["state"], FINAL_STATES, job)
+            self.assertEqual(ended_states(log, job_id), [job["state"]],
+                             "final states the controller logged for job %s"
+                             % job_id)
+            for stage in job["stages"]:
+                counts = stage["tasks"]
+                self.assertEqual(counts["pending"] + counts["running"], 0,
+                                 stage)
+                self.assertEqual(counts["succeeded"] + counts["failed"]
+                                 + counts["canceled"], counts["total"], stage)
+        for name in once:
+            self.assertEqual(events(self.markers, name), ["start", "done"],
+                             "marker %s" % name)
+        for name in done:
+            seen = events(self.markers, name)
+            self.assertIn("done", seen, "marker %s is missing" % name)
+            self.assertGreaterEqual(seen.count("start"), seen.count("done"),
+                                    "marker %s" % name)
