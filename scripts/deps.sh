@@ -6,7 +6,9 @@ set -euo pipefail
 SHOAL_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libyaml-dev libjansson-dev libcivetweb-dev
+  libsqlite3-dev
   libcmocka-dev valgrind
+  clang libclang-rt-14-dev llvm
   python3 python3-zmq
   curl wget ca-certificates
 )

@@ -8,7 +8,8 @@
 
     | command   | direction | body                                        |
     |-----------|-----------|---------------------------------------------|
-    | HELLO     | w -> c    | protocol, worker, host, slots, running      |
+    | HELLO     | w -> c    | protocol, worker, host, slots, running,     |
+    |           |           | tasks ([{job, task, attempt}] it holds)     |
     | WELCOME   | c -> w    | controller, heartbeat_ms                    |
     | HEARTBEAT | both      | draining (worker: finishing, send no more)  |
     | TASK      | c -> w    | job, task, attempt, kind, command, args,    |

@@ -152,6 +152,9 @@ int shoal_scheduler_retry (shoal_scheduler_t *self, const char *id,
 
 shoal_job_t *shoal_scheduler_job (shoal_scheduler_t *self, const char *id);
 size_t shoal_scheduler_job_count (const shoal_scheduler_t *self);
+/*  The job submitted `index`-th (from 0), in submission order.           */
+shoal_job_t *shoal_scheduler_job_at (const shoal_scheduler_t *self,
+                                     size_t index);
 
 /* ---- workers --------------------------------------------------------- */
 
@@ -204,6 +207,89 @@ int64_t shoal_scheduler_next_wake (const shoal_scheduler_t *self);
 
 /*  Makes tasks whose back-off has passed ready again and dispatches.     */
 void shoal_scheduler_wake (shoal_scheduler_t *self, int64_t now);
+
+/* ---- persistence ------------------------------------------------------ */
+
+/*  The durable part of a stage, a job and a task: what a state store keeps
+    and gives back after a restart. Strings and JSON are borrowed from the
+    scheduler (when read) or from the caller (when restoring).            */
+typedef struct {
+    shoal_stage_state_t state;
+    uint32_t first_task;         /* id of its first task                   */
+    uint32_t task_count;
+    bool spawn_pending;          /* its spawn task has not succeeded       */
+} shoal_stage_record_t;
+
+typedef struct {
+    const char *id;
+    const char *job_class;       /* class id                               */
+    json_t *params;              /* strings; secrets in clear              */
+    shoal_job_state_t state;
+    uint32_t stage;              /* current stage                          */
+    uint32_t retries;
+    const char *error;           /* NULL when none                         */
+    int64_t created_at, started_at, finished_at;   /* ms, 0: not yet      */
+} shoal_job_record_t;
+
+typedef struct {
+    uint32_t id;
+    uint32_t stage;
+    int32_t index;               /* -1: the stage's spawn task             */
+    shoal_task_state_t state;
+    uint32_t attempt, losses, failures;
+    int exit_code;               /* -1: none                               */
+    int signal;
+    const char *error;           /* NULL when none                         */
+    const char *worker;          /* last worker's name, NULL when none     */
+    json_t *entry;               /* spawn entry, NULL when none            */
+    int64_t started_at, finished_at, duration_ms, wake_at;
+} shoal_task_record_t;
+
+void shoal_job_record (const shoal_job_t *job, shoal_job_record_t *record);
+void shoal_job_stage_record (const shoal_job_t *job, uint32_t stage,
+                             shoal_stage_record_t *record);
+void shoal_task_record (const shoal_task_t *task,
+                        shoal_task_record_t *record);
+
+/*  Reports every job and task changed since the last call, then forgets
+    the changes. `job_fn` sees a job before any of its tasks. A job's row
+    is reported whenever one of its tasks changed (its stage counts did).  */
+typedef void (shoal_job_fn) (const shoal_job_t *job, void *arg);
+typedef void (shoal_task_fn) (const shoal_task_t *task, void *arg);
+void shoal_scheduler_flush (shoal_scheduler_t *self, shoal_job_fn *job_fn,
+                            shoal_task_fn *task_fn, void *arg);
+
+/*  True when something changed since the last flush.                     */
+bool shoal_scheduler_changed (const shoal_scheduler_t *self);
+
+/*  Restores a job from its record (copied) and its class's stages, in
+    submission order. Returns the job, or NULL with `err` (unknown class,
+    duplicate id).                                                         */
+shoal_job_t *shoal_scheduler_restore_job (shoal_scheduler_t *self,
+                                          const shoal_job_record_t *record,
+                                          const shoal_stage_record_t *stages,
+                                          size_t stage_count,
+                                          shoal_error_t *err);
+
+/*  Restores a task of `job`, in id order (copied). Returns 0 or an error. */
+int shoal_scheduler_restore_task (shoal_scheduler_t *self, shoal_job_t *job,
+                                  const shoal_task_record_t *record,
+                                  shoal_error_t *err);
+
+/*  Ends a restore: stage counts are recounted, pending tasks queued (or
+    put back in their back-off), and tasks that were running wait until
+    `now + lease_ms` for their worker to claim them in its HELLO; then they
+    run again elsewhere. Nothing restored is reported by the next flush. */
+void shoal_scheduler_restore_done (shoal_scheduler_t *self, int64_t now,
+                                   int64_t lease_ms);
+
+/*  A worker that says HELLO after a controller restart names the attempts
+    it still holds (or finished and has not yet reported). A restored
+    running task whose current attempt that is becomes the worker's again.
+    Returns true when the attempt was adopted.                            */
+bool shoal_scheduler_adopt (shoal_scheduler_t *self, const char *key,
+                            const char *job_id, uint32_t task_id,
+                            uint32_t attempt, int64_t now);
 
 /* ---- reading the state ---------------------------------------------- */
 

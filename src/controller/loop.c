@@ -17,6 +17,7 @@
 #include "shoal/log.h"
 #include "shoal/protocol.h"
 #include "shoal/scheduler.h"
+#include "shoal/store.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -46,6 +47,7 @@ struct shoal_loop {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
     char *data_dir;              /* shared volume root                     */
     shoal_scheduler_t *scheduler;
+    shoal_store_t *store;        /* durable state, NULL: memory only       */
     zsock_t *router;             /* workers connect here                   */
     zsock_t *api;                /* HTTP threads' requests                 */
     zhashx_t *idempotency;       /* key -> s_idempotent_t (owned)          */
@@ -217,6 +219,22 @@ s_run_actions (shoal_loop_t *self)
     }
 }
 
+/*  Writes what changed since the last save, in one transaction. Returns 0
+    or -1 (logged); a failed save is retried in full by the next one.     */
+static int
+s_persist (shoal_loop_t *self, const char *key, uint64_t fingerprint,
+           const char *key_job)
+{
+    if (!self->store)
+        return 0;
+    shoal_error_t err;
+    if (shoal_store_save (self->store, self->scheduler, key, fingerprint,
+                          key_job, &err) == 0)
+        return 0;
+    shoal_error ("%s", err.message);
+    return -1;
+}
+
 /* ---- worker messages ------------------------------------------------- */
 
 static shoal_result_status_t
@@ -306,8 +324,28 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
             running = slots;
         if (shoal_scheduler_worker_hello (self->scheduler, key, name, host,
                                           slots, (uint32_t) running, now)) {
-            shoal_info ("worker %s on %s joined with %u slots", name, host,
-                        slots);
+            size_t adopted = 0;
+            size_t index;
+            json_t *held;
+            json_array_foreach (json_object_get (body, "tasks"), index, held) {
+                const char *job = json_string_value (json_object_get (held,
+                                                                      "job"));
+                json_int_t task = json_integer_value (json_object_get (held,
+                                                                       "task"));
+                json_int_t attempt = json_integer_value (
+                    json_object_get (held, "attempt"));
+                if (job && task >= 0 && task <= UINT32_MAX && attempt >= 0
+                    && attempt <= UINT32_MAX
+                    && shoal_scheduler_adopt (self->scheduler, key, job,
+                                              (uint32_t) task,
+                                              (uint32_t) attempt, now))
+                    adopted++;
+            }
+            shoal_info ("worker %s on %s joined with %u slots%s", name, host,
+                        slots, adopted ? ", keeping its tasks" : "");
+            if (adopted)
+                shoal_info ("adopted %zu running tasks from worker %s",
+                            adopted, name);
             json_t *welcome = json_pack ("{s:s, s:i}", "controller",
                                          self->instance, "heartbeat_ms",
                                          SHOAL_HEARTBEAT_MS);
@@ -410,6 +448,8 @@ s_remember_key (shoal_loop_t *self, const char *key, uint64_t fingerprint,
     if (zlistx_size (self->idempotency_order) >= S_MAX_IDEMPOTENCY_KEYS) {
         char *oldest = zlistx_detach (self->idempotency_order, NULL);
         zhashx_delete (self->idempotency, oldest);
+        if (self->store)
+            shoal_store_forget_key (self->store, oldest);
         free (oldest);
     }
     s_idempotent_t *entry = calloc (1, sizeof *entry);
@@ -475,6 +515,13 @@ s_op_submit (shoal_loop_t *self, json_t *request)
     if (!job)
         return s_problem (shoal_error_http_status (err.code),
                           "Job not accepted", err.message, err.field);
+    /* 201 promises the job survives a crash: commit it first. */
+    if (s_persist (self, key, fingerprint, id)) {
+        shoal_scheduler_cancel (self->scheduler, id, s_now (self), NULL);
+        return s_problem (503, "State store unavailable",
+                          "the job could not be stored; it was not "
+                          "accepted", NULL);
+    }
     shoal_info ("job %s (%s) submitted%s", id, class_id,
                 start ? " and started" : "");
     if (key)
@@ -492,6 +539,7 @@ s_op_start (shoal_loop_t *self, json_t *request)
         return s_job_not_found (id);
     if (rc)
         return s_problem (409, "Job already started", err.message, "state");
+    s_persist (self, NULL, 0, NULL);
     shoal_info ("job %s started", id);
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
@@ -507,6 +555,7 @@ s_op_cancel (shoal_loop_t *self, json_t *request)
         return s_job_not_found (id);
     if (rc)
         return s_problem (409, "Job already ended", err.message, "state");
+    s_persist (self, NULL, 0, NULL);
     shoal_info ("job %s canceled on request", id);
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
@@ -522,6 +571,7 @@ s_op_retry (shoal_loop_t *self, json_t *request)
         return s_job_not_found (id);
     if (rc)
         return s_problem (409, "Job not failed", err.message, "state");
+    s_persist (self, NULL, 0, NULL);
     shoal_info ("job %s retried from its failed stage", id);
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
@@ -647,9 +697,20 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
 
 /* ---- lifecycle and the loop ------------------------------------- */
 
+static void
+s_restore_key (const char *key, uint64_t fingerprint, const char *job_id,
+               void *arg)
+{
+    shoal_loop_t *self = arg;
+    shoal_store_t *store = self->store;
+    self->store = NULL;          /* already stored: do not forget it */
+    s_remember_key (self, key, fingerprint, job_id);
+    self->store = store;
+}
+
 shoal_loop_t *
 shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
-                const char *bind, shoal_error_t *err)
+                const char *bind, const char *store_path, shoal_error_t *err)
 {
     shoal_loop_t *self = calloc (1, sizeof *self);
     if (!self) {
@@ -698,6 +759,18 @@ shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
     clock_gettime (CLOCK_REALTIME, &ts);
     self->wall_start = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     self->mono_start = s_mono_ms ();
+    if (store_path) {
+        self->store = shoal_store_open (store_path, err);
+        size_t jobs = 0;
+        if (!self->store
+            || shoal_store_load (self->store, self->scheduler, s_now (self),
+                                 SHOAL_LOOP_ADOPT_LEASE_MS, s_restore_key,
+                                 self, &jobs, err)) {
+            shoal_loop_destroy (&self);
+            return NULL;
+        }
+        shoal_info ("state store %s: %zu jobs read back", store_path, jobs);
+    }
     return self;
 }
 
@@ -709,6 +782,9 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     shoal_loop_t *self = *self_p;
     zsock_destroy (&self->api);
     zsock_destroy (&self->router);
+    if (self->store && self->scheduler)
+        s_persist (self, NULL, 0, NULL);
+    shoal_store_destroy (&self->store);
     shoal_scheduler_destroy (&self->scheduler);
     zhashx_destroy (&self->idempotency);
     zlistx_destroy (&self->idempotency_order);
@@ -770,6 +846,8 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
             s_run_actions (self);
             self->next_tick = s_mono_ms () + SHOAL_HEARTBEAT_MS;
         }
+        /* One commit for everything this round of events changed. */
+        s_persist (self, NULL, 0, NULL);
     }
     return 0;
 }

@@ -14,11 +14,18 @@
 
 typedef struct shoal_loop shoal_loop_t;
 
+/*  How long tasks that were running when the controller stopped wait for
+    their worker to claim them after a restart, before they run again.    */
+#define SHOAL_LOOP_ADOPT_LEASE_MS 10000
+
 /*  Binds `bind` (a ZeroMQ endpoint) and the API endpoint. `defs` is
     borrowed and must outlive the loop; `data_dir` is the shared volume.
-    Returns NULL with `err` set when a socket cannot be bound.             */
+    With `store_path` the state lives in that SQLite file and is read back
+    first; NULL keeps it in memory only. Returns NULL with `err` set when
+    a socket cannot be bound or the store cannot be read.                  */
 shoal_loop_t *shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
-                              const char *bind, shoal_error_t *err);
+                              const char *bind, const char *store_path,
+                              shoal_error_t *err);
 
 /*  Runs until `stop_fd` becomes readable (a self-pipe written by the
     signal handler). Returns 0.                                            */

@@ -26,6 +26,8 @@ typedef struct {
     const char *bind;            /* ZeroMQ endpoint for workers            */
     const char *log_level;
     const char *token_file;      /* file holding the REST API token        */
+    const char *state_dir;       /* where the SQLite state lives           */
+    bool ephemeral;              /* keep state in memory only              */
     int http_threads;
     bool check_only;             /* load the definitions and exit          */
 } s_options_t;
@@ -45,6 +47,11 @@ s_usage (FILE *out)
         "                          [env SHOAL_HTTP, default 127.0.0.1:8080]\n"
         "  -b, --bind ENDPOINT     ZeroMQ endpoint workers connect to\n"
         "                          [env SHOAL_BIND, default tcp://127.0.0.1:5555]\n"
+        "      --state-dir DIR     durable state (SQLite, keep it on a local\n"
+        "                          disk) [env SHOAL_STATE_DIR,\n"
+        "                          default DATA-DIR/state]\n"
+        "      --ephemeral         keep state in memory only: a restart\n"
+        "                          forgets every job\n"
         "      --http-threads N    HTTP handler threads [default 16]\n"
         "      --api-token-file FILE  require the token in FILE (first line)\n"
         "                          in the X-Shoal-Token header of /api/ calls\n"
@@ -78,9 +85,11 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         .bind = s_env_or ("SHOAL_BIND", "tcp://127.0.0.1:5555"),
         .log_level = s_env_or ("SHOAL_LOG_LEVEL", "info"),
         .token_file = s_env_or ("SHOAL_API_TOKEN_FILE", NULL),
+        .state_dir = s_env_or ("SHOAL_STATE_DIR", NULL),
         .http_threads = 16,
     };
-    enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE };
+    enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE,
+           OPT_STATE_DIR, OPT_EPHEMERAL };
     static const struct option long_options[] = {
         { "definitions", required_argument, NULL, 'd' },
         { "data-dir", required_argument, NULL, 'D' },
@@ -90,6 +99,8 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
         { "check", no_argument, NULL, OPT_CHECK },
         { "api-token-file", required_argument, NULL, OPT_TOKEN_FILE },
+        { "state-dir", required_argument, NULL, OPT_STATE_DIR },
+        { "ephemeral", no_argument, NULL, OPT_EPHEMERAL },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -105,6 +116,8 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_LOG_LEVEL: opts->log_level = optarg; break;
             case OPT_CHECK: opts->check_only = true; break;
             case OPT_TOKEN_FILE: opts->token_file = optarg; break;
+            case OPT_STATE_DIR: opts->state_dir = optarg; break;
+            case OPT_EPHEMERAL: opts->ephemeral = true; break;
             case OPT_HTTP_THREADS: {
                 char *end;
                 long n = strtol (optarg, &end, 10);
@@ -267,9 +280,26 @@ main (int argc, char *argv[])
         shoal_warn ("the REST API on %s takes no token: anyone who reaches "
                     "it can run jobs (see --api-token-file)", opts.http);
 
+    char state_dir[4096];
+    char store_path[4200];
+    snprintf (state_dir, sizeof state_dir, "%s", opts.state_dir
+                  ? opts.state_dir : opts.data_dir);
+    if (!opts.state_dir)
+        strncat (state_dir, "/state", sizeof state_dir - strlen (state_dir) - 1);
+    snprintf (store_path, sizeof store_path, "%s/shoal.db", state_dir);
+    if (!opts.ephemeral && mkdir (state_dir, 0700) && errno != EEXIST) {
+        fprintf (stderr, "shoal-controller: cannot use state dir %s: %s\n",
+                 state_dir, strerror (errno));
+        free (token);
+        shoal_defs_destroy (&defs);
+        return 1;
+    }
+
     rc = 1;
     shoal_http_t *http = NULL;
-    shoal_loop_t *loop = shoal_loop_new (defs, opts.data_dir, opts.bind, &err);
+    shoal_loop_t *loop = shoal_loop_new (defs, opts.data_dir, opts.bind,
+                                         opts.ephemeral ? NULL : store_path,
+                                         &err);
     if (loop)
         http = shoal_http_new (defs, opts.http, opts.http_threads, token,
                                &err);

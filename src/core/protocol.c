@@ -30,6 +30,7 @@ static const s_command_t s_commands[SHOAL_MSG_COUNT] = {
         { "host", JSON_STRING, true },
         { "slots", JSON_INTEGER, true },
         { "running", JSON_INTEGER, false },
+        { "tasks", JSON_ARRAY, false },
     } },
     [SHOAL_MSG_WELCOME] = { "WELCOME", {
         { "controller", JSON_STRING, true },

@@ -42,6 +42,9 @@ struct shoal_task {
     shoal_task_t *worker_prev;   /* links in worker->tasks                 */
     shoal_task_t *worker_next;
     shoal_task_t *ready_next;    /* link in job's ready FIFO               */
+    shoal_task_t *dirty_next;    /* link in job's list of changed tasks    */
+    int64_t lease_until;         /* running with no worker (restored after
+                                    a restart): re-queued after this, ms   */
     int64_t started_at;          /* dispatch time of the last attempt, ms  */
     int64_t finished_at;         /* ms, 0 while not final                  */
     int64_t duration_ms;         /* as reported by the worker              */
@@ -55,6 +58,7 @@ struct shoal_task {
     int exit_code;               /* -1 until it exited                     */
     int signal;                  /* 0 unless killed by a signal            */
     shoal_task_state_t state;
+    bool dirty;                  /* changed since the last flush           */
 };
 
 /*  One stage of a job. Invariant: counts[] sum to task_count.             */
@@ -67,6 +71,7 @@ typedef struct {
 } s_stage_t;
 
 struct shoal_job {
+    shoal_scheduler_t *owner;    /* for the list of changed jobs           */
     char *id;
     const shoal_job_class_t *cls;
     json_t *params;              /* strings, secrets in clear              */
@@ -87,6 +92,9 @@ struct shoal_job {
     shoal_job_t *rr_prev;        /* ring of jobs with ready tasks          */
     shoal_job_t *rr_next;
     bool in_rr;
+    bool dirty;                  /* changed since the last flush           */
+    shoal_job_t *dirty_next;     /* link in the scheduler's changed jobs   */
+    shoal_task_t *dirty_tasks;   /* its tasks changed since the last flush */
 };
 
 struct shoal_worker {
@@ -121,6 +129,12 @@ struct shoal_scheduler {
     zhashx_t *names;             /* interned worker names                  */
     shoal_worker_t *graveyard;   /* gone workers, freed when no action
                                     can point at them any more             */
+    shoal_job_t *dirty_jobs;     /* jobs changed since the last flush, in
+                                    the order of their first change, so
+                                    new jobs are stored in submission order */
+    shoal_job_t *dirty_tail;
+    zlistx_t *orphans;           /* tasks restored as running, waiting for
+                                    their worker to claim them             */
     shoal_job_t *rr;             /* next job to take a ready task from     */
     shoal_worker_t *free;        /* next worker to give a task to          */
     zlistx_t *waiting;           /* tasks in retry back-off, by wake_at;
@@ -217,7 +231,9 @@ shoal_scheduler_new (const shoal_defs_t *defs)
     self->workers = zhashx_new ();
     self->names = zhashx_new ();
     self->waiting = zlistx_new ();
-    if (!self->jobs || !self->workers || !self->names || !self->waiting) {
+    self->orphans = zlistx_new ();
+    if (!self->jobs || !self->workers || !self->names || !self->waiting
+        || !self->orphans) {
         shoal_scheduler_destroy (&self);
         return NULL;
     }
@@ -256,6 +272,7 @@ shoal_scheduler_destroy (shoal_scheduler_t **self_p)
     s_graveyard_clear (self);
     zhashx_destroy (&self->names);
     zlistx_destroy (&self->waiting);
+    zlistx_destroy (&self->orphans);
     free (self->actions);
     free (self);
     *self_p = NULL;
@@ -460,11 +477,40 @@ s_release (shoal_scheduler_t *self, shoal_task_t *task)
     s_free_add (self, worker);
 }
 
+/* ---- changes to persist ------------------------------------------- */
+
+static void
+s_touch_job (shoal_job_t *job)
+{
+    if (job->dirty)
+        return;
+    job->dirty = true;
+    job->dirty_next = NULL;
+    shoal_scheduler_t *owner = job->owner;
+    if (owner->dirty_tail)
+        owner->dirty_tail->dirty_next = job;
+    else
+        owner->dirty_jobs = job;
+    owner->dirty_tail = job;
+}
+
+static void
+s_touch_task (shoal_task_t *task)
+{
+    s_touch_job (task->job);
+    if (task->dirty)
+        return;
+    task->dirty = true;
+    task->dirty_next = task->job->dirty_tasks;
+    task->job->dirty_tasks = task;
+}
+
 /* ---- counting ------------------------------------------------------ */
 
 static void
 s_task_set_state (shoal_task_t *task, shoal_task_state_t state)
 {
+    s_touch_task (task);
     s_stage_t *stage = &task->job->stages[task->stage];
     stage->counts[task->state]--;
     stage->counts[state]++;
@@ -493,6 +539,7 @@ s_task_new (shoal_job_t *job, uint32_t stage, int32_t index, json_t *entry)
     task->exit_code = -1;
     task->state = SHOAL_TASK_PENDING;
     job->tasks[job->task_count++] = task;
+    s_touch_task (task);
     s_stage_t *s = &job->stages[stage];
     s->task_count++;
     s->counts[SHOAL_TASK_PENDING]++;
@@ -531,6 +578,7 @@ s_dispatch (shoal_scheduler_t *self, int64_t now)
 
 static void s_stage_start (shoal_scheduler_t *self, shoal_job_t *job,
                            uint32_t index, int64_t now);
+static void s_expire_orphans (shoal_scheduler_t *self, int64_t now);
 
 static void
 s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
@@ -555,6 +603,7 @@ s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
     job->finished_at = now;
     if (error && !job->error)
         job->error = strdup (error);
+    s_touch_job (job);
     s_emit (self, SHOAL_ACTION_JOB_ENDED, NULL, NULL, job);
 }
 
@@ -583,6 +632,7 @@ s_stage_start (shoal_scheduler_t *self, shoal_job_t *job, uint32_t index,
 {
     const shoal_stage_def_t *def = &job->cls->stages[index];
     s_stage_t *stage = &job->stages[index];
+    s_touch_job (job);
     job->stage = index;
     stage->state = SHOAL_STAGE_RUNNING;
     stage->first_task = job->task_count;
@@ -740,9 +790,11 @@ shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         return NULL;
     }
+    job->owner = self;
     job->cls = job_class;
     job->params = params;
     job->seq = self->job_count + 1;
+    s_touch_job (job);
     job->created_at = now;
     job->state = SHOAL_JOB_CREATED;
     self->job_list[self->job_count++] = job;
@@ -765,6 +817,7 @@ shoal_scheduler_start (shoal_scheduler_t *self, const char *id, int64_t now,
                                 shoal_job_state_name (job->state));
     job->state = SHOAL_JOB_RUNNING;
     job->started_at = now;
+    s_touch_job (job);
     s_stage_start (self, job, 0, now);
     s_dispatch (self, now);
     return 0;
@@ -827,6 +880,12 @@ size_t
 shoal_scheduler_job_count (const shoal_scheduler_t *self)
 {
     return self->job_count;
+}
+
+shoal_job_t *
+shoal_scheduler_job_at (const shoal_scheduler_t *self, size_t index)
+{
+    return index < self->job_count ? self->job_list[index] : NULL;
 }
 
 /* ---- workers ------------------------------------------------------ */
@@ -1032,6 +1091,261 @@ shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
     for (const char *key = zlistx_first (lost); key; key = zlistx_next (lost))
         shoal_scheduler_worker_gone (self, key, true, now);
     zlistx_destroy (&lost);
+    if (zlistx_size (self->orphans)) {
+        s_expire_orphans (self, now);
+        s_dispatch (self, now);
+    }
+}
+
+/* ---- persistence ----------------------------------------------------- */
+
+void
+shoal_job_record (const shoal_job_t *job, shoal_job_record_t *record)
+{
+    *record = (shoal_job_record_t) {
+        .id = job->id,
+        .job_class = job->cls->id,
+        .params = job->params,
+        .state = job->state,
+        .stage = job->stage,
+        .retries = job->retries,
+        .error = job->error,
+        .created_at = job->created_at,
+        .started_at = job->started_at,
+        .finished_at = job->finished_at,
+    };
+}
+
+void
+shoal_job_stage_record (const shoal_job_t *job, uint32_t stage,
+                        shoal_stage_record_t *record)
+{
+    const s_stage_t *s = &job->stages[stage];
+    *record = (shoal_stage_record_t) {
+        .state = s->state,
+        .first_task = s->first_task,
+        .task_count = s->task_count,
+        .spawn_pending = s->spawn_pending,
+    };
+}
+
+void
+shoal_task_record (const shoal_task_t *task, shoal_task_record_t *record)
+{
+    *record = (shoal_task_record_t) {
+        .id = task->id,
+        .stage = task->stage,
+        .index = task->index,
+        .state = task->state,
+        .attempt = task->attempt,
+        .losses = task->losses,
+        .failures = task->failures,
+        .exit_code = task->exit_code,
+        .signal = task->signal,
+        .error = task->error,
+        .worker = task->worker_name,
+        .entry = task->entry,
+        .started_at = task->started_at,
+        .finished_at = task->finished_at,
+        .duration_ms = task->duration_ms,
+        .wake_at = task->wake_at,
+    };
+}
+
+void
+shoal_scheduler_flush (shoal_scheduler_t *self, shoal_job_fn *job_fn,
+                       shoal_task_fn *task_fn, void *arg)
+{
+    while (self->dirty_jobs) {
+        shoal_job_t *job = self->dirty_jobs;
+        self->dirty_jobs = job->dirty_next;
+        if (!self->dirty_jobs)
+            self->dirty_tail = NULL;
+        job->dirty = false;
+        job->dirty_next = NULL;
+        if (job_fn)
+            job_fn (job, arg);
+        while (job->dirty_tasks) {
+            shoal_task_t *task = job->dirty_tasks;
+            job->dirty_tasks = task->dirty_next;
+            task->dirty = false;
+            task->dirty_next = NULL;
+            if (task_fn)
+                task_fn (task, arg);
+        }
+    }
+}
+
+bool
+shoal_scheduler_changed (const shoal_scheduler_t *self)
+{
+    return self->dirty_jobs != NULL;
+}
+
+shoal_job_t *
+shoal_scheduler_restore_job (shoal_scheduler_t *self,
+                             const shoal_job_record_t *record,
+                             const shoal_stage_record_t *stages,
+                             size_t stage_count, shoal_error_t *err)
+{
+    const shoal_job_class_t *cls
+        = shoal_defs_job_class (self->defs, record->job_class);
+    if (!cls) {
+        shoal_error_set (err, SHOAL_ENOTFOUND, "job", "job %s is of class "
+                         "'%s', which the definitions no longer have",
+                         record->id, record->job_class);
+        return NULL;
+    }
+    if (stage_count != cls->stage_count || record->stage >= stage_count) {
+        shoal_error_set (err, SHOAL_EINVAL, "stages", "job %s has %zu "
+                         "stages stored, its class '%s' has %zu now",
+                         record->id, stage_count, cls->id, cls->stage_count);
+        return NULL;
+    }
+    shoal_job_t *job = shoal_scheduler_submit (
+        self, record->id, cls, json_deep_copy (record->params), false,
+        record->created_at, err);
+    if (!job)
+        return NULL;
+    job->state = record->state;
+    job->stage = record->stage;
+    job->retries = record->retries;
+    job->error = record->error ? strdup (record->error) : NULL;
+    job->started_at = record->started_at;
+    job->finished_at = record->finished_at;
+    for (size_t i = 0; i < stage_count; i++) {
+        job->stages[i].state = stages[i].state;
+        job->stages[i].first_task = stages[i].first_task;
+        job->stages[i].spawn_pending = stages[i].spawn_pending;
+        /* task_count and counts are recounted from the tasks. */
+    }
+    return job;
+}
+
+int
+shoal_scheduler_restore_task (shoal_scheduler_t *self, shoal_job_t *job,
+                              const shoal_task_record_t *record,
+                              shoal_error_t *err)
+{
+    if (record->id != job->task_count || record->stage >= job->cls->stage_count
+        || (unsigned) record->state >= SHOAL_TASK_STATE_COUNT)
+        return shoal_error_set (err, SHOAL_EINVAL, "task",
+                                "job %s: stored task %u is out of order or "
+                                "malformed", job->id, record->id);
+    shoal_task_t *task = s_task_new (job, record->stage, record->index,
+                                     record->entry);
+    if (!task)
+        return shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+    s_stage_t *stage = &job->stages[task->stage];
+    stage->counts[SHOAL_TASK_PENDING]--;
+    stage->counts[record->state]++;
+    task->state = record->state;
+    task->attempt = record->attempt;
+    task->losses = record->losses;
+    task->failures = record->failures;
+    task->exit_code = record->exit_code;
+    task->signal = record->signal;
+    task->error = record->error ? strdup (record->error) : NULL;
+    task->worker_name = record->worker ? s_intern (self, record->worker)
+                                       : NULL;
+    task->started_at = record->started_at;
+    task->finished_at = record->finished_at;
+    task->duration_ms = record->duration_ms;
+    task->wake_at = record->wake_at;
+    return 0;
+}
+
+void
+shoal_scheduler_restore_done (shoal_scheduler_t *self, int64_t now,
+                              int64_t lease_ms)
+{
+    for (size_t i = 0; i < self->job_count; i++) {
+        shoal_job_t *job = self->job_list[i];
+        /* A stage's tasks are those restored since its first task. */
+        for (uint32_t s = 0; s < job->cls->stage_count; s++) {
+            s_stage_t *stage = &job->stages[s];
+            if (stage->state == SHOAL_STAGE_PENDING)
+                continue;
+            uint32_t count = 0;
+            for (uint32_t t = stage->first_task; t < job->task_count
+                 && job->tasks[t]->stage == s; t++)
+                count++;
+            if (count != stage->task_count) {
+                /* An earlier run of a retried stage: recount the current
+                   run only. */
+                memset (stage->counts, 0, sizeof stage->counts);
+                for (uint32_t t = stage->first_task;
+                     t < stage->first_task + count; t++)
+                    stage->counts[job->tasks[t]->state]++;
+                stage->task_count = count;
+            }
+        }
+        if (job->state != SHOAL_JOB_RUNNING)
+            continue;
+        s_stage_t *stage = &job->stages[job->stage];
+        for (uint32_t t = stage->first_task; t < job->task_count; t++) {
+            shoal_task_t *task = job->tasks[t];
+            if (task->state == SHOAL_TASK_PENDING) {
+                if (task->failures && task->wake_at > now)
+                    zlistx_insert (self->waiting, task, false);
+                else
+                    s_ready_push (self, task, false);
+            }
+            else if (task->state == SHOAL_TASK_RUNNING) {
+                task->lease_until = now + lease_ms;
+                zlistx_add_end (self->orphans, task);
+            }
+        }
+    }
+    /* What was just read back is stored already. */
+    shoal_scheduler_flush (self, NULL, NULL, NULL);
+}
+
+bool
+shoal_scheduler_adopt (shoal_scheduler_t *self, const char *key,
+                       const char *job_id, uint32_t task_id, uint32_t attempt,
+                       int64_t now)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    shoal_job_t *job = zhashx_lookup (self->jobs, job_id);
+    shoal_task_t *task = job && task_id < job->task_count ? job->tasks[task_id]
+                                                          : NULL;
+    if (!worker || !task || task->state != SHOAL_TASK_RUNNING || task->worker
+        || task->attempt != attempt || !task->lease_until)
+        return false;
+    task->lease_until = 0;
+    task->worker_name = worker->name;
+    if (worker->untracked)
+        worker->untracked--;   /* counted in HELLO's `running` */
+    s_hold (self, worker, task);
+    s_touch_task (task);
+    return true;
+}
+
+/*  Restored running tasks nobody claimed in time run again.              */
+static void
+s_expire_orphans (shoal_scheduler_t *self, int64_t now)
+{
+    shoal_task_t *task = zlistx_first (self->orphans);
+    while (task) {
+        if (!task->lease_until || task->state != SHOAL_TASK_RUNNING
+            || task->worker) {
+            zlistx_delete (self->orphans, zlistx_cursor (self->orphans));
+            task = zlistx_first (self->orphans);
+            continue;
+        }
+        if (task->lease_until <= now) {
+            task->lease_until = 0;
+            zlistx_delete (self->orphans, zlistx_cursor (self->orphans));
+            if (task->job->state == SHOAL_JOB_RUNNING) {
+                s_task_set_state (task, SHOAL_TASK_PENDING);
+                s_ready_push (self, task, true);
+            }
+            task = zlistx_first (self->orphans);
+            continue;
+        }
+        task = zlistx_next (self->orphans);
+    }
 }
 
 int64_t

@@ -142,12 +142,26 @@ static void
 s_send_hello (shoal_agent_t *self)
 {
     //  `running` tells a controller that lost track of us how many slots
-    //  are still taken by tasks it may no longer know about.
-    json_t *body = json_pack ("{s:i, s:s, s:s, s:i, s:I}", "protocol",
+    //  are still taken by tasks it may no longer know about; `tasks` names
+    //  them, and the ones whose results wait in the outbox, so a restarted
+    //  controller adopts them instead of running them again.
+    json_t *tasks = shoal_runner_attempts (self->runner);
+    for (s_pending_t *entry = self->head; tasks && entry; entry = entry->next) {
+        json_t *result = json_loadb (entry->body, entry->size, 0, NULL);
+        json_t *ref = json_pack ("{s:O, s:O, s:O}", "job",
+                                 json_object_get (result, "job"), "task",
+                                 json_object_get (result, "task"), "attempt",
+                                 json_object_get (result, "attempt"));
+        if (ref)
+            json_array_append_new (tasks, ref);
+        json_decref (result);
+    }
+    json_t *body = json_pack ("{s:i, s:s, s:s, s:i, s:I, s:o}", "protocol",
                               SHOAL_PROTOCOL_VERSION, "worker", self->name,
                               "host", self->host, "slots", self->slots,
                               "running", (json_int_t) shoal_runner_running (
-                                  self->runner));
+                                  self->runner),
+                              "tasks", tasks ? tasks : json_array ());
     s_send (self, SHOAL_MSG_HELLO, body);
 }
 

@@ -166,6 +166,20 @@ shoal_runner_running (const shoal_runner_t *self)
     return self->running;
 }
 
+json_t *
+shoal_runner_attempts (const shoal_runner_t *self)
+{
+    json_t *list = json_array ();
+    for (size_t i = 0; list && i < self->slots; i++) {
+        const s_proc_t *proc = &self->procs[i];
+        if (proc->pid > 0 && !proc->stopped)
+            json_array_append_new (list, json_pack (
+                "{s:s, s:I, s:I}", "job", proc->job, "task", proc->task,
+                "attempt", proc->attempt));
+    }
+    return list;
+}
+
 bool
 shoal_runner_job_id_ok (const char *job)
 {

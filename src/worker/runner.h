@@ -88,6 +88,10 @@ int shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
 int shoal_runner_cancel (shoal_runner_t *self, const char *job,
                          json_int_t task, json_int_t attempt, int64_t now);
 
+/*  The attempts running here, as [{job, task, attempt}] (new reference),
+    for a HELLO after a reconnect: the controller adopts them.             */
+json_t *shoal_runner_attempts (const shoal_runner_t *self);
+
 /*  Shutdown: SIGTERM to every process group, SIGKILL after
     SHOAL_RUNNER_KILL_AFTER_MS. Tasks stopped this way produce no result:
     the controller re-queues the tasks of a worker that said BYE.          */

@@ -8,7 +8,8 @@ usage: act.py MARKER_DIR NAME MODE
   MODE slow   append "start" and this pid, sleep SECONDS (env ACT_SLEEP,
               default 30), append "done", exit 0
 Each line is "<event> <time_ns> <pid>", so a test can check that a task
-ran exactly once and in which order stages ran.
+ran exactly once and in which order stages ran. With ACT_PER_JOB=1 the
+marker goes to MARKER_DIR/<job id>/NAME, so many jobs can share a dir.
 """
 import os
 import sys
@@ -22,6 +23,8 @@ def mark(path, event):
 
 def main():
     marker_dir, name, mode = sys.argv[1:4]
+    if os.environ.get("ACT_PER_JOB") == "1":
+        marker_dir = os.path.join(marker_dir, os.environ["SHOAL_JOB_ID"])
     os.makedirs(marker_dir, exist_ok=True)
     path = os.path.join(marker_dir, name)
     ran_before = os.path.exists(path)

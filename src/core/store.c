@@ -1,0 +1,473 @@
+/*  store.c: SQLite persistence of the scheduler's state.
+
+    One row per job (its stages as a small JSON array), one row per task,
+    one row per remembered idempotency key. Rows are written with upserts
+    from prepared statements inside one transaction per save, so a batch of
+    events costs one commit; in WAL mode with synchronous=NORMAL a commit is
+    an append to the log, and survives the process dying at any moment.
+
+    A save that fails is rolled back, and the next save writes every job
+    and task again, so nothing the scheduler changed is left out.          */
+#include "shoal/store.h"
+
+#include "shoal/log.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/*  The schema this code reads and writes (PRAGMA user_version).          */
+#define S_SCHEMA_VERSION 1
+
+static const char *s_schema =
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    "  seq INTEGER PRIMARY KEY,"            /* submission order          */
+    "  id TEXT NOT NULL UNIQUE,"
+    "  class TEXT NOT NULL,"
+    "  params TEXT NOT NULL,"               /* JSON object of strings    */
+    "  state INTEGER NOT NULL,"
+    "  stage INTEGER NOT NULL,"
+    "  retries INTEGER NOT NULL,"
+    "  error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  finished_at INTEGER NOT NULL,"
+    "  stages TEXT NOT NULL);"              /* [[state, first, count,
+                                               spawn_pending], ...]      */
+    "CREATE TABLE IF NOT EXISTS tasks ("
+    "  job TEXT NOT NULL,"
+    "  id INTEGER NOT NULL,"
+    "  stage INTEGER NOT NULL,"
+    "  idx INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  losses INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  exit_code INTEGER NOT NULL,"
+    "  signal INTEGER NOT NULL,"
+    "  error TEXT,"
+    "  worker TEXT,"
+    "  entry TEXT,"                         /* spawn entry JSON          */
+    "  started_at INTEGER NOT NULL,"
+    "  finished_at INTEGER NOT NULL,"
+    "  duration_ms INTEGER NOT NULL,"
+    "  wake_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (job, id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS idempotency ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  key TEXT NOT NULL UNIQUE,"
+    "  fingerprint INTEGER NOT NULL,"
+    "  job TEXT NOT NULL);";
+
+enum { S_PUT_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY, S_STATEMENTS };
+
+static const char *s_sql[S_STATEMENTS] = {
+    [S_PUT_JOB] =
+        "INSERT INTO jobs (id, class, params, state, stage, retries, error,"
+        " created_at, started_at, finished_at, stages)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        " ON CONFLICT (id) DO UPDATE SET state = ?4, stage = ?5,"
+        " retries = ?6, error = ?7, started_at = ?9, finished_at = ?10,"
+        " stages = ?11",
+    [S_PUT_TASK] =
+        "INSERT OR REPLACE INTO tasks (job, id, stage, idx, state, attempt,"
+        " losses, failures, exit_code, signal, error, worker, entry,"
+        " started_at, finished_at, duration_ms, wake_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+        " ?14, ?15, ?16, ?17)",
+    [S_PUT_KEY] =
+        "INSERT OR REPLACE INTO idempotency (key, fingerprint, job)"
+        " VALUES (?1, ?2, ?3)",
+    [S_DEL_KEY] = "DELETE FROM idempotency WHERE key = ?1",
+};
+
+struct shoal_store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_STATEMENTS];  /* prepared once                   */
+    int failed;                  /* SQLite code of the first error in a
+                                    save, SQLITE_OK while all is well     */
+    char failure[256];           /* its message                           */
+    bool resync;                 /* a save failed: write everything next   */
+};
+
+static int
+s_fail (shoal_store_t *self, shoal_error_t *err, const char *what)
+{
+    return shoal_error_set (err, SHOAL_EIO, "store", "state store: %s: %s",
+                            what, self && self->db ? sqlite3_errmsg (self->db)
+                                                   : "cannot open");
+}
+
+static int
+s_exec (shoal_store_t *self, const char *sql, shoal_error_t *err)
+{
+    char *message = NULL;
+    if (sqlite3_exec (self->db, sql, NULL, NULL, &message) == SQLITE_OK)
+        return 0;
+    shoal_error_set (err, SHOAL_EIO, "store", "state store: %s",
+                     message ? message : sqlite3_errmsg (self->db));
+    sqlite3_free (message);
+    return SHOAL_EIO;
+}
+
+shoal_store_t *
+shoal_store_open (const char *path, shoal_error_t *err)
+{
+    shoal_store_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    /* The database holds job params, secrets among them: owner only. */
+    mode_t old_mask = umask (077);
+    int rc = sqlite3_open_v2 (path, &self->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                  | SQLITE_OPEN_NOMUTEX, NULL);
+    umask (old_mask);
+    if (rc != SQLITE_OK) {
+        shoal_error_set (err, SHOAL_EIO, "state-dir",
+                         "cannot open state store %s: %s", path,
+                         self->db ? sqlite3_errmsg (self->db) : "no memory");
+        shoal_store_destroy (&self);
+        return NULL;
+    }
+    sqlite3_busy_timeout (self->db, 5000);
+    sqlite3_stmt *version_stmt = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2 (self->db, "PRAGMA user_version", -1,
+                            &version_stmt, NULL) == SQLITE_OK
+        && sqlite3_step (version_stmt) == SQLITE_ROW)
+        version = sqlite3_column_int (version_stmt, 0);
+    sqlite3_finalize (version_stmt);
+    if (version != 0 && version != S_SCHEMA_VERSION) {
+        shoal_error_set (err, SHOAL_EINVAL, "state-dir",
+                         "state store %s has schema version %d; this "
+                         "controller reads version %d", path, version,
+                         S_SCHEMA_VERSION);
+        shoal_store_destroy (&self);
+        return NULL;
+    }
+    if (version < 0 || s_exec (self, "PRAGMA journal_mode = WAL", err)
+        || s_exec (self, "PRAGMA synchronous = NORMAL", err)
+        || s_exec (self, s_schema, err)
+        || s_exec (self, "PRAGMA user_version = 1", err)) {
+        if (version < 0)
+            s_fail (self, err, "not a database");
+        shoal_store_destroy (&self);
+        return NULL;
+    }
+    for (int i = 0; i < S_STATEMENTS; i++)
+        if (sqlite3_prepare_v3 (self->db, s_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &self->stmt[i],
+                                NULL) != SQLITE_OK) {
+            s_fail (self, err, "prepare");
+            shoal_store_destroy (&self);
+            return NULL;
+        }
+    return self;
+}
+
+void
+shoal_store_destroy (shoal_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    shoal_store_t *self = *self_p;
+    for (int i = 0; i < S_STATEMENTS; i++)
+        sqlite3_finalize (self->stmt[i]);
+    sqlite3_close (self->db);
+    free (self);
+    *self_p = NULL;
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+/*  Runs a bound statement to completion; the first failure of a save is
+    remembered and later steps are skipped.                               */
+static void
+s_step (shoal_store_t *self, sqlite3_stmt *stmt)
+{
+    if (self->failed == SQLITE_OK) {
+        int rc = sqlite3_step (stmt);
+        if (rc != SQLITE_DONE) {
+            self->failed = rc;
+            snprintf (self->failure, sizeof self->failure, "%s",
+                      sqlite3_errmsg (self->db));
+        }
+    }
+    sqlite3_reset (stmt);
+    sqlite3_clear_bindings (stmt);
+}
+
+static void
+s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text)
+        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null (stmt, index);
+}
+
+static void
+s_bind_json (sqlite3_stmt *stmt, int index, json_t *json)
+{
+    char *text = json ? json_dumps (json, JSON_COMPACT) : NULL;
+    if (text)
+        sqlite3_bind_text (stmt, index, text, -1, free);
+    else
+        sqlite3_bind_null (stmt, index);
+}
+
+static void
+s_put_job (const shoal_job_t *job, void *arg)
+{
+    shoal_store_t *self = arg;
+    shoal_job_record_t record;
+    shoal_job_record (job, &record);
+    json_t *stages = json_array ();
+    size_t count = shoal_job_class (job)->stage_count;
+    for (uint32_t i = 0; i < count; i++) {
+        shoal_stage_record_t stage;
+        shoal_job_stage_record (job, i, &stage);
+        json_array_append_new (stages, json_pack (
+            "[i, I, I, b]", (int) stage.state, (json_int_t) stage.first_task,
+            (json_int_t) stage.task_count, stage.spawn_pending));
+    }
+    sqlite3_stmt *stmt = self->stmt[S_PUT_JOB];
+    s_bind_text (stmt, 1, record.id);
+    s_bind_text (stmt, 2, record.job_class);
+    s_bind_json (stmt, 3, record.params);
+    sqlite3_bind_int (stmt, 4, (int) record.state);
+    sqlite3_bind_int64 (stmt, 5, record.stage);
+    sqlite3_bind_int64 (stmt, 6, record.retries);
+    s_bind_text (stmt, 7, record.error);
+    sqlite3_bind_int64 (stmt, 8, record.created_at);
+    sqlite3_bind_int64 (stmt, 9, record.started_at);
+    sqlite3_bind_int64 (stmt, 10, record.finished_at);
+    s_bind_json (stmt, 11, stages);
+    json_decref (stages);
+    s_step (self, stmt);
+}
+
+static void
+s_put_task (const shoal_task_t *task, void *arg)
+{
+    shoal_store_t *self = arg;
+    shoal_task_record_t record;
+    shoal_task_record (task, &record);
+    sqlite3_stmt *stmt = self->stmt[S_PUT_TASK];
+    s_bind_text (stmt, 1, shoal_job_id (shoal_task_job (task)));
+    sqlite3_bind_int64 (stmt, 2, record.id);
+    sqlite3_bind_int64 (stmt, 3, record.stage);
+    sqlite3_bind_int64 (stmt, 4, record.index);
+    sqlite3_bind_int (stmt, 5, (int) record.state);
+    sqlite3_bind_int64 (stmt, 6, record.attempt);
+    sqlite3_bind_int64 (stmt, 7, record.losses);
+    sqlite3_bind_int64 (stmt, 8, record.failures);
+    sqlite3_bind_int (stmt, 9, record.exit_code);
+    sqlite3_bind_int (stmt, 10, record.signal);
+    s_bind_text (stmt, 11, record.error);
+    s_bind_text (stmt, 12, record.worker);
+    s_bind_json (stmt, 13, record.entry);
+    sqlite3_bind_int64 (stmt, 14, record.started_at);
+    sqlite3_bind_int64 (stmt, 15, record.finished_at);
+    sqlite3_bind_int64 (stmt, 16, record.duration_ms);
+    sqlite3_bind_int64 (stmt, 17, record.wake_at);
+    s_step (self, stmt);
+}
+
+int
+shoal_store_save (shoal_store_t *self, shoal_scheduler_t *scheduler,
+                  const char *key, uint64_t fingerprint, const char *key_job,
+                  shoal_error_t *err)
+{
+    if (!key && !self->resync && !shoal_scheduler_changed (scheduler))
+        return 0;
+    if (s_exec (self, "BEGIN", err))
+        return SHOAL_EIO;
+    self->failed = SQLITE_OK;
+    if (self->resync) {
+        /* The last save failed: its changes are gone from the scheduler's
+           list, so write everything. O(jobs + tasks), only after an I/O
+           error. */
+        for (size_t i = 0; i < shoal_scheduler_job_count (scheduler); i++) {
+            shoal_job_t *job = shoal_scheduler_job_at (scheduler, i);
+            s_put_job (job, self);
+            for (uint32_t t = 0; t < shoal_job_task_count (job); t++)
+                s_put_task (shoal_job_task (job, t), self);
+        }
+        shoal_scheduler_flush (scheduler, NULL, NULL, NULL);
+    }
+    else
+        shoal_scheduler_flush (scheduler, s_put_job, s_put_task, self);
+    if (key) {
+        sqlite3_stmt *stmt = self->stmt[S_PUT_KEY];
+        s_bind_text (stmt, 1, key);
+        sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) fingerprint);
+        s_bind_text (stmt, 3, key_job);
+        s_step (self, stmt);
+    }
+    if (self->failed == SQLITE_OK
+        && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        self->resync = false;
+        return 0;
+    }
+    if (self->failed == SQLITE_OK)
+        snprintf (self->failure, sizeof self->failure, "%s",
+                  sqlite3_errmsg (self->db));
+    sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+    self->resync = true;
+    return shoal_error_set (err, SHOAL_EIO, "store", "state store: %s",
+                            self->failure);
+}
+
+void
+shoal_store_forget_key (shoal_store_t *self, const char *key)
+{
+    sqlite3_stmt *stmt = self->stmt[S_DEL_KEY];
+    s_bind_text (stmt, 1, key);
+    self->failed = SQLITE_OK;
+    s_step (self, stmt);
+}
+
+/* ---- reading back -------------------------------------------------- */
+
+static const char *
+s_column_text (sqlite3_stmt *stmt, int column)
+{
+    return (const char *) sqlite3_column_text (stmt, column);
+}
+
+static json_t *
+s_column_json (sqlite3_stmt *stmt, int column)
+{
+    const char *text = s_column_text (stmt, column);
+    return text ? json_loads (text, 0, NULL) : NULL;
+}
+
+static int
+s_load_tasks (shoal_store_t *self, sqlite3_stmt *stmt, shoal_scheduler_t *sch,
+              shoal_job_t *job, shoal_error_t *err)
+{
+    sqlite3_bind_text (stmt, 1, shoal_job_id (job), -1, SQLITE_STATIC);
+    int rc = 0;
+    int step;
+    while (!rc && (step = sqlite3_step (stmt)) == SQLITE_ROW) {
+        json_t *entry = s_column_json (stmt, 12);
+        shoal_task_record_t record = {
+            .id = (uint32_t) sqlite3_column_int64 (stmt, 1),
+            .stage = (uint32_t) sqlite3_column_int64 (stmt, 2),
+            .index = (int32_t) sqlite3_column_int64 (stmt, 3),
+            .state = (shoal_task_state_t) sqlite3_column_int (stmt, 4),
+            .attempt = (uint32_t) sqlite3_column_int64 (stmt, 5),
+            .losses = (uint32_t) sqlite3_column_int64 (stmt, 6),
+            .failures = (uint32_t) sqlite3_column_int64 (stmt, 7),
+            .exit_code = sqlite3_column_int (stmt, 8),
+            .signal = sqlite3_column_int (stmt, 9),
+            .error = s_column_text (stmt, 10),
+            .worker = s_column_text (stmt, 11),
+            .entry = entry,
+            .started_at = sqlite3_column_int64 (stmt, 13),
+            .finished_at = sqlite3_column_int64 (stmt, 14),
+            .duration_ms = sqlite3_column_int64 (stmt, 15),
+            .wake_at = sqlite3_column_int64 (stmt, 16),
+        };
+        rc = shoal_scheduler_restore_task (sch, job, &record, err);
+        json_decref (entry);
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = s_fail (self, err, "reading tasks");
+    sqlite3_reset (stmt);
+    return rc;
+}
+
+int
+shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
+                  int64_t now, int64_t lease_ms, shoal_store_key_fn *key_fn,
+                  void *arg, size_t *jobs, shoal_error_t *err)
+{
+    *jobs = 0;
+    sqlite3_stmt *job_stmt = NULL, *task_stmt = NULL, *key_stmt = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2 (self->db,
+                            "SELECT id, class, params, state, stage, retries,"
+                            " error, created_at, started_at, finished_at,"
+                            " stages FROM jobs ORDER BY seq", -1, &job_stmt,
+                            NULL) != SQLITE_OK
+        || sqlite3_prepare_v2 (self->db,
+                               "SELECT job, id, stage, idx, state, attempt,"
+                               " losses, failures, exit_code, signal, error,"
+                               " worker, entry, started_at, finished_at,"
+                               " duration_ms, wake_at FROM tasks"
+                               " WHERE job = ?1 ORDER BY id", -1, &task_stmt,
+                               NULL) != SQLITE_OK
+        || sqlite3_prepare_v2 (self->db,
+                               "SELECT key, fingerprint, job FROM idempotency"
+                               " ORDER BY seq", -1, &key_stmt,
+                               NULL) != SQLITE_OK) {
+        rc = s_fail (self, err, "prepare");
+        goto done;
+    }
+    int step;
+    while (!rc && (step = sqlite3_step (job_stmt)) == SQLITE_ROW) {
+        json_t *params = s_column_json (job_stmt, 2);
+        json_t *stages = s_column_json (job_stmt, 10);
+        shoal_job_record_t record = {
+            .id = s_column_text (job_stmt, 0),
+            .job_class = s_column_text (job_stmt, 1),
+            .params = params,
+            .state = (shoal_job_state_t) sqlite3_column_int (job_stmt, 3),
+            .stage = (uint32_t) sqlite3_column_int64 (job_stmt, 4),
+            .retries = (uint32_t) sqlite3_column_int64 (job_stmt, 5),
+            .error = s_column_text (job_stmt, 6),
+            .created_at = sqlite3_column_int64 (job_stmt, 7),
+            .started_at = sqlite3_column_int64 (job_stmt, 8),
+            .finished_at = sqlite3_column_int64 (job_stmt, 9),
+        };
+        size_t count = json_array_size (stages);
+        shoal_stage_record_t *stage_records
+            = calloc (count ? count : 1, sizeof *stage_records);
+        for (size_t i = 0; stage_records && i < count; i++) {
+            json_t *item = json_array_get (stages, i);
+            stage_records[i] = (shoal_stage_record_t) {
+                .state = (shoal_stage_state_t) json_integer_value (
+                    json_array_get (item, 0)),
+                .first_task = (uint32_t) json_integer_value (
+                    json_array_get (item, 1)),
+                .task_count = (uint32_t) json_integer_value (
+                    json_array_get (item, 2)),
+                .spawn_pending = json_is_true (json_array_get (item, 3)),
+            };
+        }
+        shoal_job_t *job = NULL;
+        if (!params || !json_is_object (params) || !stage_records)
+            rc = shoal_error_set (err, SHOAL_EINVAL, "store",
+                                  "state store: job %s is damaged",
+                                  record.id ? record.id : "?");
+        else if (!(job = shoal_scheduler_restore_job (
+                       scheduler, &record, stage_records, count, err)))
+            rc = err ? err->code : SHOAL_EINVAL;
+        else
+            rc = s_load_tasks (self, task_stmt, scheduler, job, err);
+        if (!rc)
+            (*jobs)++;
+        free (stage_records);
+        json_decref (params);
+        json_decref (stages);
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = s_fail (self, err, "reading jobs");
+    while (!rc && key_fn && sqlite3_step (key_stmt) == SQLITE_ROW)
+        key_fn (s_column_text (key_stmt, 0),
+                (uint64_t) sqlite3_column_int64 (key_stmt, 1),
+                s_column_text (key_stmt, 2), arg);
+    if (!rc)
+        shoal_scheduler_restore_done (scheduler, now, lease_ms);
+done:
+    sqlite3_finalize (job_stmt);
+    sqlite3_finalize (task_stmt);
+    sqlite3_finalize (key_stmt);
+    return rc;
+}

@@ -1,0 +1,998 @@
+/*  sim.c: simulated workers, many DEALER sockets per thread.
+
+    Each thread waits on one epoll set holding the ZMQ_FD of each of its
+    sockets. ZMQ_FD only says "look at this socket": libzmq may consume
+    the notification inside any call on the socket, a send included, and
+    then not signal again while messages are queued. So after any send
+    the thread drains the socket (receives until EAGAIN and ZMQ_EVENTS
+    has no POLLIN), and a wake-up always drains completely.
+
+    A simulated worker's state machine:
+
+      state       event      next        action
+      ----------  ---------  ----------  ---------------------------------
+      (start)     -          HELLO_SENT  connect, HELLO
+      HELLO_SENT  WELCOME    READY       all slots free now
+      any         RECONNECT  HELLO_SENT  HELLO again
+      READY       TASK       READY       RESULT now or after the delay;
+                                         spawn: RESULT with N entries now
+      READY       Nth TASK   GONE        (vanisher) close, no BYE
+      any         stop       GONE        BYE, close
+
+    Delayed results wait in a per-thread FIFO: every plain task has the
+    same delay, so the FIFO is in due-time order. Its capacity is the
+    thread's total slots, which the controller's credit never exceeds.    */
+#include "sim.h"
+
+#include "shoal/protocol.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <zmq.h>
+
+/*  Events taken from epoll per wait.                                      */
+#define S_EPOLL_BATCH 256
+
+/*  Longest wait between two looks at the stop flag.                       */
+#define S_STOP_CHECK_NS (50 * 1000000LL)
+
+/*  Heartbeat period, as the protocol wants.                               */
+#define S_HEARTBEAT_NS ((int64_t) SHOAL_HEARTBEAT_MS * 1000000)
+
+/*  Room before the spawn list for the RESULT fields that precede it.      */
+#define S_SPAWN_PREFIX_ROOM 256
+
+/*  How long a BYE may wait in libzmq when a socket closes.                */
+#define S_BYE_LINGER_MS 500
+
+/*  File descriptors per socket (its TCP connection and its mailbox), and
+    some for everything else.                                              */
+#define S_FDS_PER_SOCKET 2
+#define S_FDS_SPARE 256
+
+typedef enum {
+    S_HELLO_SENT,             /* waiting for WELCOME                       */
+    S_READY,                  /* welcomed                                  */
+    S_GONE,                   /* socket closed                             */
+} s_state_t;
+
+typedef struct s_thread s_thread_t;
+
+/*  One simulated worker. Invariant: free_count <= slots.                  */
+typedef struct {
+    void *sock;               /* DEALER, NULL once GONE                    */
+    s_thread_t *thread;       /* owner                                     */
+    uint32_t index;           /* global number, names it                   */
+    s_state_t state;
+    bool welcomed;            /* counted in `welcomed` once                */
+    bool vanisher;            /* vanishes at its vanish_after-th task      */
+    uint32_t received;        /* TASKs received                            */
+    uint32_t slots;
+    int64_t *free_ns;         /* ring: when each free slot came free       */
+    uint32_t free_head;       /* oldest entry                              */
+    uint32_t free_count;      /* entries                                   */
+    int64_t next_heartbeat;   /* ns                                        */
+} s_worker_t;
+
+/*  A RESULT waiting for its delay to pass.                                */
+typedef struct {
+    s_worker_t *worker;
+    int64_t due_ns;
+    uint32_t task;
+    uint32_t attempt;
+    int exit_code;
+    char job[LG_JOB_ID_MAX + 1];
+} s_delayed_t;
+
+struct s_thread {
+    lg_sim_t *sim;            /* owner                                     */
+    pthread_t thread;
+    bool started;             /* pthread_create succeeded                  */
+    int epoll_fd;
+    s_worker_t *workers;      /* this thread's slice                       */
+    size_t count;
+    size_t heartbeat_cursor;  /* next worker to heartbeat                  */
+    s_delayed_t *delayed;     /* FIFO ring of delayed results              */
+    size_t delayed_head;
+    size_t delayed_len;
+    size_t delayed_cap;
+    char *spawn_buf;          /* S_SPAWN_PREFIX_ROOM + the spawn list tail */
+    size_t spawn_tail_len;
+    lg_sim_stats_t stats;     /* this thread's figures                     */
+};
+
+struct lg_sim {
+    lg_sim_config_t config;   /* copy; strings borrowed                    */
+    lg_tracker_t *tracker;    /* borrowed                                  */
+    void *ctx;                /* libzmq context                            */
+    s_thread_t *threads;
+    int thread_count;
+    atomic_bool stop;         /* set by lg_sim_stop                        */
+    atomic_uint_fast64_t welcomed;
+    atomic_uint_fast64_t tasks;
+    atomic_bool failed;       /* a thread hit an error: see `error`        */
+    pthread_mutex_t error_mutex;
+    char error[256];          /* first thread error                        */
+    bool stopped;             /* lg_sim_stop ran                           */
+    lg_sim_stats_t merged;    /* figures after stopping                    */
+};
+
+/* ---- errors ---------------------------------------------------------- */
+
+/*  Records the first error of any thread: `what`, then ": detail" when
+    `detail` is not NULL.                                                  */
+static void
+s_fail (lg_sim_t *sim, const char *what, const char *detail)
+{
+    pthread_mutex_lock (&sim->error_mutex);
+    if (!atomic_load (&sim->failed)) {
+        snprintf (sim->error, sizeof sim->error, "%s%s%s", what,
+                  detail ? ": " : "", detail ? detail : "");
+        atomic_store (&sim->failed, true);
+    }
+    pthread_mutex_unlock (&sim->error_mutex);
+}
+
+/* ---- reading a TASK ------------------------------------------------- */
+
+/*  The fields of a TASK the simulation needs.                             */
+typedef struct {
+    char job[LG_JOB_ID_MAX + 1];
+    uint32_t task;
+    uint32_t attempt;
+    bool spawn;
+} s_task_ref_t;
+
+static const char *
+s_skip_ws (const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/*  `p` is at an opening quote: returns the byte after the closing one, or
+    NULL.                                                                  */
+static const char *
+s_skip_string (const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/*  Skips one JSON value of any kind. O(its length); no allocation.        */
+static const char *
+s_skip_value (const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return s_skip_string (p, end);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = s_skip_string (p, end);
+                if (!p)
+                    return NULL;
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if (*p == '}' || *p == ']') {
+                if (--depth == 0)
+                    return p + 1;
+            }
+            p++;
+        }
+        return NULL;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' '
+           && *p != '\n' && *p != '\t' && *p != '\r')
+        p++;
+    return p;
+}
+
+static const char *
+s_read_uint (const char *p, const char *end, uint32_t *out)
+{
+    uint64_t value = 0;
+    const char *start = p;
+    while (p < end && *p >= '0' && *p <= '9' && p - start < 11)
+        value = value * 10 + (uint64_t) (*p++ - '0');
+    if (p == start || value > UINT32_MAX)
+        return NULL;
+    *out = (uint32_t) value;
+    return p;
+}
+
+/*  Copies a string value without escapes into `out`; NULL when it has
+    escapes or does not fit (the slow path then reads it).                 */
+static const char *
+s_read_plain_string (const char *p, const char *end, char *out, size_t size)
+{
+    if (p >= end || *p != '"')
+        return NULL;
+    const char *start = ++p;
+    while (p < end && *p != '"' && *p != '\\')
+        p++;
+    if (p >= end || *p != '"' || (size_t) (p - start) >= size)
+        return NULL;
+    memcpy (out, start, (size_t) (p - start));
+    out[p - start] = '\0';
+    return p + 1;
+}
+
+/*  Reads job, task, attempt and kind from the top level of a TASK body
+    by scanning it once: no tree is built. Returns 0, or -1 when the body
+    is not what the fast path expects.                                     */
+static int
+s_scan_task (const char *p, size_t size, s_task_ref_t *ref)
+{
+    const char *end = p + size;
+    unsigned found = 0;
+    p = s_skip_ws (p, end);
+    if (p >= end || *p != '{')
+        return -1;
+    p++;
+    while (p) {
+        p = s_skip_ws (p, end);
+        if (p >= end || *p == '}')
+            break;
+        if (*p != '"')
+            return -1;
+        const char *key = p + 1;
+        p = s_skip_string (p, end);
+        if (!p)
+            return -1;
+        size_t key_len = (size_t) (p - 1 - key);
+        p = s_skip_ws (p, end);
+        if (p >= end || *p != ':')
+            return -1;
+        p = s_skip_ws (p + 1, end);
+#define S_KEY(name) (key_len == sizeof name - 1 && !memcmp (key, name, key_len))
+        if (S_KEY ("job")) {
+            p = s_read_plain_string (p, end, ref->job, sizeof ref->job);
+            found |= 1;
+        }
+        else if (S_KEY ("task")) {
+            p = s_read_uint (p, end, &ref->task);
+            found |= 2;
+        }
+        else if (S_KEY ("attempt")) {
+            p = s_read_uint (p, end, &ref->attempt);
+            found |= 4;
+        }
+        else if (S_KEY ("kind")) {
+            char kind[16];
+            p = s_read_plain_string (p, end, kind, sizeof kind);
+            ref->spawn = p && strcmp (kind, SHOAL_KIND_SPAWN) == 0;
+            found |= 8;
+        }
+        else
+            p = s_skip_value (p, end);
+#undef S_KEY
+        if (!p)
+            return -1;
+        p = s_skip_ws (p, end);
+        if (p < end && *p == ',')
+            p++;
+    }
+    return found == 15 ? 0 : -1;
+}
+
+/*  The slow path: a full parse with jansson.                              */
+static int
+s_parse_task (const char *body, size_t size, s_task_ref_t *ref)
+{
+    json_t *root = json_loadb (body, size, 0, NULL);
+    const char *job = json_string_value (json_object_get (root, "job"));
+    json_t *task = json_object_get (root, "task");
+    json_t *attempt = json_object_get (root, "attempt");
+    const char *kind = json_string_value (json_object_get (root, "kind"));
+    int rc = -1;
+    if (job && strlen (job) <= LG_JOB_ID_MAX && json_is_integer (task)
+        && json_is_integer (attempt) && kind
+        && json_integer_value (task) >= 0
+        && json_integer_value (task) <= UINT32_MAX
+        && json_integer_value (attempt) >= 0
+        && json_integer_value (attempt) <= UINT32_MAX) {
+        strcpy (ref->job, job);
+        ref->task = (uint32_t) json_integer_value (task);
+        ref->attempt = (uint32_t) json_integer_value (attempt);
+        ref->spawn = strcmp (kind, SHOAL_KIND_SPAWN) == 0;
+        rc = 0;
+    }
+    json_decref (root);
+    return rc;
+}
+
+/* ---- sending ------------------------------------------------------ */
+
+static void s_drain (s_worker_t *worker);
+
+/*  Sends [command][body]. Counts a refusal; the caller drains after.      */
+static int
+s_send (s_worker_t *worker, shoal_msg_type_t type, const char *body,
+        size_t size)
+{
+    const char *command = shoal_msg_name (type);
+    if (zmq_send (worker->sock, command, strlen (command),
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+        || zmq_send (worker->sock, body, size, ZMQ_DONTWAIT) < 0) {
+        worker->thread->stats.send_errors++;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_send_hello (s_worker_t *worker)
+{
+    const lg_sim_config_t *config = &worker->thread->sim->config;
+    char body[512];
+    int len = snprintf (body, sizeof body,
+                        "{\"protocol\":%d,\"worker\":\"%s-%" PRIu32 "\","
+                        "\"host\":\"%s\",\"slots\":%" PRIu32 "}",
+                        SHOAL_PROTOCOL_VERSION, config->name_prefix,
+                        worker->index, config->host, worker->slots);
+    s_send (worker, SHOAL_MSG_HELLO, body, (size_t) len);
+}
+
+static void
+s_slot_freed (s_worker_t *worker, int64_t now)
+{
+    if (worker->free_count >= worker->slots)
+        return;
+    uint32_t tail = (worker->free_head + worker->free_count) % worker->slots;
+    worker->free_ns[tail] = now;
+    worker->free_count++;
+}
+
+static int64_t
+s_slot_taken (s_worker_t *worker, int64_t now)
+{
+    if (!worker->free_count)
+        return now;   /* the controller gave more than we had free */
+    int64_t at = worker->free_ns[worker->free_head];
+    worker->free_head = (worker->free_head + 1) % worker->slots;
+    worker->free_count--;
+    return at;
+}
+
+/*  Sends the RESULT of a plain task and records it.                       */
+static void
+s_send_result (s_worker_t *worker, const char *job, uint32_t task,
+               uint32_t attempt, int exit_code)
+{
+    s_thread_t *thread = worker->thread;
+    char body[256];
+    int len = snprintf (body, sizeof body,
+                        "{\"job\":\"%s\",\"task\":%" PRIu32 ",\"attempt\":%"
+                        PRIu32 ",\"status\":\"exited\",\"exit_code\":%d,"
+                        "\"duration_ms\":0}",
+                        job, task, attempt, exit_code);
+    if (s_send (worker, SHOAL_MSG_RESULT, body, (size_t) len))
+        return;
+    int64_t now = lg_now_ns ();
+    thread->stats.results++;
+    if (exit_code)
+        thread->stats.failed++;
+    thread->stats.last_result_ns = now;
+    s_slot_freed (worker, now);
+    lg_tracker_result_sent (thread->sim->tracker, job, task, now);
+}
+
+/*  Builds the spawn list once per thread: ,"spawn":[{"i":0},...]} after
+    S_SPAWN_PREFIX_ROOM bytes left for the fields before it.               */
+static int
+s_build_spawn (s_thread_t *thread)
+{
+    uint32_t entries = thread->sim->config.spawn_entries;
+    size_t cap = S_SPAWN_PREFIX_ROOM + 16 + (size_t) entries * 20;
+    char *buf = malloc (cap);
+    if (!buf)
+        return -1;
+    char *p = buf + S_SPAWN_PREFIX_ROOM;
+    p += sprintf (p, ",\"spawn\":[");
+    for (uint32_t i = 0; i < entries; i++)
+        p += sprintf (p, "%s{\"i\":%" PRIu32 "}", i ? "," : "", i);
+    p += sprintf (p, "]}");
+    thread->spawn_buf = buf;
+    thread->spawn_tail_len = (size_t) (p - (buf + S_SPAWN_PREFIX_ROOM));
+    return 0;
+}
+
+static void
+s_send_spawn_result (s_worker_t *worker, const s_task_ref_t *ref)
+{
+    s_thread_t *thread = worker->thread;
+    if (!thread->spawn_buf && s_build_spawn (thread)) {
+        s_fail (thread->sim, "out of memory building a spawn list", NULL);
+        return;
+    }
+    char prefix[S_SPAWN_PREFIX_ROOM];
+    int len = snprintf (prefix, sizeof prefix,
+                        "{\"job\":\"%s\",\"task\":%" PRIu32 ",\"attempt\":%"
+                        PRIu32 ",\"status\":\"exited\",\"exit_code\":0,"
+                        "\"duration_ms\":0",
+                        ref->job, ref->task, ref->attempt);
+    char *start = thread->spawn_buf + S_SPAWN_PREFIX_ROOM - len;
+    memcpy (start, prefix, (size_t) len);
+    if (s_send (worker, SHOAL_MSG_RESULT, start,
+                (size_t) len + thread->spawn_tail_len))
+        return;
+    int64_t now = lg_now_ns ();
+    thread->stats.results++;
+    thread->stats.spawn_entries += thread->sim->config.spawn_entries;
+    thread->stats.last_result_ns = now;
+    s_slot_freed (worker, now);
+    lg_tracker_spawn_sent (thread->sim->tracker, ref->job, ref->task,
+                           thread->sim->config.spawn_entries, now);
+}
+
+/*  Whether this plain task is one of the failing share: a hash of job and
+    task, so a re-run of the same task fails again.                        */
+static bool
+s_fails (double share, const char *job, uint32_t task)
+{
+    if (share <= 0)
+        return false;
+    uint64_t hash = 14695981039346656037ULL;
+    for (const char *p = job; *p; p++)
+        hash = (hash ^ (unsigned char) *p) * 1099511628211ULL;
+    hash = (hash ^ task) * 1099511628211ULL;
+    hash ^= hash >> 29;
+    return (double) (hash % 1000000) < share * 1000000.0;
+}
+
+/* ---- the life of a worker ---------------------------------------- */
+
+static void
+s_close (s_worker_t *worker, bool bye)
+{
+    if (!worker->sock)
+        return;
+    if (bye) {
+        s_send (worker, SHOAL_MSG_BYE, "{}", 2);
+        int linger = S_BYE_LINGER_MS;
+        zmq_setsockopt (worker->sock, ZMQ_LINGER, &linger, sizeof linger);
+    }
+    int fd;
+    size_t fd_size = sizeof fd;
+    if (zmq_getsockopt (worker->sock, ZMQ_FD, &fd, &fd_size) == 0)
+        epoll_ctl (worker->thread->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+    zmq_close (worker->sock);
+    worker->sock = NULL;
+    worker->state = S_GONE;
+}
+
+static void
+s_on_welcome (s_worker_t *worker, const char *body, size_t size)
+{
+    int64_t now = lg_now_ns ();
+    if (worker->state == S_HELLO_SENT) {
+        worker->free_count = 0;
+        for (uint32_t i = 0; i < worker->slots; i++)
+            s_slot_freed (worker, now);
+    }
+    worker->state = S_READY;
+    if (!worker->welcomed) {
+        worker->welcomed = true;
+        worker->thread->stats.welcomed++;
+        atomic_fetch_add (&worker->thread->sim->welcomed, 1);
+    }
+}
+
+static void
+s_on_heartbeat (s_worker_t *worker, const char *body, size_t size)
+{
+}
+
+static void
+s_on_reconnect (s_worker_t *worker, const char *body, size_t size)
+{
+    worker->thread->stats.reconnects++;
+    worker->state = S_HELLO_SENT;
+    s_send_hello (worker);
+}
+
+static void
+s_on_cancel (s_worker_t *worker, const char *body, size_t size)
+{
+    /* The attempt goes on and its RESULT comes when due: the controller
+       keeps the slot until then and ignores the result, as it does for a
+       real worker whose process ended just before the CANCEL. */
+    worker->thread->stats.cancels++;
+}
+
+static void
+s_on_task (s_worker_t *worker, const char *body, size_t size)
+{
+    s_thread_t *thread = worker->thread;
+    lg_sim_t *sim = thread->sim;
+    int64_t now = lg_now_ns ();
+    s_task_ref_t ref;
+    if (s_scan_task (body, size, &ref) && s_parse_task (body, size, &ref)) {
+        thread->stats.bad_messages++;
+        return;
+    }
+    thread->stats.tasks++;
+    atomic_fetch_add_explicit (&sim->tasks, 1, memory_order_relaxed);
+    if (!thread->stats.first_task_ns)
+        thread->stats.first_task_ns = now;
+    worker->received++;
+    int64_t slot_free = s_slot_taken (worker, now);
+    lg_task_timing_t timing;
+    lg_tracker_task (sim->tracker, ref.job, ref.task, ref.attempt, ref.spawn,
+                     now, slot_free, &timing);
+    if (timing.dispatch_ns >= 0)
+        lg_hist_record (&thread->stats.dispatch,
+                        (uint64_t) timing.dispatch_ns / 1000);
+    if (timing.fanout_ns >= 0)
+        lg_hist_record (&thread->stats.fanout,
+                        (uint64_t) timing.fanout_ns / 1000);
+    if (timing.transition_ns >= 0)
+        lg_hist_record (&thread->stats.transition,
+                        (uint64_t) timing.transition_ns / 1000);
+    if (worker->vanisher
+        && worker->received >= (uint32_t) sim->config.vanish_after) {
+        thread->stats.vanished++;
+        s_close (worker, false);
+        return;
+    }
+    if (ref.spawn) {
+        thread->stats.spawn_tasks++;
+        s_send_spawn_result (worker, &ref);
+        return;
+    }
+    int exit_code = s_fails (sim->config.fail_share, ref.job, ref.task);
+    if (sim->config.delay_ns <= 0 || thread->delayed_len == thread->delayed_cap) {
+        s_send_result (worker, ref.job, ref.task, ref.attempt, exit_code);
+        return;
+    }
+    size_t tail = (thread->delayed_head + thread->delayed_len)
+                  % thread->delayed_cap;
+    s_delayed_t *entry = &thread->delayed[tail];
+    entry->worker = worker;
+    entry->due_ns = now + sim->config.delay_ns;
+    entry->task = ref.task;
+    entry->attempt = ref.attempt;
+    entry->exit_code = exit_code;
+    strcpy (entry->job, ref.job);
+    thread->delayed_len++;
+}
+
+/*  Controller commands a worker acts on; anything else is counted as a
+    bad message.                                                           */
+typedef void (s_handler_fn) (s_worker_t *worker, const char *body,
+                             size_t size);
+static const struct {
+    shoal_msg_type_t type;
+    s_handler_fn *fn;
+} s_handlers[] = {
+    { SHOAL_MSG_TASK, s_on_task },
+    { SHOAL_MSG_HEARTBEAT, s_on_heartbeat },
+    { SHOAL_MSG_WELCOME, s_on_welcome },
+    { SHOAL_MSG_CANCEL, s_on_cancel },
+    { SHOAL_MSG_RECONNECT, s_on_reconnect },
+};
+
+static void
+s_dispatch (s_worker_t *worker, zmq_msg_t *command, zmq_msg_t *body)
+{
+    const char *name = zmq_msg_data (command);
+    size_t len = zmq_msg_size (command);
+    for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
+        const char *want = shoal_msg_name (s_handlers[i].type);
+        if (strlen (want) == len && memcmp (want, name, len) == 0) {
+            s_handlers[i].fn (worker, zmq_msg_data (body),
+                              zmq_msg_size (body));
+            return;
+        }
+    }
+    worker->thread->stats.bad_messages++;
+}
+
+/*  Receives and handles everything waiting on the worker's socket, until
+    libzmq says nothing is left (which also re-arms its ZMQ_FD).           */
+static void
+s_drain (s_worker_t *worker)
+{
+    zmq_msg_t command, body;
+    while (worker->sock) {
+        zmq_msg_init (&command);
+        if (zmq_msg_recv (&command, worker->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&command);
+            int events = 0;
+            size_t events_size = sizeof events;
+            if (zmq_getsockopt (worker->sock, ZMQ_EVENTS, &events,
+                                &events_size)
+                || !(events & ZMQ_POLLIN))
+                break;
+            continue;
+        }
+        zmq_msg_init (&body);
+        bool two = zmq_msg_more (&command)
+                   && zmq_msg_recv (&body, worker->sock, 0) >= 0;
+        if (two && !zmq_msg_more (&body))
+            s_dispatch (worker, &command, &body);
+        else
+            worker->thread->stats.bad_messages++;
+        /* Drop any further frames of a malformed message. */
+        while (worker->sock && zmq_msg_more (&body)) {
+            zmq_msg_close (&body);
+            zmq_msg_init (&body);
+            if (zmq_msg_recv (&body, worker->sock, 0) < 0)
+                break;
+        }
+        zmq_msg_close (&body);
+        zmq_msg_close (&command);
+    }
+}
+
+/* ---- the thread ------------------------------------------------------- */
+
+static int
+s_connect (s_worker_t *worker, void *ctx, const char *endpoint, int epoll_fd)
+{
+    worker->sock = zmq_socket (ctx, ZMQ_DEALER);
+    if (!worker->sock)
+        return -1;
+    int zero = 0;
+    zmq_setsockopt (worker->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt (worker->sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt (worker->sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    int64_t max_size = SHOAL_MSG_MAX_SIZE;
+    zmq_setsockopt (worker->sock, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size);
+    if (zmq_connect (worker->sock, endpoint))
+        return -1;
+    int fd;
+    size_t fd_size = sizeof fd;
+    if (zmq_getsockopt (worker->sock, ZMQ_FD, &fd, &fd_size))
+        return -1;
+    struct epoll_event event = { .events = EPOLLIN, .data.ptr = worker };
+    if (epoll_ctl (epoll_fd, EPOLL_CTL_ADD, fd, &event))
+        return -1;
+    worker->state = S_HELLO_SENT;
+    s_send_hello (worker);
+    s_drain (worker);
+    return 0;
+}
+
+static void
+s_send_due_results (s_thread_t *thread, int64_t now)
+{
+    while (thread->delayed_len) {
+        s_delayed_t *entry = &thread->delayed[thread->delayed_head];
+        if (entry->due_ns > now)
+            break;
+        thread->delayed_head = (thread->delayed_head + 1)
+                               % thread->delayed_cap;
+        thread->delayed_len--;
+        s_worker_t *worker = entry->worker;
+        if (!worker->sock)
+            continue;
+        s_send_result (worker, entry->job, entry->task, entry->attempt,
+                       entry->exit_code);
+        s_drain (worker);
+    }
+}
+
+static void
+s_send_heartbeats (s_thread_t *thread, int64_t now)
+{
+    for (size_t n = 0; n < thread->count; n++) {
+        s_worker_t *worker = &thread->workers[thread->heartbeat_cursor];
+        if (worker->next_heartbeat > now)
+            break;
+        worker->next_heartbeat += S_HEARTBEAT_NS;
+        if (worker->next_heartbeat <= now)
+            worker->next_heartbeat = now + S_HEARTBEAT_NS;
+        thread->heartbeat_cursor = (thread->heartbeat_cursor + 1)
+                                   % thread->count;
+        if (!worker->sock)
+            continue;
+        if (s_send (worker, SHOAL_MSG_HEARTBEAT, "{}", 2) == 0)
+            thread->stats.heartbeats++;
+        s_drain (worker);
+    }
+}
+
+static int64_t
+s_next_wake (s_thread_t *thread, int64_t now)
+{
+    int64_t wake = now + S_STOP_CHECK_NS;
+    if (thread->count
+        && thread->workers[thread->heartbeat_cursor].next_heartbeat < wake)
+        wake = thread->workers[thread->heartbeat_cursor].next_heartbeat;
+    if (thread->delayed_len
+        && thread->delayed[thread->delayed_head].due_ns < wake)
+        wake = thread->delayed[thread->delayed_head].due_ns;
+    return wake;
+}
+
+static void *
+s_thread_main (void *arg)
+{
+    s_thread_t *thread = arg;
+    lg_sim_t *sim = thread->sim;
+    int64_t start = lg_now_ns ();
+    for (size_t i = 0; i < thread->count; i++) {
+        s_worker_t *worker = &thread->workers[i];
+        /* Heartbeats spread evenly over the period. */
+        worker->next_heartbeat = start + S_HEARTBEAT_NS
+                                 + (int64_t) i * S_HEARTBEAT_NS
+                                       / (int64_t) thread->count;
+        if (s_connect (worker, sim->ctx, sim->config.endpoint,
+                       thread->epoll_fd)) {
+            s_fail (sim, "cannot connect a simulated worker",
+                    zmq_strerror (zmq_errno ()));
+            return NULL;
+        }
+    }
+    struct epoll_event events[S_EPOLL_BATCH];
+    while (!atomic_load_explicit (&sim->stop, memory_order_relaxed)) {
+        int64_t now = lg_now_ns ();
+        int64_t wait_ns = s_next_wake (thread, now) - now;
+        int timeout = wait_ns <= 0 ? 0 : (int) ((wait_ns + 999999) / 1000000);
+        int n = epoll_wait (thread->epoll_fd, events, S_EPOLL_BATCH, timeout);
+        if (n < 0 && errno != EINTR) {
+            s_fail (sim, "epoll_wait failed", strerror (errno));
+            return NULL;
+        }
+        for (int i = 0; i < n; i++)
+            s_drain (events[i].data.ptr);
+        now = lg_now_ns ();
+        s_send_due_results (thread, now);
+        s_send_heartbeats (thread, now);
+    }
+    for (size_t i = 0; i < thread->count; i++)
+        s_close (&thread->workers[i], true);
+    return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------- */
+
+/*  Raises the soft RLIMIT_NOFILE to `need`, and the hard one too when we
+    may (root). Returns 0 or -1 with `err` saying what to do.              */
+static int
+s_raise_nofile (rlim_t need, char *err, size_t size)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit))
+        return 0;
+    if (limit.rlim_cur >= need)
+        return 0;
+    if (limit.rlim_max < need) {
+        struct rlimit raised = { need, need };
+        if (setrlimit (RLIMIT_NOFILE, &raised) == 0)
+            return 0;
+        snprintf (err, size,
+                  "the simulated workers need %llu file descriptors and the "
+                  "hard limit is %llu: raise it (ulimit -Hn) or use fewer "
+                  "--workers", (unsigned long long) need,
+                  (unsigned long long) limit.rlim_max);
+        return -1;
+    }
+    limit.rlim_cur = need;
+    if (setrlimit (RLIMIT_NOFILE, &limit)) {
+        snprintf (err, size, "cannot raise the file descriptor limit to "
+                  "%llu: %s", (unsigned long long) need, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+lg_sim_t *
+lg_sim_new (const lg_sim_config_t *config, lg_tracker_t *tracker, char *err,
+            size_t size)
+{
+    if (config->workers < 1 || config->workers > LG_SIM_WORKERS_MAX) {
+        snprintf (err, size, "--workers must be 1..%d", LG_SIM_WORKERS_MAX);
+        return NULL;
+    }
+    if (config->slots < 1 || config->slots > LG_SIM_SLOTS_MAX) {
+        snprintf (err, size, "--slots must be 1..%d", LG_SIM_SLOTS_MAX);
+        return NULL;
+    }
+    if (config->threads < 1 || config->threads > LG_SIM_THREADS_MAX) {
+        snprintf (err, size, "--threads must be 1..%d", LG_SIM_THREADS_MAX);
+        return NULL;
+    }
+    if (config->spawn_entries > LG_SIM_SPAWN_MAX) {
+        snprintf (err, size, "--spawn must be 0..%d", LG_SIM_SPAWN_MAX);
+        return NULL;
+    }
+    /* The longest entry is {"i":9999999}, 14 bytes, plus a comma. */
+    if ((uint64_t) config->spawn_entries * 15 + S_SPAWN_PREFIX_ROOM
+        > SHOAL_MSG_MAX_SIZE) {
+        snprintf (err, size, "a spawn list of %u entries would not fit in "
+                  "the %d byte frame limit", config->spawn_entries,
+                  SHOAL_MSG_MAX_SIZE);
+        return NULL;
+    }
+    rlim_t need = (rlim_t) config->workers * S_FDS_PER_SOCKET + S_FDS_SPARE;
+    if (s_raise_nofile (need, err, size))
+        return NULL;
+    lg_sim_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, size, "out of memory");
+        return NULL;
+    }
+    self->config = *config;
+    self->tracker = tracker;
+    pthread_mutex_init (&self->error_mutex, NULL);
+    self->thread_count = config->threads < config->workers ? config->threads
+                                                           : config->workers;
+    self->threads = calloc ((size_t) self->thread_count, sizeof *self->threads);
+    self->ctx = zmq_ctx_new ();
+    for (int t = 0; self->threads && t < self->thread_count; t++)
+        self->threads[t].epoll_fd = -1;
+    if (!self->threads || !self->ctx) {
+        snprintf (err, size, "out of memory");
+        lg_sim_destroy (&self);
+        return NULL;
+    }
+    zmq_ctx_set (self->ctx, ZMQ_IO_THREADS,
+                 config->io_threads > 0 ? config->io_threads : 1);
+    zmq_ctx_set (self->ctx, ZMQ_MAX_SOCKETS, config->workers + 64);
+    for (int t = 0; t < self->thread_count; t++) {
+        s_thread_t *thread = &self->threads[t];
+        size_t first = (size_t) config->workers * (size_t) t
+                       / (size_t) self->thread_count;
+        size_t last = (size_t) config->workers * (size_t) (t + 1)
+                      / (size_t) self->thread_count;
+        thread->sim = self;
+        thread->count = last - first;
+        thread->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+        thread->workers = calloc (thread->count, sizeof *thread->workers);
+        thread->delayed_cap = thread->count * (size_t) config->slots;
+        thread->delayed = calloc (thread->delayed_cap,
+                                  sizeof *thread->delayed);
+        if (thread->epoll_fd < 0 || !thread->workers || !thread->delayed) {
+            snprintf (err, size, "cannot set up a thread: %s",
+                      thread->epoll_fd < 0 ? strerror (errno)
+                                           : "out of memory");
+            lg_sim_destroy (&self);
+            return NULL;
+        }
+        for (size_t i = 0; i < thread->count; i++) {
+            s_worker_t *worker = &thread->workers[i];
+            worker->thread = thread;
+            worker->index = (uint32_t) (first + i);
+            worker->slots = (uint32_t) config->slots;
+            worker->vanisher = (int) (first + i) < config->vanish;
+            worker->free_ns = calloc (worker->slots, sizeof *worker->free_ns);
+            if (!worker->free_ns) {
+                snprintf (err, size, "out of memory");
+                lg_sim_destroy (&self);
+                return NULL;
+            }
+        }
+    }
+    return self;
+}
+
+int
+lg_sim_start (lg_sim_t *self, char *err, size_t size)
+{
+    for (int t = 0; t < self->thread_count; t++) {
+        s_thread_t *thread = &self->threads[t];
+        int rc = pthread_create (&thread->thread, NULL, s_thread_main, thread);
+        if (rc) {
+            snprintf (err, size, "cannot start a thread: %s", strerror (rc));
+            return -1;
+        }
+        thread->started = true;
+    }
+    return 0;
+}
+
+uint64_t
+lg_sim_welcomed (lg_sim_t *self)
+{
+    return atomic_load (&self->welcomed);
+}
+
+uint64_t
+lg_sim_tasks (lg_sim_t *self)
+{
+    return atomic_load_explicit (&self->tasks, memory_order_relaxed);
+}
+
+bool
+lg_sim_failed (lg_sim_t *self, char *err, size_t size)
+{
+    if (!atomic_load (&self->failed))
+        return false;
+    pthread_mutex_lock (&self->error_mutex);
+    snprintf (err, size, "%s", self->error);
+    pthread_mutex_unlock (&self->error_mutex);
+    return true;
+}
+
+static void
+s_merge (lg_sim_stats_t *into, const lg_sim_stats_t *from)
+{
+    into->welcomed += from->welcomed;
+    into->reconnects += from->reconnects;
+    into->tasks += from->tasks;
+    into->spawn_tasks += from->spawn_tasks;
+    into->results += from->results;
+    into->failed += from->failed;
+    into->spawn_entries += from->spawn_entries;
+    into->cancels += from->cancels;
+    into->heartbeats += from->heartbeats;
+    into->vanished += from->vanished;
+    into->send_errors += from->send_errors;
+    into->bad_messages += from->bad_messages;
+    if (from->first_task_ns
+        && (!into->first_task_ns || from->first_task_ns < into->first_task_ns))
+        into->first_task_ns = from->first_task_ns;
+    if (from->last_result_ns > into->last_result_ns)
+        into->last_result_ns = from->last_result_ns;
+    lg_hist_merge (&into->dispatch, &from->dispatch);
+    lg_hist_merge (&into->transition, &from->transition);
+    lg_hist_merge (&into->fanout, &from->fanout);
+}
+
+void
+lg_sim_stop (lg_sim_t *self, lg_sim_stats_t *stats)
+{
+    if (!self->stopped) {
+        atomic_store (&self->stop, true);
+        memset (&self->merged, 0, sizeof self->merged);
+        for (int t = 0; t < self->thread_count; t++) {
+            s_thread_t *thread = &self->threads[t];
+            if (thread->started)
+                pthread_join (thread->thread, NULL);
+            thread->started = false;
+            s_merge (&self->merged, &thread->stats);
+        }
+        self->stopped = true;
+    }
+    if (stats)
+        *stats = self->merged;
+}
+
+void
+lg_sim_destroy (lg_sim_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    lg_sim_t *self = *self_p;
+    lg_sim_stop (self, NULL);
+    for (int t = 0; self->threads && t < self->thread_count; t++) {
+        s_thread_t *thread = &self->threads[t];
+        for (size_t i = 0; thread->workers && i < thread->count; i++) {
+            s_close (&thread->workers[i], false);
+            free (thread->workers[i].free_ns);
+        }
+        if (thread->epoll_fd >= 0)
+            close (thread->epoll_fd);
+        free (thread->workers);
+        free (thread->delayed);
+        free (thread->spawn_buf);
+    }
+    free (self->threads);
+    if (self->ctx)
+        zmq_ctx_term (self->ctx);
+    pthread_mutex_destroy (&self->error_mutex);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,170 @@
+"""Durable controller state: the controller is killed with SIGKILL while
+jobs are submitted and run, and restarted; every job that got a 201
+finishes, with every task's marker present, and tasks that were running on
+workers during the restart are adopted rather than run again.
+"""
+import os
+import random
+import signal
+import threading
+import time
+import unittest
+import uuid
+
+from harness import ClusterTest, wait_for
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools")
+
+DEFINITIONS = """
+tasks:
+  first:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "first", "ok"]
+  act:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+      item: {source: parameter, default: "0"}
+      mode: {source: parameter, default: ok}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "item-{item}", "{mode}"]
+  spawn:
+    input:
+      TOOLS: {source: environment}
+      count: {source: parameter}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/spawn.py", "{count}"]
+jobs:
+  fan:
+    input:
+      count: {source: parameter}
+    stages:
+      - {name: first, task_class: first}
+      - {name: spread, task_class: act, spawn_task: spawn}
+  slow:
+    input:
+      mode: {source: parameter}
+    stages:
+      - {name: only, task_class: act}
+"""
+
+
+class DurabilityTest(ClusterTest):
+    definitions = DEFINITIONS
+
+    def setUp(self):
+        self.cluster = self.make_cluster()
+        self.markers = os.path.join(self.cluster.tmp, "markers")
+        self.env = {"TOOLS": TOOLS, "MARKERS": self.markers,
+                    "ACT_PER_JOB": "1"}
+        self.cluster.start_controller()
+
+    def marker(self, job_id, name):
+        path = os.path.join(self.markers, job_id, name)
+        try:
+            with open(path) as f:
+                return [line.split()[0] for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def restart_controller(self):
+        c = self.cluster
+        c.kill(c.controller, signal.SIGKILL)
+        c.start_controller()
+
+    def test_sigkill_during_submissions_loses_no_accepted_job(self):
+        c = self.cluster
+        c.start_worker("w1", slots=4, env=self.env)
+        c.start_worker("w2", slots=4, env=self.env)
+        accepted = []
+        stop = threading.Event()
+
+        def submit_loop():
+            # A client that retries with the same Idempotency-Key until it
+            # gets an answer, as a careful client of any API would.
+            for n in range(40):
+                if stop.is_set():
+                    return
+                key = str(uuid.uuid4())
+                body = {"job": "fan", "params": {"count": 5 + n % 7}}
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    try:
+                        resp = c.post("/api/v1/jobs", body,
+                                      headers={"Idempotency-Key": key})
+                    except OSError:
+                        time.sleep(0.1)
+                        continue
+                    if resp.status == 201:
+                        accepted.append((resp.json()["id"], body))
+                        break
+                    time.sleep(0.1)
+                time.sleep(0.02)
+
+        client = threading.Thread(target=submit_loop)
+        client.start()
+        rng = random.Random(7)
+        try:
+            for _ in range(3):
+                time.sleep(rng.uniform(0.3, 1.5))
+                self.restart_controller()
+        finally:
+            client.join(timeout=300)
+            stop.set()
+        self.assertGreaterEqual(len(accepted), 40)
+        ids = [job_id for job_id, _ in accepted]
+        self.assertEqual(len(set(ids)), len(ids), "a key made two jobs")
+        for job_id, body in accepted:
+            done = c.wait_job(job_id, timeout=240)
+            self.assertEqual(done["state"], "succeeded", done)
+            self.assertIn("done", self.marker(job_id, "first"), job_id)
+            for i in range(body["params"]["count"]):
+                self.assertIn("done", self.marker(job_id, "item-%d" % i),
+                              "job %s item %d" % (job_id, i))
+        listed = c.get("/api/v1/jobs?limit=1000").json()["jobs"]
+        self.assertEqual(sorted(j["id"] for j in listed), sorted(ids))
+
+    def test_running_task_is_adopted_not_run_again_after_a_restart(self):
+        c = self.cluster
+        c.start_worker("w1", slots=1, env=dict(self.env, ACT_SLEEP="4"))
+        job = c.submit("slow", {"mode": "slow"})
+        wait_for(lambda: self.marker(job["id"], "item-0"),
+                 what="the task to start")
+        self.restart_controller()
+        done = c.wait_job(job["id"], timeout=120)
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(self.marker(job["id"], "item-0"), ["start", "done"])
+        task = c.tasks(job["id"])[0]
+        self.assertEqual(task["attempts"], 1)
+        with open(os.path.join(c.tmp, "controller.log")) as f:
+            self.assertIn("adopted 1 running tasks", f.read())
+
+    def test_finished_jobs_and_their_logs_survive_a_restart(self):
+        c = self.cluster
+        c.start_worker("w1", slots=2, env=self.env)
+        job = c.submit("fan", {"count": 3})
+        before = c.wait_job(job["id"])
+        tasks_before = c.tasks(job["id"])
+        self.restart_controller()
+        after = c.job(job["id"])
+        self.assertEqual(after, before)
+        self.assertEqual(c.tasks(job["id"]), tasks_before)
+        log = c.get("/api/v1/jobs/%s/tasks/0/log" % job["id"])
+        self.assertEqual(log.status, 200)
+        self.assertIn("done first", log.body)
+
+    def test_ephemeral_controller_forgets_jobs(self):
+        c = self.cluster
+        c.kill(c.controller, signal.SIGTERM)
+        c.start_controller(["--ephemeral"])
+        job = c.submit("slow", {"mode": "ok"}, start=False)
+        c.kill(c.controller, signal.SIGTERM)
+        c.start_controller(["--ephemeral"])
+        self.assertProblem(c.get("/api/v1/jobs/" + job["id"]), 404)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,319 @@
+/*  test_store.c: the state store keeps what the scheduler knows.
+
+    Each test drives a scheduler, saves it into a SQLite file in a temp
+    directory, reads it back into a fresh scheduler over the same
+    definitions, and compares what the two report.                        */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shoal/defs.h"
+#include "shoal/scheduler.h"
+#include "shoal/store.h"
+
+static const char *s_yaml =
+    "tasks:\n"
+    "  work:\n"
+    "    input: {item: {source: parameter, default: none}}\n"
+    "    exec_command: /bin/true\n"
+    "    exec_args: ['{item}']\n"
+    "    retries: 1\n"
+    "  fan:\n"
+    "    exec_command: /bin/true\n"
+    "jobs:\n"
+    "  fanout:\n"
+    "    input: {token: {source: http-header, key: Authorization}}\n"
+    "    stages:\n"
+    "      - {name: spread, task_class: work, spawn_task: fan}\n"
+    "      - {name: finish, task_class: work}\n";
+
+typedef struct {
+    char dir[64];
+    char path[96];
+    shoal_defs_t *defs;
+    shoal_scheduler_t *sched;
+} s_fixture_t;
+
+static int
+s_setup (void **state)
+{
+    s_fixture_t *fx = calloc (1, sizeof *fx);
+    snprintf (fx->dir, sizeof fx->dir, "/tmp/shoal-test-store-XXXXXX");
+    assert_non_null (mkdtemp (fx->dir));
+    snprintf (fx->path, sizeof fx->path, "%s/shoal.db", fx->dir);
+    shoal_error_t err = { 0 };
+    fx->defs = shoal_defs_parse (s_yaml, strlen (s_yaml), "store.yaml", &err);
+    if (!fx->defs)
+        fail_msg ("%s", err.message);
+    fx->sched = shoal_scheduler_new (fx->defs);
+    *state = fx;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_destroy (&fx->sched);
+    shoal_defs_destroy (&fx->defs);
+    char path[128];
+    const char *suffixes[] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf (path, sizeof path, "%s%s", fx->path, suffixes[i]);
+        unlink (path);
+    }
+    rmdir (fx->dir);
+    free (fx);
+    return 0;
+}
+
+static void
+s_save (s_fixture_t *fx)
+{
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    if (!store)
+        fail_msg ("%s", err.message);
+    assert_int_equal (shoal_store_save (store, fx->sched, NULL, 0, NULL, &err),
+                      0);
+    shoal_store_destroy (&store);
+    assert_null (store);
+}
+
+static shoal_scheduler_t *
+s_load (s_fixture_t *fx, int64_t now)
+{
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    shoal_scheduler_t *sched = shoal_scheduler_new (fx->defs);
+    size_t jobs = 0;
+    if (shoal_store_load (store, sched, now, 10000, NULL, NULL, &jobs, &err))
+        fail_msg ("load: %s", err.message);
+    shoal_store_destroy (&store);
+    return sched;
+}
+
+static shoal_action_t
+s_next_dispatch (shoal_scheduler_t *sched)
+{
+    shoal_action_t action;
+    while (shoal_scheduler_next_action (sched, &action))
+        if (action.type == SHOAL_ACTION_DISPATCH)
+            return action;
+    fail_msg ("no dispatch");
+    return action;
+}
+
+static void
+s_drain (shoal_scheduler_t *sched)
+{
+    shoal_action_t action;
+    while (shoal_scheduler_next_action (sched, &action))
+        ;
+}
+
+static int
+s_exit (shoal_scheduler_t *sched, const char *worker, shoal_action_t *action,
+        int code, json_t *spawn, int64_t now)
+{
+    shoal_result_t result = { .status = SHOAL_RESULT_EXITED,
+                              .exit_code = code, .spawn = spawn };
+    return shoal_scheduler_result (sched, worker, shoal_job_id (action->job),
+                                   shoal_task_id (action->task),
+                                   action->attempt, &result, now, NULL);
+}
+
+/*  Asserts both schedulers show `id` the same way (job and tasks).       */
+static void
+s_assert_same_job (shoal_scheduler_t *a, shoal_scheduler_t *b, const char *id)
+{
+    json_t *views[2][2];
+    shoal_scheduler_t *scheds[2] = { a, b };
+    for (int i = 0; i < 2; i++) {
+        shoal_job_t *job = shoal_scheduler_job (scheds[i], id);
+        assert_non_null (job);
+        views[i][0] = shoal_job_to_json (job);
+        views[i][1] = shoal_job_tasks_to_json (job);
+    }
+    for (int v = 0; v < 2; v++) {
+        char *x = json_dumps (views[0][v], JSON_SORT_KEYS);
+        char *y = json_dumps (views[1][v], JSON_SORT_KEYS);
+        if (strcmp (x, y))
+            fail_msg ("differs:\n  saved  %s\n  loaded %s", x, y);
+        free (x);
+        free (y);
+        json_decref (views[0][v]);
+        json_decref (views[1][v]);
+    }
+}
+
+static void
+test_jobs_in_every_state_read_back_the_same (void **state)
+{
+    s_fixture_t *fx = *state;
+    json_t *params = json_pack ("{s:s}", "token", "Basic secret");
+    shoal_scheduler_submit (fx->sched, "created", shoal_defs_job_class (
+                                fx->defs, "fanout"), json_deep_copy (params),
+                            false, 1000, NULL);
+    shoal_scheduler_submit (fx->sched, "done", shoal_defs_job_class (
+                                fx->defs, "fanout"), json_deep_copy (params),
+                            true, 1000, NULL);
+    shoal_scheduler_submit (fx->sched, "canceled", shoal_defs_job_class (
+                                fx->defs, "fanout"), params, true, 1000, NULL);
+    shoal_scheduler_cancel (fx->sched, "canceled", 1100, NULL);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
+    shoal_action_t spawn = s_next_dispatch (fx->sched);
+    json_t *list = json_pack ("[{s:s}, {s:i}]", "item", "a", "item", 7);
+    s_exit (fx->sched, "w1", &spawn, 0, list, 1200);
+    json_decref (list);
+    for (int i = 0; i < 3; i++) {
+        shoal_action_t task = s_next_dispatch (fx->sched);
+        s_exit (fx->sched, "w1", &task, 0, NULL, 1300);
+    }
+    s_drain (fx->sched);
+    assert_int_equal (shoal_job_state (shoal_scheduler_job (fx->sched, "done")),
+                      SHOAL_JOB_SUCCEEDED);
+    s_save (fx);
+    shoal_scheduler_t *loaded = s_load (fx, 5000);
+    assert_int_equal (shoal_scheduler_job_count (loaded), 3);
+    const char *ids[] = { "created", "done", "canceled" };
+    for (int i = 0; i < 3; i++)
+        s_assert_same_job (fx->sched, loaded, ids[i]);
+    /* Order and the cursor survive too. */
+    assert_string_equal (shoal_job_id (shoal_scheduler_job_at (loaded, 2)),
+                         "canceled");
+    /* A created job can still be started, and runs. */
+    assert_int_equal (shoal_scheduler_start (loaded, "created", 6000, NULL), 0);
+    shoal_scheduler_worker_hello (loaded, "w9", "w9", "h", 1, 0, 6000);
+    shoal_action_t first = s_next_dispatch (loaded);
+    assert_string_equal (shoal_job_id (first.job), "created");
+    assert_true (shoal_task_is_spawn (first.task));
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_running_task_is_adopted_by_its_worker_after_a_restart (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), true, 1000,
+                            NULL);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
+    shoal_action_t spawn = s_next_dispatch (fx->sched);
+    s_save (fx);
+    shoal_scheduler_t *loaded = s_load (fx, 5000);
+    json_t *view = shoal_job_tasks_to_json (shoal_scheduler_job (loaded, "j1"));
+    assert_string_equal (json_string_value (json_object_get (json_array_get (
+                             json_object_get (view, "tasks"), 0), "state")),
+                         "running");
+    json_decref (view);
+    /* The worker reconnects under a new identity, holding the attempt. */
+    shoal_scheduler_worker_hello (loaded, "w1-new", "w1", "h", 2, 1, 5500);
+    assert_false (shoal_scheduler_adopt (loaded, "w1-new", "j1", 0,
+                                         spawn.attempt + 1, 5500));
+    assert_true (shoal_scheduler_adopt (loaded, "w1-new", "j1", 0,
+                                        spawn.attempt, 5500));
+    shoal_scheduler_worker_seen (loaded, "w1-new", 20000);
+    shoal_scheduler_tick (loaded, 20000);     /* past the lease: no effect */
+    json_t *list = json_pack ("[{s:s}]", "item", "x");
+    shoal_result_t result = { .status = SHOAL_RESULT_EXITED, .spawn = list };
+    assert_int_equal (shoal_scheduler_result (loaded, "w1-new", "j1", 0,
+                                              spawn.attempt, &result, 20000,
+                                              NULL), 0);
+    json_decref (list);
+    shoal_action_t next = s_next_dispatch (loaded);
+    assert_int_equal (shoal_task_id (next.task), 1);
+    assert_int_equal (shoal_task_attempt (shoal_job_task (
+                          shoal_scheduler_job (loaded, "j1"), 0)), 1);
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_unclaimed_running_task_runs_again_after_the_lease (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), true, 1000,
+                            NULL);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
+    s_next_dispatch (fx->sched);
+    s_save (fx);
+    shoal_scheduler_t *loaded = s_load (fx, 5000);
+    shoal_scheduler_worker_hello (loaded, "w2", "w2", "h", 2, 0, 5000);
+    shoal_action_t action;
+    while (shoal_scheduler_next_action (loaded, &action))
+        assert_int_not_equal (action.type, SHOAL_ACTION_DISPATCH);
+    shoal_scheduler_worker_seen (loaded, "w2", 14000);
+    shoal_scheduler_tick (loaded, 14000);     /* lease not over */
+    while (shoal_scheduler_next_action (loaded, &action))
+        assert_int_not_equal (action.type, SHOAL_ACTION_DISPATCH);
+    shoal_scheduler_worker_seen (loaded, "w2", 15001);
+    shoal_scheduler_tick (loaded, 15001);
+    shoal_action_t again = s_next_dispatch (loaded);
+    assert_int_equal (again.attempt, 2);
+    assert_string_equal (shoal_worker_key (again.worker), "w2");
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_only_changes_are_written_and_secrets_are_kept (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "Basic s3cret"),
+                            false, 1000, NULL);
+    assert_true (shoal_scheduler_changed (fx->sched));
+    s_save (fx);
+    assert_false (shoal_scheduler_changed (fx->sched));
+    shoal_scheduler_t *loaded = s_load (fx, 2000);
+    assert_false (shoal_scheduler_changed (loaded));
+    /* The params keep the secret's value (a task needs it), the views
+       mask it. */
+    shoal_scheduler_start (loaded, "j1", 2100, NULL);
+    shoal_scheduler_worker_hello (loaded, "w", "w", "h", 1, 0, 2100);
+    shoal_action_t run = s_next_dispatch (loaded);
+    json_t *params = shoal_task_params (run.task);
+    assert_string_equal (json_string_value (json_object_get (params, "token")),
+                         "Basic s3cret");
+    json_decref (params);
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_a_file_that_is_not_a_database_is_refused (void **state)
+{
+    s_fixture_t *fx = *state;
+    FILE *file = fopen (fx->path, "w");
+    fputs ("this is not a database, just some text that is long enough\n",
+           file);
+    fclose (file);
+    shoal_error_t err = { 0 };
+    assert_null (shoal_store_open (fx->path, &err));
+    assert_int_not_equal (err.code, 0);
+    assert_non_null (strstr (err.message, "state store"));
+}
+
+#define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        T (test_jobs_in_every_state_read_back_the_same),
+        T (test_running_task_is_adopted_by_its_worker_after_a_restart),
+        T (test_unclaimed_running_task_runs_again_after_the_lease),
+        T (test_only_changes_are_written_and_secrets_are_kept),
+        T (test_a_file_that_is_not_a_database_is_refused),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
