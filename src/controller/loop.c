@@ -49,6 +49,7 @@ struct shoal_loop {
     shoal_scheduler_t *scheduler;
     shoal_store_t *store;        /* durable state, NULL: memory only       */
     zsock_t *router;             /* workers connect here                   */
+    zactor_t *auth;              /* ZAP handler checking CURVE clients     */
     zsock_t *api;                /* HTTP threads' requests                 */
     zhashx_t *idempotency;       /* key -> s_idempotent_t (owned)          */
     zlistx_t *idempotency_order; /* keys, oldest first, for eviction       */
@@ -708,10 +709,43 @@ s_restore_key (const char *key, uint64_t fingerprint, const char *job_id,
     self->store = store;
 }
 
-shoal_loop_t *
-shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
-                const char *bind, const char *store_path, shoal_error_t *err)
+/*  Makes the ROUTER a CURVE server admitting only the workers whose public
+    keys are in the clients directory (zauth rereads it when it changes,
+    so adding a key admits a worker without a restart).                   */
+static int
+s_enable_curve (shoal_loop_t *self, const shoal_loop_config_t *config,
+                shoal_error_t *err)
 {
+    zcert_t *cert = zcert_load (config->curve_secret);
+    if (!cert || !*zcert_secret_txt (cert)
+        || streq (zcert_secret_txt (cert),
+                  "0000000000000000000000000000000000000000")) {
+        zcert_destroy (&cert);
+        return shoal_error_set (err, SHOAL_EINVAL, "curve-secret",
+                                "cannot load the key pair %s (and %s_secret)",
+                                config->curve_secret, config->curve_secret);
+    }
+    self->auth = zactor_new (zauth, NULL);
+    if (!self->auth) {
+        zcert_destroy (&cert);
+        return shoal_error_set (err, SHOAL_EIO, NULL,
+                                "cannot start the authenticator");
+    }
+    zstr_sendx (self->auth, "CURVE", config->curve_clients, NULL);
+    zsock_wait (self->auth);
+    zcert_apply (cert, self->router);
+    zsock_set_curve_server (self->router, 1);
+    zcert_destroy (&cert);
+    return 0;
+}
+
+shoal_loop_t *
+shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
+{
+    const shoal_defs_t *defs = config->defs;
+    const char *data_dir = config->data_dir;
+    const char *bind = config->bind;
+    const char *store_path = config->store_path;
     shoal_loop_t *self = calloc (1, sizeof *self);
     if (!self) {
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
@@ -742,6 +776,10 @@ shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
     zsock_set_rcvhwm (self->router, 0);
     zsock_set_linger (self->router, 0);
     zsock_set_linger (self->api, 0);
+    if (config->curve_secret && s_enable_curve (self, config, err)) {
+        shoal_loop_destroy (&self);
+        return NULL;
+    }
     if (zsock_bind (self->router, "%s", bind) < 0) {
         shoal_error_set (err, SHOAL_EIO, "bind", "cannot bind %s: %s", bind,
                          zmq_strerror (zmq_errno ()));
@@ -782,6 +820,7 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     shoal_loop_t *self = *self_p;
     zsock_destroy (&self->api);
     zsock_destroy (&self->router);
+    zactor_destroy (&self->auth);
     if (self->store && self->scheduler)
         s_persist (self, NULL, 0, NULL);
     shoal_store_destroy (&self->store);

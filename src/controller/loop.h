@@ -18,13 +18,25 @@ typedef struct shoal_loop shoal_loop_t;
     their worker to claim them after a restart, before they run again.    */
 #define SHOAL_LOOP_ADOPT_LEASE_MS 10000
 
-/*  Binds `bind` (a ZeroMQ endpoint) and the API endpoint. `defs` is
-    borrowed and must outlive the loop; `data_dir` is the shared volume.
-    With `store_path` the state lives in that SQLite file and is read back
-    first; NULL keeps it in memory only. Returns NULL with `err` set when
-    a socket cannot be bound or the store cannot be read.                  */
-shoal_loop_t *shoal_loop_new (const shoal_defs_t *defs, const char *data_dir,
-                              const char *bind, const char *store_path,
+/*  What the loop is made of. Everything is borrowed; `defs` must outlive
+    the loop, the rest is copied or used at once.                          */
+typedef struct {
+    const shoal_defs_t *defs;
+    const char *data_dir;        /* the shared volume                      */
+    const char *bind;            /* ZeroMQ endpoint workers connect to     */
+    const char *store_path;      /* SQLite state file; NULL: memory only   */
+    const char *curve_secret;    /* controller's key pair file (NAME.key
+                                    with NAME.key_secret beside it); NULL:
+                                    no CURVE                               */
+    const char *curve_clients;   /* directory of authorized workers' public
+                                    keys, read again when it changes       */
+} shoal_loop_config_t;
+
+/*  Binds the worker endpoint (as a CURVE server when a key is given) and
+    the API endpoint, and reads the state store back. Returns NULL with
+    `err` set when a key cannot be loaded, a socket cannot be bound or the
+    store cannot be read.                                                  */
+shoal_loop_t *shoal_loop_new (const shoal_loop_config_t *config,
                               shoal_error_t *err);
 
 /*  Runs until `stop_fd` becomes readable (a self-pipe written by the

@@ -7,6 +7,7 @@
 #include "loop.h"
 
 #include "shoal/defs.h"
+#include "shoal/endpoint.h"
 #include "shoal/log.h"
 
 #include <czmq.h>
@@ -27,6 +28,9 @@ typedef struct {
     const char *log_level;
     const char *token_file;      /* file holding the REST API token        */
     const char *state_dir;       /* where the SQLite state lives           */
+    const char *curve_secret;    /* controller's CURVE key pair            */
+    const char *curve_clients;   /* authorized workers' public keys        */
+    bool plaintext;              /* allow no CURVE beyond loopback         */
     bool ephemeral;              /* keep state in memory only              */
     int http_threads;
     bool check_only;             /* load the definitions and exit          */
@@ -52,6 +56,13 @@ s_usage (FILE *out)
         "                          default DATA-DIR/state]\n"
         "      --ephemeral         keep state in memory only: a restart\n"
         "                          forgets every job\n"
+        "      --curve-secret FILE  this controller's key pair (NAME.key from\n"
+        "                          shoal-keygen) [env SHOAL_CURVE_SECRET]\n"
+        "      --curve-clients DIR  public keys of the workers admitted;\n"
+        "                          add one to admit a worker, no restart\n"
+        "                          [env SHOAL_CURVE_CLIENTS]\n"
+        "      --plaintext         allow workers without CURVE on an endpoint\n"
+        "                          beyond loopback (trusted networks only)\n"
         "      --http-threads N    HTTP handler threads [default 16]\n"
         "      --api-token-file FILE  require the token in FILE (first line)\n"
         "                          in the X-Shoal-Token header of /api/ calls\n"
@@ -86,10 +97,13 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         .log_level = s_env_or ("SHOAL_LOG_LEVEL", "info"),
         .token_file = s_env_or ("SHOAL_API_TOKEN_FILE", NULL),
         .state_dir = s_env_or ("SHOAL_STATE_DIR", NULL),
+        .curve_secret = s_env_or ("SHOAL_CURVE_SECRET", NULL),
+        .curve_clients = s_env_or ("SHOAL_CURVE_CLIENTS", NULL),
         .http_threads = 16,
     };
     enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE,
-           OPT_STATE_DIR, OPT_EPHEMERAL };
+           OPT_STATE_DIR, OPT_EPHEMERAL, OPT_CURVE_SECRET, OPT_CURVE_CLIENTS,
+           OPT_PLAINTEXT };
     static const struct option long_options[] = {
         { "definitions", required_argument, NULL, 'd' },
         { "data-dir", required_argument, NULL, 'D' },
@@ -101,6 +115,9 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "api-token-file", required_argument, NULL, OPT_TOKEN_FILE },
         { "state-dir", required_argument, NULL, OPT_STATE_DIR },
         { "ephemeral", no_argument, NULL, OPT_EPHEMERAL },
+        { "curve-secret", required_argument, NULL, OPT_CURVE_SECRET },
+        { "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
+        { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -118,6 +135,9 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_TOKEN_FILE: opts->token_file = optarg; break;
             case OPT_STATE_DIR: opts->state_dir = optarg; break;
             case OPT_EPHEMERAL: opts->ephemeral = true; break;
+            case OPT_CURVE_SECRET: opts->curve_secret = optarg; break;
+            case OPT_CURVE_CLIENTS: opts->curve_clients = optarg; break;
+            case OPT_PLAINTEXT: opts->plaintext = true; break;
             case OPT_HTTP_THREADS: {
                 char *end;
                 long n = strtol (optarg, &end, 10);
@@ -144,6 +164,20 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
     if (!opts->definitions) {
         fprintf (stderr, "shoal-controller: --definitions FILE is required\n"
                  "Try 'shoal-controller --help'.\n");
+        return -1;
+    }
+    if (!opts->curve_secret != !opts->curve_clients) {
+        fprintf (stderr, "shoal-controller: --curve-secret and "
+                 "--curve-clients go together\n");
+        return -1;
+    }
+    if (!opts->curve_secret && !opts->plaintext
+        && !shoal_endpoint_is_local (opts->bind)) {
+        fprintf (stderr,
+                 "shoal-controller: %s can be reached from the network: give "
+                 "it CURVE keys (--curve-secret, --curve-clients; see "
+                 "shoal-keygen) or allow plain text with --plaintext\n",
+                 opts->bind);
         return -1;
     }
     if (shoal_log_init ("controller", opts->log_level)) {
@@ -297,9 +331,15 @@ main (int argc, char *argv[])
 
     rc = 1;
     shoal_http_t *http = NULL;
-    shoal_loop_t *loop = shoal_loop_new (defs, opts.data_dir, opts.bind,
-                                         opts.ephemeral ? NULL : store_path,
-                                         &err);
+    shoal_loop_config_t config = {
+        .defs = defs,
+        .data_dir = opts.data_dir,
+        .bind = opts.bind,
+        .store_path = opts.ephemeral ? NULL : store_path,
+        .curve_secret = opts.curve_secret,
+        .curve_clients = opts.curve_clients,
+    };
+    shoal_loop_t *loop = shoal_loop_new (&config, &err);
     if (loop)
         http = shoal_http_new (defs, opts.http, opts.http_threads, token,
                                &err);
@@ -309,10 +349,11 @@ main (int argc, char *argv[])
     if (!loop || !http)
         fprintf (stderr, "shoal-controller: %s\n", err.message);
     else {
-        shoal_info ("shoal-controller %s: REST on http://%s, workers on %s, "
-                    "data in %s, %zu job classes", SHOAL_VERSION, opts.http,
-                    opts.bind, opts.data_dir,
-                    shoal_defs_job_class_count (defs));
+        shoal_info ("shoal-controller %s: REST on http://%s, workers on %s "
+                    "(%s), data in %s, %zu job classes", SHOAL_VERSION,
+                    opts.http, opts.bind,
+                    opts.curve_secret ? "CURVE" : "plain text",
+                    opts.data_dir, shoal_defs_job_class_count (defs));
         rc = shoal_loop_run (loop, s_stop_pipe[0]) ? 1 : 0;
         shoal_info ("stopping");
     }

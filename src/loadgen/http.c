@@ -183,6 +183,10 @@ s_exchange (lg_http_t *conn, const char *head, size_t head_len,
                       n == 0 ? "connection closed" : strerror (errno));
             return -1;
         }
+        if (conn->quickack) {
+            int one = 1;
+            setsockopt (conn->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        }
         len += (size_t) n;
         conn->buf[len] = '\0';
         if (!end_of_headers) {
@@ -448,6 +452,7 @@ lg_submit_new (const lg_submit_config_t *config, char *err, size_t size)
             lg_submit_destroy (&self);
             return NULL;
         }
+        thread->conn.quickack = config->quickack;
     }
     return self;
 }

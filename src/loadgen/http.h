@@ -36,6 +36,7 @@ typedef struct {
     char host[256];           /* numeric address or name                   */
     char port[16];            /* port, as text                             */
     const char *token;        /* X-Shoal-Token value or NULL (borrowed)    */
+    bool quickack;            /* TCP_QUICKACK after each read (diagnosis)  */
     int fd;                   /* the socket, -1 when closed                */
     char *buf;                /* LG_HTTP_RESPONSE_MAX + 1 bytes            */
 } lg_http_t;
@@ -67,6 +68,9 @@ typedef struct {
     double rate;              /* jobs per second, 0: back to back          */
     int connections;          /* threads, one connection each              */
     bool keep_ids;            /* remember job ids for lg_wait_jobs         */
+    bool quickack;            /* acknowledge every segment at once: hides
+                                 a server's Nagle + delayed-ACK stall, to
+                                 show what the API does without it         */
 } lg_submit_config_t;
 
 /*  What the submitter did, once it has stopped.                           */

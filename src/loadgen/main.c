@@ -102,6 +102,9 @@ s_usage (FILE *out)
         "      --wait              after submitting, poll each job until it\n"
         "                          has ended\n"
         "      --poll-ms MS        poll period while waiting [10]\n"
+        "      --tcp-quickack      acknowledge each response segment at once\n"
+        "                          (diagnosis: hides a server's Nagle and\n"
+        "                          delayed-ACK stall)\n"
         "\n"
         "The run and its figures:\n"
         "      --tasks N           end once N TASK messages arrived (and\n"
@@ -216,7 +219,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         OPT_IO_THREADS = 256, OPT_DELAY, OPT_FAIL, OPT_VANISH,
         OPT_VANISH_AFTER, OPT_SPAWN, OPT_NAME, OPT_TOKEN, OPT_CONNECTIONS,
         OPT_WAIT, OPT_POLL, OPT_TASKS, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT,
-        OPT_PID, OPT_WRITE_SPAWN
+        OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK
     };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, 'c' },
@@ -238,6 +241,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "rate", required_argument, NULL, 'r' },
         { "connections", required_argument, NULL, OPT_CONNECTIONS },
         { "wait", no_argument, NULL, OPT_WAIT },
+        { "tcp-quickack", no_argument, NULL, OPT_QUICKACK },
         { "poll-ms", required_argument, NULL, OPT_POLL },
         { "tasks", required_argument, NULL, OPT_TASKS },
         { "duration", required_argument, NULL, 'd' },
@@ -315,6 +319,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
                 opts->submit.connections = (int) n;
                 break;
             case OPT_WAIT: opts->wait = true; break;
+            case OPT_QUICKACK: opts->submit.quickack = true; break;
             case OPT_POLL:
                 rc = s_long ("--poll-ms", optarg, 1, 60000, &n);
                 opts->poll_ms = (int) n;

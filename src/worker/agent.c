@@ -71,6 +71,8 @@ struct shoal_agent {
     char *endpoint;             /* where the controller listens            */
     char *name;                 /* our worker name                         */
     char *host;                 /* our host name                           */
+    zcert_t *cert;              /* our CURVE key pair, NULL: plain text    */
+    char server_key[41];        /* the controller's public key (Z85)       */
     int slots;                  /* advertised in HELLO                     */
     shoal_runner_t *runner;     /* borrowed                                */
     zsock_t *sock;              /* DEALER to the controller, or NULL       */
@@ -309,6 +311,10 @@ s_open (shoal_agent_t *self, int64_t now, shoal_error_t *err)
                                 zmq_strerror (errno));
     zsock_set_linger (sock, 0);
     zsock_set_maxmsgsize (sock, SHOAL_MSG_MAX_SIZE);
+    if (self->cert) {
+        zcert_apply (self->cert, sock);
+        zsock_set_curve_serverkey (sock, self->server_key);
+    }
     if (zsock_connect (sock, "%s", self->endpoint) < 0) {
         int rc = shoal_error_set (err, SHOAL_EINVAL, "connect",
                                   "cannot connect to '%s': %s",
@@ -867,6 +873,27 @@ shoal_agent_new (const shoal_agent_config_t *config, shoal_runner_t *runner,
         shoal_agent_destroy (&self);
         return NULL;
     }
+    if (config->curve_secret) {
+        self->cert = zcert_load (config->curve_secret);
+        zcert_t *server = zcert_load (config->curve_server);
+        const char *zero = "0000000000000000000000000000000000000000";
+        if (!self->cert || streq (zcert_secret_txt (self->cert), zero))
+            shoal_error_set (err, SHOAL_EINVAL, "curve-secret",
+                             "cannot load the key pair %s (and %s_secret)",
+                             config->curve_secret, config->curve_secret);
+        else if (!server)
+            shoal_error_set (err, SHOAL_EINVAL, "curve-server",
+                             "cannot load the controller's public key %s",
+                             config->curve_server);
+        else
+            snprintf (self->server_key, sizeof self->server_key, "%s",
+                      zcert_public_txt (server));
+        zcert_destroy (&server);
+        if (!*self->server_key) {
+            shoal_agent_destroy (&self);
+            return NULL;
+        }
+    }
     if (s_open (self, s_now (), err) < 0)
         shoal_agent_destroy (&self);
     return self;
@@ -888,6 +915,7 @@ shoal_agent_destroy (shoal_agent_t **self_p)
     free (self->endpoint);
     free (self->name);
     free (self->host);
+    zcert_destroy (&self->cert);
     free (self);
     *self_p = NULL;
 }

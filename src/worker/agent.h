@@ -38,13 +38,17 @@ typedef struct {
     const char *host;         /* host name sent in HELLO                   */
     int slots;                /* tasks at once, 1..4096                    */
     int64_t drain_timeout_ms; /* on stop: time running tasks get to end    */
+    const char *curve_secret; /* our key pair file (NAME.key, with
+                                 NAME.key_secret); NULL: no CURVE          */
+    const char *curve_server; /* the controller's public key file          */
 } shoal_agent_config_t;
 
 typedef struct shoal_agent shoal_agent_t;
 
 /*  Creates the agent and its first socket, connected to the endpoint.
     `runner` is borrowed and must outlive the agent. Returns NULL with
-    `err` set; field "connect" when the endpoint is refused by libzmq.
+    `err` set; field "connect" when the endpoint is refused by libzmq,
+    "curve-secret" or "curve-server" when a key cannot be loaded.
     zsys_init must have been called.                                       */
 shoal_agent_t *shoal_agent_new (const shoal_agent_config_t *config,
                                 shoal_runner_t *runner, shoal_error_t *err);

@@ -10,6 +10,7 @@
 #include "agent.h"
 #include "runner.h"
 
+#include "shoal/endpoint.h"
 #include "shoal/log.h"
 #include "shoal/protocol.h"
 
@@ -56,6 +57,9 @@ typedef struct {
     s_value_t name;             /* worker name                             */
     s_value_t log_level;        /* error|warn|info|debug                   */
     s_value_t drain_timeout;    /* seconds running tasks get on SIGTERM    */
+    s_value_t curve_secret;     /* our key pair file                       */
+    s_value_t curve_server;     /* the controller's public key file        */
+    bool plaintext;             /* no CURVE beyond loopback, on purpose    */
 } s_options_t;
 
 /*  The self-pipe: [0] polled by the agent, [1] written by the handlers.   */
@@ -106,6 +110,12 @@ s_usage (FILE *out)
              "                       rest are stopped and run elsewhere\n"
              "                       (default %d, under Kubernetes' 30 s\n"
              "                       grace period; env SHOAL_DRAIN_TIMEOUT)\n"
+             "  --curve-secret FILE  this worker's key pair (NAME.key from\n"
+             "                       shoal-keygen; env SHOAL_CURVE_SECRET)\n"
+             "  --curve-server FILE  the controller's public key file\n"
+             "                       (env SHOAL_CURVE_SERVER)\n"
+             "  --plaintext          connect without CURVE to a controller\n"
+             "                       beyond loopback (trusted networks only)\n"
              "  --log-level LEVEL    error, warn, info or debug\n"
              "                       (default " S_DEFAULT_LOG_LEVEL
              "; env SHOAL_LOG_LEVEL)\n"
@@ -139,9 +149,12 @@ s_parse (int argc, char **argv, s_options_t *options)
     options->name = s_from_env ("SHOAL_WORKER_NAME");
     options->log_level = s_from_env ("SHOAL_LOG_LEVEL");
     options->drain_timeout = s_from_env ("SHOAL_DRAIN_TIMEOUT");
+    options->curve_secret = s_from_env ("SHOAL_CURVE_SECRET");
+    options->curve_server = s_from_env ("SHOAL_CURVE_SERVER");
+    options->plaintext = false;
 
     enum { O_CONNECT = 256, O_DATA_DIR, O_SLOTS, O_NAME, O_LOG_LEVEL,
-           O_DRAIN_TIMEOUT };
+           O_DRAIN_TIMEOUT, O_CURVE_SECRET, O_CURVE_SERVER, O_PLAINTEXT };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, O_CONNECT },
         { "data-dir", required_argument, NULL, O_DATA_DIR },
@@ -149,6 +162,9 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "name", required_argument, NULL, O_NAME },
         { "log-level", required_argument, NULL, O_LOG_LEVEL },
         { "drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT },
+        { "curve-secret", required_argument, NULL, O_CURVE_SECRET },
+        { "curve-server", required_argument, NULL, O_CURVE_SERVER },
+        { "plaintext", no_argument, NULL, O_PLAINTEXT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -180,6 +196,17 @@ s_parse (int argc, char **argv, s_options_t *options)
             case O_DRAIN_TIMEOUT:
                 flag.origin = "--drain-timeout";
                 options->drain_timeout = flag;
+                break;
+            case O_CURVE_SECRET:
+                flag.origin = "--curve-secret";
+                options->curve_secret = flag;
+                break;
+            case O_CURVE_SERVER:
+                flag.origin = "--curve-server";
+                options->curve_server = flag;
+                break;
+            case O_PLAINTEXT:
+                options->plaintext = true;
                 break;
             case 'h':
                 s_usage (stdout);
@@ -285,6 +312,18 @@ main (int argc, char **argv)
             return S_EXIT_USAGE;
         }
     }
+    if (!options.curve_secret.value != !options.curve_server.value) {
+        fprintf (stderr, S_PROGRAM ": --curve-secret and --curve-server go "
+                         "together\n");
+        return S_EXIT_USAGE;
+    }
+    if (!options.curve_secret.value && !options.plaintext
+        && !shoal_endpoint_is_local (connect)) {
+        fprintf (stderr, S_PROGRAM ": %s is beyond loopback: give CURVE keys "
+                         "(--curve-secret, --curve-server; see shoal-keygen) "
+                         "or allow plain text with --plaintext\n", connect);
+        return S_EXIT_USAGE;
+    }
     int drain_s = S_DEFAULT_DRAIN_S;
     if (options.drain_timeout.value) {
         char *end;
@@ -342,6 +381,8 @@ main (int argc, char **argv)
     shoal_agent_config_t config = {
         .endpoint = connect, .name = name, .host = host, .slots = slots,
         .drain_timeout_ms = (int64_t) drain_s * 1000,
+        .curve_secret = options.curve_secret.value,
+        .curve_server = options.curve_server.value,
     };
     shoal_agent_t *agent = shoal_agent_new (&config, runner, &err);
     if (!agent) {

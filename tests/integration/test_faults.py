@@ -224,6 +224,8 @@ class FaultTest(ClusterTest, faultkit.SettledChecks):
         self.wait_started(["one-0"])
         self.assertEqual(self.spawned(job["id"])[0]["worker"], "w1")
         first_pid = self.marker("one-0")[0][2]
+        self.assertEqual(faultkit.live_task_processes([first_pid], self.markers),
+                         [first_pid])
         c.start_worker("w2", slots=1, env=self.env(ACT_SLEEP="0.2"))
 
         c.kill(w1, signal.SIGTERM)
@@ -231,7 +233,7 @@ class FaultTest(ClusterTest, faultkit.SettledChecks):
         w1_log = self.log_of("w1")
         self.assertIn("stopped", w1_log)
         # The task process went with the worker.
-        self.assertEqual(faultkit.live_task_processes([first_pid], "act.py"),
+        self.assertEqual(faultkit.live_task_processes([first_pid], self.markers),
                          [])
 
         done = c.wait_job(job["id"], timeout=WAIT)
@@ -281,6 +283,8 @@ class FaultTest(ClusterTest, faultkit.SettledChecks):
         first_job = c.submit("modes", {"modes": "slow"})
         self.wait_started(["one-0"])
         first_pid = self.marker("one-0")[0][2]
+        self.assertEqual(faultkit.live_task_processes([first_pid], self.markers),
+                         [first_pid])
 
         c.kill(old, signal.SIGKILL)
         new = c.start_worker("w1", slots=1, env=self.env(ACT_SLEEP="0.2"),
@@ -292,7 +296,7 @@ class FaultTest(ClusterTest, faultkit.SettledChecks):
         task = self.spawned(first_job["id"])[0]
         self.assertEqual((task["attempts"], task["worker"]), (2, "w1"), task)
         self.assertEqual(c.worker_names(), ["w1"])
-        self.assertEqual(faultkit.live_task_processes([first_pid], "act.py"),
+        self.assertEqual(faultkit.live_task_processes([first_pid], self.markers),
                          [], "the killed worker's task outlived it")
         # And it takes new work.
         second_job = c.submit("modes", {"modes": "ok,ok,ok", "name": "two"})
@@ -386,13 +390,24 @@ class FaultTest(ClusterTest, faultkit.SettledChecks):
         env = self.env(ACT_SLEEP="30")
         c.start_worker("w1", slots=10, env=env)
         c.start_worker("w2", slots=10, env=env)
-        # 19 tasks that sleep 30 s, and one that fails once all 20 run.
+        # 19 tasks that sleep 30 s, and one that fails when released.
         modes = ["slow"] * 20
-        modes[7] = "fail-after-20"
+        modes[7] = "fail-on-release"
         names = ["one-%d" % i for i in range(20)]
         self.addCleanup(lambda: faultkit.kill_leftovers(
             faultkit.start_pids(self.markers, names), self.markers))
         job = c.submit("strict", {"modes": ",".join(modes)})
+        self.wait_started(names)
+        pids = faultkit.start_pids(self.markers, names)
+        self.assertEqual(len(pids), 20)
+        # All twenty run, on both workers, ...
+        self.assertEqual(faultkit.live_task_processes(pids, self.markers),
+                         sorted(pids))
+        running = self.spawned(job["id"]).values()
+        self.assertEqual({t["state"] for t in running}, {"running"})
+        self.assertEqual({t["worker"] for t in running}, {"w1", "w2"})
+        # ... when one of them fails.
+        open(os.path.join(self.markers, ".release"), "w").close()
 
         done = c.wait_job(job["id"], timeout=WAIT)
         self.assertEqual(done["state"], "failed", done)
@@ -401,18 +416,11 @@ class FaultTest(ClusterTest, faultkit.SettledChecks):
         self.assertEqual(spread["tasks"]["failed"], 1, spread)
         self.assertEqual(spread["tasks"]["canceled"], 19, spread)
         self.assertEqual(after["state"], "pending", after)
-        workers = {t["worker"] for t in self.spawned(job["id"]).values()}
-        self.assertEqual(workers, {"w1", "w2"})
-        # Every task had started (the failing one waited for that) ...
-        for name in names:
-            self.assertEqual(self.marker(name)[0][0], "start", name)
-        # ... and once the workers have reported every cancel, none of
-        # them, nor anything in their process groups, is left.
+        # Once the workers have reported every cancel, no task process is
+        # left, nor anything else in the tasks' process groups.
         wait_for(lambda: all(w["busy"] == 0 for w in
                              c.get("/api/v1/workers").json()["workers"]),
                  timeout=WAIT, what="both workers to report the cancels")
-        pids = faultkit.start_pids(self.markers, names)
-        self.assertEqual(len(pids), 20)
         self.assertEqual(faultkit.live_task_processes(pids, self.markers), [],
                          "task processes left after the job failed")
         for name in names:

@@ -82,6 +82,7 @@ class WorkerTestCase(unittest.TestCase):
     slots = 2            # --slots of the worker
     extra_env = {}       # added to the worker's environment
     welcome = True       # answer the first HELLO with WELCOME in setUp
+    extra_args = ()      # added to the worker's command line
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="shoal-worker-test-")
@@ -112,7 +113,7 @@ class WorkerTestCase(unittest.TestCase):
         self.worker = subprocess.Popen(
             [WORKER, "--connect", self.endpoint, "--data-dir", self.data_dir,
              "--slots", str(self.slots), "--name", "test-worker",
-             "--log-level", "debug"],
+             "--log-level", "debug", *self.extra_args],
             stdin=subprocess.DEVNULL, stdout=self.log_file,
             stderr=self.log_file, env=env)
         self.addCleanup(self.stop_worker)
@@ -521,6 +522,7 @@ class SlotsTest(WorkerTestCase):
 
 
 class ShutdownTest(WorkerTestCase):
+    extra_args = ("--drain-timeout", "0")    # stop tasks at once
 
     def test_sigterm_stops_tasks_says_bye_and_exits_zero(self):
         self.task("running", 1, "sh", SLEEPER)
@@ -538,6 +540,36 @@ class ShutdownTest(WorkerTestCase):
         self.expect("BYE")
         self.assertEqual(self.worker.wait(WAIT), 0,
                          f"exit status\n{self.worker_log()}")
+        wait_for(lambda: not group_exists(pid), "the task's group to end")
+
+
+class DrainTest(WorkerTestCase):
+    extra_args = ("--drain-timeout", "60")
+
+    def test_sigterm_drains_finishing_running_tasks_then_says_bye(self):
+        quick = ["-c", 'echo $$ > "pid-$SHOAL_TASK_ID"; sleep 1']
+        self.task("draining", 1, "sh", quick)
+        self.sleeper_pid("draining", 1)
+        self.worker.send_signal(signal.SIGTERM)
+        self.expect("HEARTBEAT", lambda b: b.get("draining") is True)
+        # A task sent now is refused, to run elsewhere.
+        self.task("draining", 2, "sh", quick)
+        self.assertResult(self.result("draining", 2), "refused",
+                          error="worker is stopping")
+        # The running one finishes and reports before the BYE.
+        self.assertResult(self.result("draining", 1), "exited", exit_code=0)
+        self.expect("BYE")
+        self.assertEqual(self.worker.wait(WAIT), 0,
+                         f"exit status\n{self.worker_log()}")
+
+    def test_second_sigterm_stops_the_drain_at_once(self):
+        self.task("draining", 1, "sh", SLEEPER)
+        pid = self.sleeper_pid("draining", 1)
+        self.worker.send_signal(signal.SIGTERM)
+        self.expect("HEARTBEAT", lambda b: b.get("draining") is True)
+        self.worker.send_signal(signal.SIGTERM)
+        self.expect("BYE")
+        self.assertEqual(self.worker.wait(WAIT), 0)
         wait_for(lambda: not group_exists(pid), "the task's group to end")
 
 

@@ -108,14 +108,19 @@ def zombie_children(ppids):
 def live_task_processes(pids, needle):
     """The pids among `pids`, and members of their process groups, that
     still run a command line containing `needle` (a pid reused by some
-    other program does not count) and are not zombies."""
+    other program does not count) and are not zombies. Only meaningful
+    for pids that were task processes: the markers record their own."""
     groups = set(pids)
     out = []
     for pid in all_pids():
         stat = proc_stat(pid)
         if not stat or stat["state"] == "Z":
             continue
-        if (pid in groups or stat["pgrp"] in groups) and needle in cmdline(pid):
+        if pid not in groups and stat["pgrp"] not in groups:
+            continue
+        # An empty command line is a process caught mid-exec: count it.
+        line = cmdline(pid)
+        if needle in line or not line:
             out.append(pid)
     return sorted(out)
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""A task for the fault tests: act.py, plus a failure that waits its turn.
+"""A task for the fault tests: act.py, plus a failure the test releases.
 
 usage: gate.py MARKER_DIR NAME MODE
-  MODE fail-after-N  append "start" to MARKER_DIR/NAME, wait until N marker
-                     files in MARKER_DIR hold a "start" line (this one
-                     included; at most GATE_TIMEOUT seconds, default 60),
-                     then exit 1
-  any other MODE     exactly what act.py does with the same arguments, in
-                     this process (so the recorded pid is the task's)
+  MODE fail-on-release  append "start" to MARKER_DIR/NAME, wait until the
+                        file MARKER_DIR/.release exists (at most
+                        GATE_TIMEOUT seconds, default 60), then exit 1
+  any other MODE        exactly what act.py does with the same arguments,
+                        in this process (so the recorded pid is the task's)
 
-The wait makes "one task fails while all the others run" hold however
-slowly the other tasks start, without any sleep in the test itself.
+The wait lets a test make "one task fails while all the others run" true
+however slowly the others start: it releases the failure once it has seen
+every other task start, without any sleep of its own.
 """
 import os
 import sys
@@ -19,31 +19,20 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import act  # noqa: E402
 
-
-def started(marker_dir):
-    count = 0
-    for name in os.listdir(marker_dir):
-        try:
-            with open(os.path.join(marker_dir, name)) as f:
-                if any(line.startswith("start ") for line in f):
-                    count += 1
-        except OSError:
-            pass
-    return count
+RELEASE = ".release"
 
 
 def main():
     marker_dir, name, mode = sys.argv[1:4]
-    if not mode.startswith("fail-after-"):
+    if mode != "fail-on-release":
         return act.main()
-    want = int(mode[len("fail-after-"):])
     os.makedirs(marker_dir, exist_ok=True)
     act.mark(os.path.join(marker_dir, name), "start")
+    release = os.path.join(marker_dir, RELEASE)
     deadline = time.monotonic() + float(os.environ.get("GATE_TIMEOUT", "60"))
-    while started(marker_dir) < want and time.monotonic() < deadline:
-        time.sleep(0.05)
-    print("failing on purpose after %d tasks started" % started(marker_dir),
-          file=sys.stderr)
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print("failing on purpose", file=sys.stderr)
     return 1
 
 
