@@ -17,6 +17,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /*  How long a handler waits for the loop before answering 503.           */
@@ -420,6 +421,33 @@ s_get_job_tasks (s_request_t *req)
                                     req->params[0]));
 }
 
+/*  Opens <jobs_dir>/<job>/logs/<file> for reading without following a
+    symbolic link at any of the last three steps (the ones a task can
+    touch), and only if it is a regular file. Returns the fd or -1.       */
+static int
+s_open_log (const char *jobs_dir, const char *job, const char *file)
+{
+    if (!jobs_dir || !job || !file)
+        return -1;
+    int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+    int jobs = open (jobs_dir, flags | O_DIRECTORY);
+    int dir = jobs >= 0 ? openat (jobs, job, flags | O_DIRECTORY) : -1;
+    int logs = dir >= 0 ? openat (dir, "logs", flags | O_DIRECTORY) : -1;
+    int fd = logs >= 0 ? openat (logs, file, flags | O_NONBLOCK) : -1;
+    struct stat st;
+    if (fd >= 0 && (fstat (fd, &st) || !S_ISREG (st.st_mode))) {
+        close (fd);
+        fd = -1;
+    }
+    if (logs >= 0)
+        close (logs);
+    if (dir >= 0)
+        close (dir);
+    if (jobs >= 0)
+        close (jobs);
+    return fd;
+}
+
 /*  Streams a task's log file. The path comes from the loop, built from a
     job id it knows and a task number, so it cannot leave the job dir.   */
 static int
@@ -445,8 +473,9 @@ s_get_task_log (s_request_t *req)
         json_decref (reply);
         return status;
     }
-    const char *path = json_string_value (json_object_get (body, "path"));
-    int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = s_open_log (json_string_value (json_object_get (body, "jobs_dir")),
+                         json_string_value (json_object_get (body, "job")),
+                         json_string_value (json_object_get (body, "file")));
     json_decref (reply);
     if (fd < 0)
         return s_problem (req, 404, "No log yet",

@@ -625,10 +625,15 @@ s_op_task_log (shoal_loop_t *self, json_t *request)
     if (!task)
         return s_problem (404, "Task not found", "the job has no such task",
                           "task_id");
+    /* The HTTP thread walks this path one component at a time and
+       follows no symbolic link: a task owns its job directory and could
+       plant one to point the log route elsewhere. */
     char path[4096];
-    snprintf (path, sizeof path, "%s/jobs/%s/logs/%u.log", self->data_dir, id,
-              shoal_task_id (task));
-    return s_reply (200, json_pack ("{s:s, s:i}", "path", path, "attempts",
+    snprintf (path, sizeof path, "%s/jobs", self->data_dir);
+    char file[32];
+    snprintf (file, sizeof file, "%u.log", shoal_task_id (task));
+    return s_reply (200, json_pack ("{s:s, s:s, s:s, s:i}", "jobs_dir", path,
+                                    "job", id, "file", file, "attempts",
                                     (int) shoal_task_attempt (task)));
 }
 

@@ -1479,6 +1479,37 @@ s_string_or_null (const char *text)
     return text ? json_string (text) : json_null ();
 }
 
+/*  `text` with every value of the job's secret params replaced by "***":
+    an error message may quote what a task printed or was given. Values
+    shorter than 3 bytes are left alone (masking "a" would garble every
+    message). O(secrets * length).                                        */
+static json_t *
+s_masked_text (const shoal_job_t *job, const char *text)
+{
+    if (!text)
+        return json_null ();
+    char *copy = strdup (text);
+    if (!copy)
+        return json_string ("***");
+    const char *name;
+    json_t *value;
+    json_object_foreach (job->params, name, value) {
+        const char *secret = json_string_value (value);
+        size_t len = secret ? strlen (secret) : 0;
+        if (len < 3 || !shoal_params_is_secret (job->cls, name))
+            continue;
+        char *hit;
+        while ((hit = strstr (copy, secret))) {
+            /* "***" is never longer than the value: shrink in place. */
+            memcpy (hit, "***", 3);
+            memmove (hit + 3, hit + len, strlen (hit + len) + 1);
+        }
+    }
+    json_t *masked = json_string (copy);
+    free (copy);
+    return masked;
+}
+
 json_t *
 shoal_job_to_json (const shoal_job_t *job)
 {
@@ -1510,7 +1541,7 @@ shoal_job_to_json (const shoal_job_t *job)
                       "created_at", s_time_json (job->created_at),
                       "started_at", s_time_json (job->started_at),
                       "finished_at", s_time_json (job->finished_at),
-                      "error", s_string_or_null (job->error),
+                      "error", s_masked_text (job, job->error),
                       "retries", (json_int_t) job->retries,
                       "stages", stages);
 }
@@ -1539,7 +1570,7 @@ shoal_task_to_json (const shoal_task_t *task)
         "signal", task->signal ? json_integer (task->signal) : json_null (),
         "worker", s_string_or_null (task->worker_name),
         "params", masked,
-        "error", s_string_or_null (task->error),
+        "error", s_masked_text (job, task->error),
         "started_at", s_time_json (task->started_at),
         "finished_at", s_time_json (task->finished_at),
         "duration_ms", task->finished_at ? json_integer (task->duration_ms)

@@ -56,6 +56,11 @@ tasks:
     exec_args: ["{TOOLS}/act.py", "{MARKERS}", "limited", "{mode}"]
     timeout: 1
     retries: 1
+  plant-link:
+    input:
+      target: {source: parameter}
+    exec_command: /bin/sh
+    exec_args: ["-c", "echo visible; {target}"]
   missing-command:
     exec_command: no-such-command-shoal-test
 jobs:
@@ -95,6 +100,11 @@ jobs:
       mode: {source: parameter}
     stages:
       - {name: only, task_class: limited}
+  planter:
+    input:
+      target: {source: parameter}
+    stages:
+      - {name: only, task_class: plant-link}
   not-runnable:
     stages:
       - {name: only, task_class: missing-command}
@@ -333,6 +343,28 @@ class EngineTest(ClusterTest):
         self.assertEqual((task["attempts"], task["failures"]), (2, 1))
         self.assertEqual([e for e, _, _ in self.marker("limited")],
                          ["start", "start", "done"])
+
+    def test_task_log_route_follows_no_link_a_task_planted(self):
+        c = self.cluster
+        c.start_worker("w1", slots=1, env=self.env)
+        plain = c.submit("planter", {"target": "true"})
+        c.wait_job(plain["id"])
+        log = c.get("/api/v1/jobs/%s/tasks/0/log" % plain["id"])
+        self.assertEqual((log.status, log.body), (200, "visible\n"))
+        plants = {
+            "file": "rm logs/0.log && ln -s /etc/passwd logs/0.log",
+            "dir": "mkdir -p ../../outside && "
+                   "echo SECRET-OUTSIDE > ../../outside/0.log && "
+                   "mv logs logs.old && ln -s ../../outside logs",
+        }
+        for what, command in plants.items():
+            job = c.submit("planter", {"target": command})
+            done = c.wait_job(job["id"])
+            self.assertEqual(done["state"], "succeeded", (what, done))
+            log = c.get("/api/v1/jobs/%s/tasks/0/log" % job["id"])
+            self.assertProblem(log, 404, "task_id")
+            self.assertNotIn("root:", log.body, what)
+            self.assertNotIn("SECRET-OUTSIDE", log.body, what)
 
     def test_command_not_found_fails_the_task_with_the_reason(self):
         c = self.cluster

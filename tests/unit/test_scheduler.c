@@ -770,6 +770,30 @@ test_secrets_are_masked_in_views (void **state)
 }
 
 static void
+test_secret_values_are_masked_in_error_messages (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_result_t result = { .status = SHOAL_RESULT_ERROR,
+                              .error = "bad token secret-value, again "
+                                       "secret-value" };
+    shoal_scheduler_result (fx->sched, "w1", "j1", 0, run.attempt, &result,
+                            1500, NULL);
+    json_t *views[2] = { shoal_job_to_json (job),
+                         shoal_job_tasks_to_json (job) };
+    for (int i = 0; i < 2; i++) {
+        char *text = json_dumps (views[i], 0);
+        assert_null (strstr (text, "secret-value"));
+        assert_non_null (strstr (text, "bad token ***, again ***"));
+        free (text);
+        json_decref (views[i]);
+    }
+}
+
+static void
 test_jobs_list_newest_first_with_cursor (void **state)
 {
     s_fixture_t *fx = *state;
@@ -845,6 +869,7 @@ main (void)
         T (test_cancel_during_back_off_never_runs_the_task_again),
         T (test_heartbeats_go_to_live_workers),
         T (test_secrets_are_masked_in_views),
+        T (test_secret_values_are_masked_in_error_messages),
         T (test_jobs_list_newest_first_with_cursor),
         T (test_duplicate_job_id_is_refused),
     };
