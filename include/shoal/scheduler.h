@@ -101,6 +101,7 @@ typedef enum {
     SHOAL_ACTION_CANCEL,        /* tell `worker` to stop `task` attempt    */
     SHOAL_ACTION_HEARTBEAT,     /* send a heartbeat to `worker`            */
     SHOAL_ACTION_JOB_ENDED,     /* `job` reached a final state             */
+    SHOAL_ACTION_WORKER_LOST,   /* `worker` was dropped as lost            */
 } shoal_action_type_t;
 
 typedef struct {
@@ -186,6 +187,12 @@ void shoal_scheduler_worker_drain (shoal_scheduler_t *self, const char *key);
     to the front of their job's queue as a new attempt. Unknown key: no-op. */
 void shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
                                   bool lost, int64_t now);
+
+/*  The TASK of a DISPATCH action could not be sent: the attempt never
+    reached the worker, so the task goes back to the front of its queue
+    without counting a loss (the caller then drops the worker).           */
+void shoal_scheduler_unsent (shoal_scheduler_t *self, shoal_task_t *task,
+                             uint32_t attempt, int64_t now);
 
 /*  A result of attempt `attempt` of task `task_id` of job `job_id` from
     worker `key`. Returns 0 when applied, SHOAL_ENOTFOUND for an unknown

@@ -202,6 +202,10 @@ s_run_actions (shoal_loop_t *self)
                 json_decref (body);
                 break;
             }
+            case SHOAL_ACTION_WORKER_LOST:
+                shoal_warn ("worker %s lost: its tasks run elsewhere",
+                            shoal_worker_name (action.worker));
+                break;
             case SHOAL_ACTION_JOB_ENDED: {
                 const shoal_job_t *job = action.job;
                 shoal_info ("job %s (%s) %s", shoal_job_id (job),
@@ -214,6 +218,10 @@ s_run_actions (shoal_loop_t *self)
             shoal_warn ("worker %s unreachable (%s): dropping it",
                         shoal_worker_name (action.worker),
                         zmq_strerror (zmq_errno ()));
+            /* A TASK that never left was not a run: no loss for it. */
+            if (action.type == SHOAL_ACTION_DISPATCH)
+                shoal_scheduler_unsent (self->scheduler, action.task,
+                                        action.attempt, s_now (self));
             shoal_scheduler_worker_gone (self->scheduler, key, true,
                                          s_now (self));
         }

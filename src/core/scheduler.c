@@ -322,6 +322,8 @@ s_action_current (const shoal_action_t *action)
                    && action->task->attempt == action->attempt;
         case SHOAL_ACTION_HEARTBEAT:
             return action->worker->alive;
+        case SHOAL_ACTION_WORKER_LOST:
+            return true;
         default:
             return true;
     }
@@ -982,12 +984,26 @@ shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
         s_task_set_state (task, SHOAL_TASK_PENDING);
         s_ready_push (self, task, true);
     }
+    if (lost)
+        s_emit (self, SHOAL_ACTION_WORKER_LOST, worker, NULL, NULL);
     /* Out of the table now; the memory goes to the graveyard because
        queued actions may still point at it. */
     zhashx_delete (self->workers, key);
     worker->grave_next = self->graveyard;
     self->graveyard = worker;
     s_dispatch (self, now);
+}
+
+void
+shoal_scheduler_unsent (shoal_scheduler_t *self, shoal_task_t *task,
+                        uint32_t attempt, int64_t now)
+{
+    if (task->attempt != attempt || task->state != SHOAL_TASK_RUNNING
+        || !task->worker)
+        return;
+    s_release (self, task);
+    s_task_set_state (task, SHOAL_TASK_PENDING);
+    s_ready_push (self, task, true);
 }
 
 int

@@ -14,9 +14,9 @@ deletes its veth ends and their peers).
 """
 import ctypes
 import http.client
+import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -102,6 +102,22 @@ class NsHTTPConnection(http.client.HTTPConnection):
             sock.close()
             raise
         self.sock = sock
+
+
+def lists_option(binary, option):
+    """True when `binary --help` lists `option`."""
+    try:
+        out = subprocess.run([binary, "--help"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=30).stdout
+    except OSError:
+        return False
+    return option.encode() in out
+
+
+def plaintext(binary):
+    """The flag that lets `binary` speak plain ZeroMQ beyond loopback, for
+    the versions that ask for it: these namespaces are a trusted network."""
+    return ["--plaintext"] if lists_option(binary, "--plaintext") else []
 
 
 def missing_prerequisite():
@@ -203,7 +219,7 @@ class NetCluster(Cluster):
             "--definitions", self.defs_path, "--data-dir", self.data_dir,
             "--http", "%s:%d" % (self.ctl_addr, HTTP_PORT),
             "--bind", "tcp://%s:%d" % (self.ctl_addr, ZMQ_PORT),
-            "--log-level", "debug", *extra])
+            "--log-level", "debug", *plaintext(CONTROLLER), *extra])
         wait_for(self._ready, timeout=WAIT, what="controller /readyz")
         return self.controller
 
@@ -212,7 +228,8 @@ class NetCluster(Cluster):
             "ip", "netns", "exec", self.net.name(name), WORKER,
             "--connect", "tcp://%s:%d" % (self.ctl_addr, ZMQ_PORT),
             "--data-dir", self.data_dir, "--slots", str(slots),
-            "--name", name, "--log-level", "debug", *extra], env=env)
+            "--name", name, "--log-level", "debug", *plaintext(WORKER),
+            *extra], env=env)
         self.workers[name] = proc
         if wait:
             wait_for(lambda: name in self.worker_names(), timeout=WAIT,
@@ -220,7 +237,6 @@ class NetCluster(Cluster):
         return proc
 
     def request(self, method, path, body=None, headers=None, raw=None):
-        import json
         conn = NsHTTPConnection(self.net.name("cli"), self.ctl_addr,
                                 HTTP_PORT, timeout=30)
         try:

@@ -497,6 +497,30 @@ test_task_fails_after_three_lost_workers (void **state)
 }
 
 static void
+test_task_that_could_not_be_sent_counts_no_loss (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf (key, sizeof key, "d%d", i);
+        shoal_scheduler_worker_hello (fx->sched, key, key, "h", 1, 0, 1000);
+        s_drain (fx);
+        shoal_action_t sent = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+        shoal_scheduler_unsent (fx->sched, sent.task, sent.attempt, 1000);
+        shoal_scheduler_worker_gone (fx->sched, key, true, 1000);
+        s_drain (fx);
+        assert_int_equal (s_count_type (fx, SHOAL_ACTION_WORKER_LOST), 1);
+    }
+    shoal_task_t *task = shoal_job_task (job, 0);
+    assert_int_equal (shoal_task_state (task), SHOAL_TASK_PENDING);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_RUNNING);
+    shoal_scheduler_worker_hello (fx->sched, "live", "live", "h", 1, 0, 1000);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
+}
+
+static void
 test_bye_requeues_without_counting_a_loss (void **state)
 {
     s_fixture_t *fx = *state;
@@ -857,6 +881,7 @@ main (void)
         T (test_round_robin_between_jobs),
         T (test_lost_worker_task_runs_again_and_old_attempt_is_fenced),
         T (test_task_fails_after_three_lost_workers),
+        T (test_task_that_could_not_be_sent_counts_no_loss),
         T (test_bye_requeues_without_counting_a_loss),
         T (test_slots_running_at_hello_are_busy_until_their_results_come),
         T (test_refused_task_runs_elsewhere_without_failing),
