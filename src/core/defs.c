@@ -444,9 +444,10 @@ s_opt_number (s_ctx_t *ctx, const s_fields_t *fields, int index,
         char *end;
         errno = 0;
         double number = strtod (text, &end);
-        if (!errno && end != text && !*end && number == number
-            && (!integer || number == (double) (long long) number)
-            && number >= min && number <= max) {
+        /* Range first: casting a huge or infinite double to an integer
+           is undefined behaviour. */
+        if (!errno && end != text && !*end && number >= min && number <= max
+            && (!integer || number == (double) (long long) number)) {
             *out = number;
             return 0;
         }

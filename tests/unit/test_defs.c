@@ -993,6 +993,26 @@ test_bad_timeout_and_retries_are_refused (void **state)
                       "    retries: \"2\"\n"
                       "jobs: {j: {stages: [{task_class: t}]}}\n",
                       SHOAL_EINVAL, 4, 14, "retries", "must be an integer");
+    const char *huge[] = { "1e300", "inf", "-inf", "nan", "1e-300" };
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        char yaml[256];
+        snprintf (yaml, sizeof yaml,
+                  "tasks:\n"
+                  "  t:\n"
+                  "    exec_command: sleep\n"
+                  "    retries: %s\n"
+                  "jobs: {j: {stages: [{task_class: t}]}}\n", huge[i]);
+        s_assert_refused (yaml, SHOAL_EINVAL, 4, 14, "retries",
+                          "must be an integer");
+        snprintf (yaml, sizeof yaml,
+                  "tasks:\n"
+                  "  t:\n"
+                  "    exec_command: sleep\n"
+                  "    timeout: %s\n"
+                  "jobs: {j: {stages: [{task_class: t}]}}\n", huge[i]);
+        s_assert_refused (yaml, SHOAL_EINVAL, 4, 14, "timeout",
+                          "must be a number");
+    }
 }
 
 int
