@@ -4,7 +4,8 @@
     that walks a whole libyaml document, aliases included, so it gets the
     widest fuzzing. Every input is parsed with shoal_defs_parse; a refusal
     must carry a positioned message, and an accepted file must hold the
-    invariants defs.h promises (checked below) and convert to JSON.       */
+    invariants defs.h promises (checked below, bounds included) and
+    convert to JSON.                                                       */
 #include <stdint.h>
 #include <string.h>
 
@@ -103,6 +104,12 @@ s_check_accepted (const shoal_defs_t *defs)
                     "lookup of task '%s' finds another class", task->id);
         FUZZ_CHECK (task->exec_command && *task->exec_command,
                     "task '%s' has no exec_command", task->id);
+        FUZZ_CHECK (task->timeout_ms >= 0
+                        && task->timeout_ms
+                               <= (int64_t) SHOAL_TASK_MAX_TIMEOUT_S * 1000
+                        && task->retries <= SHOAL_TASK_MAX_RETRIES,
+                    "task '%s' has timeout %lld ms, %u retries", task->id,
+                    (long long) task->timeout_ms, (unsigned) task->retries);
         FUZZ_CHECK (task->exec_argc == 0 || task->exec_args,
                     "task '%s' has %zu args and no array", task->id,
                     task->exec_argc);
