@@ -14,6 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@ typedef struct {
     const char *curve_secret;    /* controller's CURVE key pair            */
     const char *curve_clients;   /* authorized workers' public keys        */
     bool plaintext;              /* allow no CURVE beyond loopback         */
+    bool healthcheck;            /* probe a running controller and exit    */
     bool ephemeral;              /* keep state in memory only              */
     int http_threads;
     bool check_only;             /* load the definitions and exit          */
@@ -71,6 +75,9 @@ s_usage (FILE *out)
         "      --log-level LEVEL   error, warn, info or debug\n"
         "                          [env SHOAL_LOG_LEVEL, default info]\n"
         "      --check             check the definitions file and exit\n"
+        "      --healthcheck       ask the controller at --http whether it\n"
+        "                          is ready (GET /readyz); exit 0 if so, 1\n"
+        "                          if not (for container health checks)\n"
         "  -h, --help              show this help and exit\n"
         "  -V, --version           show the version and exit\n"
         "\n"
@@ -103,7 +110,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
     };
     enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE,
            OPT_STATE_DIR, OPT_EPHEMERAL, OPT_CURVE_SECRET, OPT_CURVE_CLIENTS,
-           OPT_PLAINTEXT };
+           OPT_PLAINTEXT, OPT_HEALTHCHECK };
     static const struct option long_options[] = {
         { "definitions", required_argument, NULL, 'd' },
         { "data-dir", required_argument, NULL, 'D' },
@@ -118,6 +125,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "curve-secret", required_argument, NULL, OPT_CURVE_SECRET },
         { "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
         { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
+        { "healthcheck", no_argument, NULL, OPT_HEALTHCHECK },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -138,6 +146,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_CURVE_SECRET: opts->curve_secret = optarg; break;
             case OPT_CURVE_CLIENTS: opts->curve_clients = optarg; break;
             case OPT_PLAINTEXT: opts->plaintext = true; break;
+            case OPT_HEALTHCHECK: opts->healthcheck = true; break;
             case OPT_HTTP_THREADS: {
                 char *end;
                 long n = strtol (optarg, &end, 10);
@@ -161,6 +170,8 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
                  "Try 'shoal-controller --help'.\n", argv[optind]);
         return -1;
     }
+    if (opts->healthcheck)
+        return 0;       /* needs nothing but --http */
     if (!opts->definitions) {
         fprintf (stderr, "shoal-controller: --definitions FILE is required\n"
                  "Try 'shoal-controller --help'.\n");
@@ -254,6 +265,48 @@ s_load_token (const char *path, char **token)
     return *token ? 0 : -1;
 }
 
+/*  GET /readyz on `address` (HOST:PORT) with plain sockets, so a container
+    image needs no curl. Returns the exit status: 0 ready, 1 not.         */
+static int
+s_healthcheck (const char *address)
+{
+    char host[256];
+    const char *colon = strrchr (address, ':');
+    if (!colon || (size_t) (colon - address) >= sizeof host) {
+        fprintf (stderr, "shoal-controller: --http must be HOST:PORT, not "
+                 "'%s'\n", address);
+        return 1;
+    }
+    snprintf (host, sizeof host, "%.*s", (int) (colon - address), address);
+    if (!strcmp (host, "0.0.0.0") || !*host)
+        snprintf (host, sizeof host, "127.0.0.1");
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *found = NULL;
+    if (getaddrinfo (host, colon + 1, &hints, &found) || !found) {
+        fprintf (stderr, "shoal-controller: cannot resolve %s\n", address);
+        return 1;
+    }
+    int fd = socket (found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval timeout = { .tv_sec = 3 };
+    int healthy = 0;
+    if (fd >= 0) {
+        setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    }
+    if (fd >= 0 && connect (fd, found->ai_addr, found->ai_addrlen) == 0) {
+        const char request[] = "GET /readyz HTTP/1.0\r\n\r\n";
+        char answer[64] = "";
+        if (write (fd, request, sizeof request - 1)
+                == (ssize_t) sizeof request - 1
+            && read (fd, answer, sizeof answer - 1) > 12)
+            healthy = !strncmp (answer + 8, " 200", 4);
+    }
+    if (fd >= 0)
+        close (fd);
+    freeaddrinfo (found);
+    printf ("%s\n", healthy ? "ready" : "not ready");
+    return healthy ? 0 : 1;
+}
+
 /*  Makes `path` and `path`/jobs if missing.                              */
 static int
 s_prepare_data_dir (const char *path)
@@ -274,6 +327,8 @@ main (int argc, char *argv[])
     int rc = s_parse_options (argc, argv, &opts);
     if (rc)
         return rc > 0 ? 0 : 2;
+    if (opts.healthcheck)
+        return s_healthcheck (opts.http);
 
     shoal_error_t err = { 0 };
     shoal_defs_t *defs = shoal_defs_load (opts.definitions, &err);

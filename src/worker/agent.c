@@ -34,6 +34,8 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -72,6 +74,7 @@ struct shoal_agent {
     char *name;                 /* our worker name                         */
     char *host;                 /* our host name                           */
     zcert_t *cert;              /* our CURVE key pair, NULL: plain text    */
+    char *health_file;          /* touched while welcomed, or NULL         */
     char server_key[41];        /* the controller's public key (Z85)       */
     int slots;                  /* advertised in HELLO                     */
     shoal_runner_t *runner;     /* borrowed                                */
@@ -730,6 +733,20 @@ s_send_heartbeat (shoal_agent_t *self)
     s_send (self, SHOAL_MSG_HEARTBEAT, body);
 }
 
+/*  Marks the worker healthy: a probe (shoal-worker --healthcheck) reads
+    the file's age. Creating it is enough; its content does not matter.   */
+static void
+s_touch_health (const char *path)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        shoal_warn ("cannot touch health file %s: %s", path, strerror (errno));
+        return;
+    }
+    futimens (fd, NULL);
+    close (fd);
+}
+
 /*  First stop: drain. Second stop, or no drain time: stop at once.        */
 static void
 s_begin_stop (shoal_agent_t *self, int64_t now)
@@ -773,6 +790,8 @@ s_timers (shoal_agent_t *self, int64_t now)
     if (self->sock && now >= self->heartbeat_at) {
         s_send_heartbeat (self);
         self->heartbeat_at = now + self->heartbeat_ms;
+        if (self->health_file && self->state == S_READY)
+            s_touch_health (self->health_file);
     }
     if (self->stopping && !self->killing && now >= self->drain_until)
         s_end_drain (self, now);
@@ -865,6 +884,8 @@ shoal_agent_new (const shoal_agent_config_t *config, shoal_runner_t *runner,
     self->host = strdup (config->host);
     self->slots = config->slots;
     self->drain_timeout_ms = config->drain_timeout_ms;
+    self->health_file = config->health_file ? strdup (config->health_file)
+                                            : NULL;
     self->runner = runner;
     self->heartbeat_ms = SHOAL_HEARTBEAT_MS;
     self->backoff_ms = SHOAL_RECONNECT_MIN_MS;
@@ -916,6 +937,7 @@ shoal_agent_destroy (shoal_agent_t **self_p)
     free (self->name);
     free (self->host);
     zcert_destroy (&self->cert);
+    free (self->health_file);
     free (self);
     *self_p = NULL;
 }

@@ -41,6 +41,8 @@ typedef struct {
     const char *curve_secret; /* our key pair file (NAME.key, with
                                  NAME.key_secret); NULL: no CURVE          */
     const char *curve_server; /* the controller's public key file          */
+    const char *health_file;  /* touched at each heartbeat while the
+                                 controller has welcomed us; NULL: none    */
 } shoal_agent_config_t;
 
 typedef struct shoal_agent shoal_agent_t;

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SHOAL_VERSION
@@ -60,6 +62,8 @@ typedef struct {
     s_value_t curve_secret;     /* our key pair file                       */
     s_value_t curve_server;     /* the controller's public key file        */
     bool plaintext;             /* no CURVE beyond loopback, on purpose    */
+    s_value_t health_file;      /* touched while connected                 */
+    bool healthcheck;           /* check the health file and exit          */
 } s_options_t;
 
 /*  The self-pipe: [0] polled by the agent, [1] written by the handlers.   */
@@ -116,6 +120,10 @@ s_usage (FILE *out)
              "                       (env SHOAL_CURVE_SERVER)\n"
              "  --plaintext          connect without CURVE to a controller\n"
              "                       beyond loopback (trusted networks only)\n"
+             "  --health-file FILE   touch FILE at each heartbeat while the\n"
+             "                       controller has us (env SHOAL_HEALTH_FILE)\n"
+             "  --healthcheck        exit 0 if --health-file was touched in\n"
+             "                       the last 10 s, else 1 (container probes)\n"
              "  --log-level LEVEL    error, warn, info or debug\n"
              "                       (default " S_DEFAULT_LOG_LEVEL
              "; env SHOAL_LOG_LEVEL)\n"
@@ -152,9 +160,12 @@ s_parse (int argc, char **argv, s_options_t *options)
     options->curve_secret = s_from_env ("SHOAL_CURVE_SECRET");
     options->curve_server = s_from_env ("SHOAL_CURVE_SERVER");
     options->plaintext = false;
+    options->health_file = s_from_env ("SHOAL_HEALTH_FILE");
+    options->healthcheck = false;
 
     enum { O_CONNECT = 256, O_DATA_DIR, O_SLOTS, O_NAME, O_LOG_LEVEL,
-           O_DRAIN_TIMEOUT, O_CURVE_SECRET, O_CURVE_SERVER, O_PLAINTEXT };
+           O_DRAIN_TIMEOUT, O_CURVE_SECRET, O_CURVE_SERVER, O_PLAINTEXT,
+           O_HEALTH_FILE, O_HEALTHCHECK };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, O_CONNECT },
         { "data-dir", required_argument, NULL, O_DATA_DIR },
@@ -165,6 +176,8 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "curve-secret", required_argument, NULL, O_CURVE_SECRET },
         { "curve-server", required_argument, NULL, O_CURVE_SERVER },
         { "plaintext", no_argument, NULL, O_PLAINTEXT },
+        { "health-file", required_argument, NULL, O_HEALTH_FILE },
+        { "healthcheck", no_argument, NULL, O_HEALTHCHECK },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -207,6 +220,13 @@ s_parse (int argc, char **argv, s_options_t *options)
                 break;
             case O_PLAINTEXT:
                 options->plaintext = true;
+                break;
+            case O_HEALTH_FILE:
+                flag.origin = "--health-file";
+                options->health_file = flag;
+                break;
+            case O_HEALTHCHECK:
+                options->healthcheck = true;
                 break;
             case 'h':
                 s_usage (stdout);
@@ -296,6 +316,18 @@ main (int argc, char **argv)
     if (code >= 0)
         return code;
 
+    if (options.healthcheck) {
+        /* Healthy: the controller welcomed us and heartbeats flow. */
+        struct stat st;
+        if (!options.health_file.value) {
+            fprintf (stderr, S_PROGRAM ": --healthcheck needs --health-file\n");
+            return S_EXIT_USAGE;
+        }
+        bool fresh = stat (options.health_file.value, &st) == 0
+                     && time (NULL) - st.st_mtime <= 10;
+        printf ("%s\n", fresh ? "healthy" : "unhealthy");
+        return fresh ? 0 : 1;
+    }
     const char *connect = options.connect.value ? options.connect.value
                                                 : S_DEFAULT_CONNECT;
     const char *data_dir = options.data_dir.value ? options.data_dir.value
@@ -383,6 +415,7 @@ main (int argc, char **argv)
         .drain_timeout_ms = (int64_t) drain_s * 1000,
         .curve_secret = options.curve_secret.value,
         .curve_server = options.curve_server.value,
+        .health_file = options.health_file.value,
     };
     shoal_agent_t *agent = shoal_agent_new (&config, runner, &err);
     if (!agent) {
