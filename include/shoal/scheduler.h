@@ -215,6 +215,43 @@ int64_t shoal_scheduler_next_wake (const shoal_scheduler_t *self);
 /*  Makes tasks whose back-off has passed ready again and dispatches.     */
 void shoal_scheduler_wake (shoal_scheduler_t *self, int64_t now);
 
+/* ---- metrics ------------------------------------------------------------ */
+
+/*  Upper bounds, in seconds, of the task duration and queue wait
+    histograms (a last, infinite bucket follows).                          */
+#define SHOAL_HISTOGRAM_BOUNDS                                              \
+    { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,     \
+      300, 900, 3600 }
+#define SHOAL_HISTOGRAM_BUCKETS 17   /* the bounds above and +Inf          */
+
+typedef struct {
+    uint64_t buckets[SHOAL_HISTOGRAM_BUCKETS]; /* not cumulative          */
+    double sum;                  /* seconds                                */
+    uint64_t count;
+} shoal_histogram_t;
+
+/*  What the scheduler counted since it was created (counters) and holds
+    now (gauges).                                                          */
+typedef struct {
+    uint64_t jobs_submitted;
+    uint64_t jobs_finished[SHOAL_JOB_STATE_COUNT];   /* by final state    */
+    uint64_t tasks_finished[SHOAL_TASK_STATE_COUNT]; /* by final state    */
+    shoal_histogram_t task_duration;  /* as the workers measured it       */
+    shoal_histogram_t queue_wait;     /* ready -> dispatched              */
+    uint64_t queue_depth;        /* tasks ready, waiting for a slot        */
+    uint64_t tasks_running;      /* dispatched, no result yet              */
+    uint64_t workers;            /* connected                              */
+    uint64_t slots;              /* their slots in all                     */
+    uint64_t busy;               /* of which taken                         */
+    uint64_t jobs_active;        /* created or running                     */
+} shoal_scheduler_stats_t;
+
+void shoal_scheduler_stats (const shoal_scheduler_t *self,
+                            shoal_scheduler_stats_t *stats);
+
+/*  Adds `seconds` to `histogram`.                                         */
+void shoal_histogram_observe (shoal_histogram_t *histogram, double seconds);
+
 /* ---- persistence ------------------------------------------------------ */
 
 /*  The durable part of a stage, a job and a task: what a state store keeps

@@ -8,6 +8,7 @@
     input where there is one).                                             */
 #include "http_api.h"
 #include "loop.h"
+#include "metrics.h"
 
 #include "shoal/log.h"
 #include "shoal/params.h"
@@ -27,8 +28,14 @@
 #define S_MAX_SEGMENT 128
 #define S_MAX_SEGMENTS 8
 
+/*  Routes in the table, plus one for paths no route matched.             */
+#define S_ROUTE_SLOTS 16
+
 struct shoal_http {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
+    uint64_t requests[S_ROUTE_SLOTS][SHOAL_METRICS_STATUSES];
+                                 /* answered requests by route and status,
+                                    atomic adds from handler threads       */
     struct mg_context *ctx;      /* civetweb server                        */
     char *token;                 /* required in X-Shoal-Token on /api/, or
                                     NULL when the API is open              */
@@ -513,6 +520,8 @@ s_get_workers (s_request_t *req)
     return s_relay (req, json_pack ("{s:s}", "op", "workers"));
 }
 
+static int s_get_metrics (s_request_t *req);
+
 typedef int (s_route_fn) (s_request_t *req);
 
 /*  The REST API. `{}` in a pattern captures one path segment.           */
@@ -520,20 +529,64 @@ static const struct {
     const char *method;
     const char *pattern;
     s_route_fn *fn;
+    const char *label;           /* the route in metrics labels            */
 } s_routes[] = {
-    { "GET", "/healthz", s_get_healthz },
-    { "GET", "/readyz", s_get_readyz },
-    { "GET", "/api/v1/definitions", s_get_definitions },
-    { "POST", "/api/v1/jobs", s_post_jobs },
-    { "GET", "/api/v1/jobs", s_get_jobs },
-    { "GET", "/api/v1/jobs/{}", s_get_job },
-    { "POST", "/api/v1/jobs/{}/start", s_post_job_start },
-    { "POST", "/api/v1/jobs/{}/cancel", s_post_job_cancel },
-    { "POST", "/api/v1/jobs/{}/retry", s_post_job_retry },
-    { "GET", "/api/v1/jobs/{}/tasks", s_get_job_tasks },
-    { "GET", "/api/v1/jobs/{}/tasks/{}/log", s_get_task_log },
-    { "GET", "/api/v1/workers", s_get_workers },
+    { "GET", "/healthz", s_get_healthz, "/healthz" },
+    { "GET", "/readyz", s_get_readyz, "/readyz" },
+    { "GET", "/api/v1/definitions", s_get_definitions, "/api/v1/definitions" },
+    { "POST", "/api/v1/jobs", s_post_jobs, "/api/v1/jobs" },
+    { "GET", "/api/v1/jobs", s_get_jobs, "/api/v1/jobs" },
+    { "GET", "/api/v1/jobs/{}", s_get_job, "/api/v1/jobs/:id" },
+    { "POST", "/api/v1/jobs/{}/start", s_post_job_start,
+      "/api/v1/jobs/:id/start" },
+    { "POST", "/api/v1/jobs/{}/cancel", s_post_job_cancel,
+      "/api/v1/jobs/:id/cancel" },
+    { "POST", "/api/v1/jobs/{}/retry", s_post_job_retry,
+      "/api/v1/jobs/:id/retry" },
+    { "GET", "/api/v1/jobs/{}/tasks", s_get_job_tasks,
+      "/api/v1/jobs/:id/tasks" },
+    { "GET", "/api/v1/jobs/{}/tasks/{}/log", s_get_task_log,
+      "/api/v1/jobs/:id/tasks/:task/log" },
+    { "GET", "/api/v1/workers", s_get_workers, "/api/v1/workers" },
+    { "GET", "/metrics", s_get_metrics, "/metrics" },
 };
+
+#define S_ROUTES (sizeof s_routes / sizeof s_routes[0])
+
+_Static_assert (S_ROUTES < S_ROUTE_SLOTS, "S_ROUTE_SLOTS too small");
+
+/*  Prometheus text: the scheduler's figures from the loop, the request
+    counters from here.                                                   */
+static int
+s_get_metrics (s_request_t *req)
+{
+    json_t *reply = s_loop_call (json_pack ("{s:s}", "op", "metrics"));
+    if (!reply)
+        return s_problem (req, 503, "Controller busy",
+                          "the controller did not answer in time", NULL);
+    shoal_metrics_route_t routes[S_ROUTE_SLOTS];
+    for (size_t i = 0; i <= S_ROUTES; i++)
+        routes[i] = (shoal_metrics_route_t) {
+            .method = i < S_ROUTES ? s_routes[i].method : "",
+            .route = i < S_ROUTES ? s_routes[i].label : "unmatched",
+            .counts = req->http->requests[i],
+        };
+    char *text = shoal_metrics_render (json_object_get (reply, "body"), routes,
+                                       S_ROUTES + 1);
+    json_decref (reply);
+    if (!text)
+        return s_problem (req, 503, "Out of memory",
+                          "cannot render the metrics", NULL);
+    size_t size = strlen (text);
+    mg_printf (req->conn,
+               "HTTP/1.1 200 OK\r\n"
+               "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+               "Content-Length: %zu\r\n"
+               "Cache-Control: no-store\r\n\r\n", size);
+    mg_write (req->conn, text, size);
+    free (text);
+    return 200;
+}
 
 /*  Matches `path` against `pattern`, capturing {} segments into req.    */
 static bool
@@ -599,11 +652,16 @@ s_handle (struct mg_connection *conn, void *cbdata)
     }
     char allow[64] = "Allow: ";
     bool path_known = false;
-    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
+    for (size_t i = 0; i < S_ROUTES; i++) {
         if (!s_match (s_routes[i].pattern, clean, &req))
             continue;
-        if (streq (s_routes[i].method, req.info->request_method))
-            return s_routes[i].fn (&req);
+        if (streq (s_routes[i].method, req.info->request_method)) {
+            int status = s_routes[i].fn (&req);
+            __atomic_fetch_add (&http->requests[i][
+                                    shoal_metrics_status_index (status)],
+                                1, __ATOMIC_RELAXED);
+            return status;
+        }
         if (path_known)
             strcat (allow, ", ");
         strcat (allow, s_routes[i].method);   /* two routes per path at most */
@@ -613,9 +671,15 @@ s_handle (struct mg_connection *conn, void *cbdata)
         char detail[200];
         snprintf (detail, sizeof detail, "%.20s is not allowed on %.150s",
                   req.info->request_method, clean);
+        __atomic_fetch_add (&http->requests[S_ROUTES][
+                                shoal_metrics_status_index (405)],
+                            1, __ATOMIC_RELAXED);
         return s_problem_with (&req, 405, "Method not allowed", detail, NULL,
                                allow);
     }
+    __atomic_fetch_add (&http->requests[S_ROUTES][
+                            shoal_metrics_status_index (404)],
+                        1, __ATOMIC_RELAXED);
     char detail[1100];
     snprintf (detail, sizeof detail, "no resource at %.1024s", clean);
     return s_problem (&req, 404, "Not found", detail, NULL);

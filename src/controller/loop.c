@@ -652,6 +652,46 @@ s_op_workers (shoal_loop_t *self, json_t *request)
 }
 
 static json_t *
+s_histogram_json (const shoal_histogram_t *histogram)
+{
+    json_t *buckets = json_array ();
+    for (size_t i = 0; i < SHOAL_HISTOGRAM_BUCKETS; i++)
+        json_array_append_new (buckets,
+                               json_integer ((json_int_t) histogram->buckets[i]));
+    return json_pack ("{s:o, s:f, s:I}", "buckets", buckets, "sum",
+                      histogram->sum, "count", (json_int_t) histogram->count);
+}
+
+/*  The scheduler's counters and gauges, for GET /metrics.                */
+static json_t *
+s_op_metrics (shoal_loop_t *self, json_t *request)
+{
+    shoal_scheduler_stats_t stats;
+    shoal_scheduler_stats (self->scheduler, &stats);
+    json_t *jobs = json_object ();
+    for (int i = SHOAL_JOB_SUCCEEDED; i < SHOAL_JOB_STATE_COUNT; i++)
+        json_object_set_new (jobs, shoal_job_state_name (i),
+                             json_integer ((json_int_t) stats.jobs_finished[i]));
+    json_t *tasks = json_object ();
+    for (int i = SHOAL_TASK_SUCCEEDED; i < SHOAL_TASK_STATE_COUNT; i++)
+        json_object_set_new (tasks, shoal_task_state_name (i),
+                             json_integer ((json_int_t) stats.tasks_finished[i]));
+    return s_reply (200, json_pack (
+        "{s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "jobs_submitted", (json_int_t) stats.jobs_submitted,
+        "jobs_finished", jobs,
+        "tasks_finished", tasks,
+        "task_duration", s_histogram_json (&stats.task_duration),
+        "queue_wait", s_histogram_json (&stats.queue_wait),
+        "queue_depth", (json_int_t) stats.queue_depth,
+        "tasks_running", (json_int_t) stats.tasks_running,
+        "workers", (json_int_t) stats.workers,
+        "slots", (json_int_t) stats.slots,
+        "busy", (json_int_t) stats.busy,
+        "jobs_active", (json_int_t) stats.jobs_active));
+}
+
+static json_t *
 s_op_ping (shoal_loop_t *self, json_t *request)
 {
     return s_reply (200, json_pack ("{s:s}", "status", "ready"));
@@ -673,6 +713,7 @@ static const struct {
     { "task_log", s_op_task_log },
     { "workers", s_op_workers },
     { "ping", s_op_ping },
+    { "metrics", s_op_metrics },
 };
 
 static void

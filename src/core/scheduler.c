@@ -43,6 +43,7 @@ struct shoal_task {
     shoal_task_t *worker_next;
     shoal_task_t *ready_next;    /* link in job's ready FIFO               */
     shoal_task_t *dirty_next;    /* link in job's list of changed tasks    */
+    int64_t ready_at;            /* when it last became ready, ms          */
     int64_t lease_until;         /* running with no worker (restored after
                                     a restart): re-queued after this, ms   */
     int64_t started_at;          /* dispatch time of the last attempt, ms  */
@@ -140,6 +141,10 @@ struct shoal_scheduler {
     zlistx_t *waiting;           /* tasks in retry back-off, by wake_at;
                                     entries whose task is no longer
                                     pending are skipped when due           */
+    int64_t now;                 /* time of the event being handled       */
+    shoal_scheduler_stats_t stats; /* counters; gauges filled on demand    */
+    uint64_t ready_count;        /* tasks in ready queues                  */
+    uint64_t jobs_active;        /* created or running                     */
     shoal_action_t *actions;     /* FIFO ring buffer of pending actions    */
     size_t action_head;
     size_t action_count;
@@ -419,6 +424,8 @@ s_ready_push (shoal_scheduler_t *self, shoal_task_t *task, bool front)
 {
     shoal_job_t *job = task->job;
     task->ready_next = NULL;
+    task->ready_at = self->now;
+    self->ready_count++;
     if (!job->ready_head)
         job->ready_head = job->ready_tail = task;
     else if (front) {
@@ -437,6 +444,7 @@ s_ready_pop (shoal_job_t *job)
 {
     shoal_task_t *task = job->ready_head;
     if (task) {
+        job->owner->ready_count--;
         job->ready_head = task->ready_next;
         if (!job->ready_head)
             job->ready_tail = NULL;
@@ -513,6 +521,13 @@ static void
 s_task_set_state (shoal_task_t *task, shoal_task_state_t state)
 {
     s_touch_task (task);
+    shoal_scheduler_stats_t *stats = &task->job->owner->stats;
+    if (state == SHOAL_TASK_RUNNING)
+        stats->tasks_running++;
+    if (task->state == SHOAL_TASK_RUNNING)
+        stats->tasks_running--;
+    if (state >= SHOAL_TASK_SUCCEEDED && task->state != state)
+        stats->tasks_finished[state]++;
     s_stage_t *stage = &task->job->stages[task->stage];
     stage->counts[task->state]--;
     stage->counts[state]++;
@@ -569,6 +584,8 @@ s_dispatch (shoal_scheduler_t *self, int64_t now)
         self->free = worker->free_next;
         task->attempt++;
         task->started_at = now;
+        shoal_histogram_observe (&self->stats.queue_wait,
+                                 (double) (now - task->ready_at) / 1000.0);
         task->worker_name = worker->name;
         s_task_set_state (task, SHOAL_TASK_RUNNING);
         s_hold (self, worker, task);
@@ -606,6 +623,8 @@ s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
     if (error && !job->error)
         job->error = strdup (error);
     s_touch_job (job);
+    self->stats.jobs_finished[state]++;
+    self->jobs_active--;
     s_emit (self, SHOAL_ACTION_JOB_ENDED, NULL, NULL, job);
 }
 
@@ -761,6 +780,7 @@ shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
                         const shoal_job_class_t *job_class, json_t *params,
                         bool start, int64_t now, shoal_error_t *err)
 {
+    self->now = now;
     if (zhashx_lookup (self->jobs, id)) {
         json_decref (params);
         shoal_error_set (err, SHOAL_EINVAL, "id", "job id '%s' is taken", id);
@@ -792,6 +812,8 @@ shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         return NULL;
     }
+    self->stats.jobs_submitted++;
+    self->jobs_active++;
     job->owner = self;
     job->cls = job_class;
     job->params = params;
@@ -810,6 +832,7 @@ int
 shoal_scheduler_start (shoal_scheduler_t *self, const char *id, int64_t now,
                        shoal_error_t *err)
 {
+    self->now = now;
     shoal_job_t *job = zhashx_lookup (self->jobs, id);
     if (!job)
         return shoal_error_set (err, SHOAL_ENOTFOUND, "id", "no job '%s'", id);
@@ -829,6 +852,7 @@ int
 shoal_scheduler_cancel (shoal_scheduler_t *self, const char *id, int64_t now,
                         shoal_error_t *err)
 {
+    self->now = now;
     shoal_job_t *job = zhashx_lookup (self->jobs, id);
     if (!job)
         return shoal_error_set (err, SHOAL_ENOTFOUND, "id", "no job '%s'", id);
@@ -849,6 +873,7 @@ int
 shoal_scheduler_retry (shoal_scheduler_t *self, const char *id, int64_t now,
                        shoal_error_t *err)
 {
+    self->now = now;
     shoal_job_t *job = zhashx_lookup (self->jobs, id);
     if (!job)
         return shoal_error_set (err, SHOAL_ENOTFOUND, "id", "no job '%s'", id);
@@ -866,6 +891,7 @@ shoal_scheduler_retry (shoal_scheduler_t *self, const char *id, int64_t now,
     job->error = NULL;
     job->finished_at = 0;
     job->retries++;
+    self->jobs_active++;
     job->state = SHOAL_JOB_RUNNING;
     s_stage_start (self, job, job->stage, now);
     s_dispatch (self, now);
@@ -910,6 +936,7 @@ shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
                               const char *name, const char *host,
                               uint32_t slots, uint32_t running, int64_t now)
 {
+    self->now = now;
     shoal_worker_t *worker = zhashx_lookup (self->workers, key);
     if (!worker) {
         worker = calloc (1, sizeof *worker);
@@ -942,6 +969,7 @@ shoal_worker_t *
 shoal_scheduler_worker_seen (shoal_scheduler_t *self, const char *key,
                              int64_t now)
 {
+    self->now = now;
     shoal_worker_t *worker = zhashx_lookup (self->workers, key);
     if (worker)
         worker->last_seen = now;
@@ -962,6 +990,7 @@ void
 shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
                              bool lost, int64_t now)
 {
+    self->now = now;
     shoal_worker_t *worker = zhashx_lookup (self->workers, key);
     if (!worker)
         return;
@@ -998,6 +1027,7 @@ void
 shoal_scheduler_unsent (shoal_scheduler_t *self, shoal_task_t *task,
                         uint32_t attempt, int64_t now)
 {
+    self->now = now;
     if (task->attempt != attempt || task->state != SHOAL_TASK_RUNNING
         || !task->worker)
         return;
@@ -1012,6 +1042,7 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
                         uint32_t attempt, const shoal_result_t *result,
                         int64_t now, shoal_error_t *err)
 {
+    self->now = now;
     shoal_worker_t *worker = zhashx_lookup (self->workers, key);
     if (!worker)
         return shoal_error_set (err, SHOAL_ENOTFOUND, "worker",
@@ -1054,6 +1085,8 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
     }
     if (task->state == SHOAL_TASK_RUNNING) {
         task->duration_ms = result->duration_ms;
+        shoal_histogram_observe (&self->stats.task_duration,
+                                 (double) result->duration_ms / 1000.0);
         task->exit_code = result->status == SHOAL_RESULT_EXITED
                               ? result->exit_code : -1;
         task->signal = result->status == SHOAL_RESULT_SIGNALED
@@ -1092,6 +1125,7 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
 void
 shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
 {
+    self->now = now;
     if (!self->action_count)
         s_graveyard_clear (self);
     int64_t deadline = (int64_t) SHOAL_HEARTBEAT_MS * SHOAL_HEARTBEAT_LIVENESS;
@@ -1111,6 +1145,38 @@ shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
         s_expire_orphans (self, now);
         s_dispatch (self, now);
     }
+}
+
+/* ---- metrics --------------------------------------------------------- */
+
+void
+shoal_histogram_observe (shoal_histogram_t *histogram, double seconds)
+{
+    static const double bounds[] = SHOAL_HISTOGRAM_BOUNDS;
+    size_t bucket = 0;
+    while (bucket < sizeof bounds / sizeof bounds[0]
+           && seconds > bounds[bucket])
+        bucket++;
+    histogram->buckets[bucket]++;
+    histogram->sum += seconds > 0 ? seconds : 0;
+    histogram->count++;
+}
+
+void
+shoal_scheduler_stats (const shoal_scheduler_t *self,
+                       shoal_scheduler_stats_t *stats)
+{
+    *stats = self->stats;
+    stats->queue_depth = self->ready_count;
+    stats->workers = stats->slots = stats->busy = 0;
+    /* O(workers), once per scrape. */
+    for (shoal_worker_t *worker = zhashx_first (self->workers); worker;
+         worker = zhashx_next (self->workers)) {
+        stats->workers++;
+        stats->slots += worker->slots;
+        stats->busy += worker->busy + worker->untracked;
+    }
+    stats->jobs_active = self->jobs_active;
 }
 
 /* ---- persistence ----------------------------------------------------- */
@@ -1223,7 +1289,10 @@ shoal_scheduler_restore_job (shoal_scheduler_t *self,
         record->created_at, err);
     if (!job)
         return NULL;
+    self->stats.jobs_submitted--;   /* read back, not submitted */
     job->state = record->state;
+    if (job->state != SHOAL_JOB_CREATED && job->state != SHOAL_JOB_RUNNING)
+        self->jobs_active--;
     job->stage = record->stage;
     job->retries = record->retries;
     job->error = record->error ? strdup (record->error) : NULL;
@@ -1256,6 +1325,8 @@ shoal_scheduler_restore_task (shoal_scheduler_t *self, shoal_job_t *job,
     stage->counts[SHOAL_TASK_PENDING]--;
     stage->counts[record->state]++;
     task->state = record->state;
+    if (task->state == SHOAL_TASK_RUNNING)
+        self->stats.tasks_running++;
     task->attempt = record->attempt;
     task->losses = record->losses;
     task->failures = record->failures;
@@ -1275,6 +1346,7 @@ void
 shoal_scheduler_restore_done (shoal_scheduler_t *self, int64_t now,
                               int64_t lease_ms)
 {
+    self->now = now;
     for (size_t i = 0; i < self->job_count; i++) {
         shoal_job_t *job = self->job_list[i];
         /* A stage's tasks are those restored since its first task. */
@@ -1322,6 +1394,7 @@ shoal_scheduler_adopt (shoal_scheduler_t *self, const char *key,
                        const char *job_id, uint32_t task_id, uint32_t attempt,
                        int64_t now)
 {
+    self->now = now;
     shoal_worker_t *worker = zhashx_lookup (self->workers, key);
     shoal_job_t *job = zhashx_lookup (self->jobs, job_id);
     shoal_task_t *task = job && task_id < job->task_count ? job->tasks[task_id]
@@ -1374,6 +1447,7 @@ shoal_scheduler_next_wake (const shoal_scheduler_t *self)
 void
 shoal_scheduler_wake (shoal_scheduler_t *self, int64_t now)
 {
+    self->now = now;
     shoal_task_t *task;
     while ((task = zlistx_first (self->waiting)) && task->wake_at <= now) {
         zlistx_detach (self->waiting, NULL);

@@ -1,0 +1,140 @@
+"""GET /metrics of a live controller: the Prometheus text format, parsed
+strictly here (and checked with promtool when it is installed), with the
+figures of the jobs the test ran.
+"""
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+from harness import ClusterTest
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools")
+
+DEFINITIONS = """
+tasks:
+  act:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+      item: {source: parameter, default: "0"}
+      mode: {source: parameter, default: ok}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "item-{item}", "{mode}"]
+  spawn:
+    input:
+      TOOLS: {source: environment}
+      modes: {source: parameter}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/spawn.py", "--modes", "{modes}"]
+jobs:
+  fan:
+    input:
+      modes: {source: parameter}
+    stages:
+      - {name: spread, task_class: act, spawn_task: spawn, job_failed_on_error: false}
+"""
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse(text):
+    """{name: {"type": t, "samples": [(labels dict, value)]}}, strictly."""
+    families, current = {}, None
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            assert name not in families, "family %s twice" % name
+            families[name] = {"type": kind, "samples": []}
+            current = name
+            continue
+        match = SAMPLE.match(line)
+        assert match, "not a sample line: %r" % line
+        name, labels = match.group(1), dict(LABEL.findall(match.group(3) or ""))
+        base = re.sub(r"_(bucket|sum|count)$", "", name) \
+            if families.get(current, {}).get("type") == "histogram" else name
+        assert base == current, "%s outside its family %s" % (name, current)
+        families[current]["samples"].append((name, labels,
+                                             float(match.group(4))))
+    return families
+
+
+class MetricsTest(ClusterTest):
+    definitions = DEFINITIONS
+
+    def test_metrics_describe_what_ran_in_prometheus_format(self):
+        c = self.make_cluster()
+        c.start_controller()
+        env = {"TOOLS": TOOLS, "MARKERS": os.path.join(c.tmp, "markers")}
+        c.start_worker("w1", slots=2, env=env)
+        job = c.submit("fan", {"modes": "ok,ok,fail"})
+        self.assertEqual(c.wait_job(job["id"])["state"], "succeeded")
+        resp = c.get("/metrics")
+        self.assertEqual(resp.status, 200)
+        self.assertTrue(resp.content_type.startswith("text/plain"), resp)
+        self.assertNotIn(job["id"], resp.body, "job ids never go in labels")
+        families = parse(resp.body)
+
+        def value(name, **labels):
+            family = name if name in families else \
+                re.sub(r"_(bucket|sum|count)$", "", name)
+            for sample, got, number in families[family]["samples"]:
+                if sample == name and all(got.get(k) == v
+                                          for k, v in labels.items()):
+                    return number
+            self.fail("no %s%s" % (name, labels))
+
+        self.assertEqual(value("shoal_jobs_submitted_total"), 1)
+        self.assertEqual(value("shoal_jobs_finished_total",
+                               state="succeeded"), 1)
+        self.assertEqual(value("shoal_tasks_finished_total",
+                               state="succeeded"), 3)   # spawn + 2
+        self.assertEqual(value("shoal_tasks_finished_total",
+                               state="failed"), 1)
+        self.assertEqual(value("shoal_workers_connected"), 1)
+        self.assertEqual(value("shoal_worker_slots"), 2)
+        self.assertEqual(value("shoal_queue_depth"), 0)
+        self.assertEqual(value("shoal_tasks_running"), 0)
+        self.assertEqual(value("shoal_jobs_active"), 0)
+        self.assertEqual(value("shoal_http_requests_total", method="POST",
+                               route="/api/v1/jobs", code="201"), 1)
+        self.assertEqual(value("shoal_build_info", version="0.1.0"), 1)
+        self.assertEqual(value("shoal_http_requests_total", method="GET",
+                               route="/api/v1/jobs/:id", code="200"),
+                         value("shoal_http_requests_total", method="GET",
+                               route="/api/v1/jobs/:id", code="200"))
+        for name in ("shoal_task_duration_seconds",
+                     "shoal_task_queue_wait_seconds"):
+            self.assertEqual(families[name]["type"], "histogram")
+            buckets = [(s[1]["le"], s[2]) for s in families[name]["samples"]
+                       if s[0] == name + "_bucket"]
+            counts = [n for _, n in buckets]
+            self.assertEqual(counts, sorted(counts), "buckets cumulative")
+            self.assertEqual(buckets[-1][0], "+Inf")
+            self.assertEqual(buckets[-1][1], value(name + "_count"))
+            self.assertEqual(value(name + "_count"), 4)
+        for family, info in families.items():
+            if info["type"] == "counter":
+                self.assertTrue(family.endswith("_total"), family)
+            self.assertTrue(family.startswith("shoal_"), family)
+        if shutil.which("promtool"):
+            check = subprocess.run(["promtool", "check", "metrics"],
+                                   input=resp.body, capture_output=True,
+                                   text=True)
+            self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+    def test_metrics_need_no_token(self):
+        c = self.make_cluster()
+        token = os.path.join(c.tmp, "token")
+        with open(token, "w") as f:
+            f.write("t0ken-t0ken-t0ken\n")
+        c.start_controller(["--api-token-file", token])
+        self.assertEqual(c.get("/metrics").status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
