@@ -386,9 +386,11 @@ s_send_result (s_worker_t *worker, const char *job, uint32_t task,
                         PRIu32 ",\"status\":\"exited\",\"exit_code\":%d,"
                         "\"duration_ms\":0}",
                         job, task, attempt, exit_code);
+    /* Timed before the send: the reply may come back before a send
+       that was preempted returns, never before it starts. */
+    int64_t now = lg_now_ns ();
     if (s_send (worker, SHOAL_MSG_RESULT, body, (size_t) len))
         return;
-    int64_t now = lg_now_ns ();
     thread->stats.results++;
     if (exit_code)
         thread->stats.failed++;
@@ -433,10 +435,10 @@ s_send_spawn_result (s_worker_t *worker, const s_task_ref_t *ref)
                         ref->job, ref->task, ref->attempt);
     char *start = thread->spawn_buf + S_SPAWN_PREFIX_ROOM - len;
     memcpy (start, prefix, (size_t) len);
+    int64_t now = lg_now_ns ();
     if (s_send (worker, SHOAL_MSG_RESULT, start,
                 (size_t) len + thread->spawn_tail_len))
         return;
-    int64_t now = lg_now_ns ();
     thread->stats.results++;
     thread->stats.spawn_entries += thread->sim->config.spawn_entries;
     thread->stats.last_result_ns = now;

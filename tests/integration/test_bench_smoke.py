@@ -20,6 +20,8 @@ FIGURES = (
     "e2e_shoal_s", "e2e_xargs_s", "e2e_ratio_vs_xargs",
     "ctl_tasks_per_s", "ctl_cpu_us_per_task", "ctl_dispatch_p99_ms_at_peak",
     "ctl_transition_p99_ms_at_peak", "ctl_peak_rss_mib",
+    "ctl_store_off_tasks_per_s", "ctl_store_off_cpu_us_per_task",
+    "ctl_store_off_peak_rss_mib",
     "half_tasks_per_s", "half_dispatch_p50_ms", "half_dispatch_p99_ms",
     "half_dispatch_max_ms", "half_transition_p50_ms",
     "half_transition_p99_ms", "half_transition_max_ms",
@@ -29,6 +31,7 @@ FIGURES = (
     "rest_steady_p99_ms", "rest_max_jobs_per_s_quickack",
     "rest_steady_p99_ms_quickack",
     "idle_controller_rss_mib", "idle_worker_rss_mib",
+    "idle_controller_private_mib", "idle_worker_private_mib",
 )
 
 # A few idle workers for one second may cost the controller less than one

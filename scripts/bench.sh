@@ -1,0 +1,619 @@
+#!/usr/bin/env bash
+# Runs the benchmark suite of docs/benchmarks.md in one go: builds (CMake
+# RelWithDebInfo) if needed, runs each scenario against a controller it
+# starts itself, prints a table and writes every figure as JSON.
+#
+#   scripts/bench.sh                       the full suite (several minutes)
+#   BENCH_SCALE=small scripts/bench.sh     a quick run (about a minute)
+#   BENCH_SCALE=tiny scripts/bench.sh      proves the bench works (seconds)
+#
+# Environment:
+#   BENCH_SCALE     full | small | tiny                       [full]
+#   BENCH_OUTPUT    where the JSON goes          [./bench-results.json]
+#   SHOAL_BUILD_DIR the build to use                  [<repo>/build-bench]
+#   BENCH_BUILD     0: do not (re)build, use the binaries as they are [1]
+#   BENCH_KEEP      1: keep the scratch directory (logs, raw JSON)    [0]
+#   BENCH_<SIZE>    any size below, e.g. BENCH_E2E_TASKS=2000
+#
+# Ratios are measured against their baselines in the same run. Nothing
+# here judges a figure: the goals are reported beside the figures.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${SHOAL_BUILD_DIR:-$root/build-bench}
+output=${BENCH_OUTPUT:-$PWD/bench-results.json}
+scale=${BENCH_SCALE:-full}
+python=${BENCH_PYTHON:-python3}
+
+# ---- sizes ----------------------------------------------------------------
+# name                 full      small    tiny
+sizes=(
+  E2E_TASKS            10000     1000     40
+  E2E_SLOTS            2         2        2
+  CTL_WORKERS          1000      200      20
+  CTL_JOBS             10        10       2
+  CTL_SPAWN            100000    10000    500
+  HALF_JOBS            100       50       5
+  HALF_SECONDS         10        4        1
+  FAN_ENTRIES          100000    10000    1000
+  FAN_BIG_ENTRIES      1000000   0        0
+  IDLE_WORKERS         10000     1000     50
+  IDLE_SECONDS         10        3        1
+  REST_MAX_JOBS        2000      1000     100
+  REST_RATE            1000      200      50
+  REST_SECONDS         10        3        1
+  LG_THREADS           1         1        1
+  IDLE_LG_THREADS      2         2        1
+)
+case $scale in
+  full) column=1 ;;
+  small) column=2 ;;
+  tiny) column=3 ;;
+  *) echo "bench.sh: BENCH_SCALE must be full, small or tiny, not '$scale'" >&2
+     exit 2 ;;
+esac
+for ((i = 0; i < ${#sizes[@]}; i += 4)); do
+  name=${sizes[i]}
+  override="BENCH_$name"
+  value=${!override:-${sizes[i + column]}}
+  if ! [[ $value =~ ^[0-9]+$ ]]; then
+    echo "bench.sh: $override must be a whole number, not '$value'" >&2
+    exit 2
+  fi
+  printf -v "$name" '%s' "$value"
+  export "$name"
+done
+
+# ---- build ------------------------------------------------------------------
+if [ "${BENCH_BUILD:-1}" != 0 ]; then
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" -j "$(nproc)" >/dev/null
+fi
+controller_bin=$build/shoal-controller
+worker_bin=$build/shoal-worker
+loadgen_bin=$build/shoal-loadgen
+for bin in "$controller_bin" "$worker_bin" "$loadgen_bin"; do
+  if [ ! -x "$bin" ]; then
+    echo "bench.sh: $bin is missing: build first or set SHOAL_BUILD_DIR" >&2
+    exit 1
+  fi
+done
+
+# 10,000 simulated workers need ~10,000 connections on each side. Raise the
+# soft limit to the hard one, and the hard one too where we may (root).
+wanted_fds=$((IDLE_WORKERS * 2 + 1024))
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$wanted_fds" ]; then
+  ulimit -Hn "$wanted_fds" 2>/dev/null || true
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_WORKERS + 256)) ]; then
+  echo "bench.sh: the controller needs $((IDLE_WORKERS + 256)) file descriptors" \
+       "for $IDLE_WORKERS workers and ulimit -n is $(ulimit -n):" \
+       "raise it (ulimit -Hn as root) or set BENCH_IDLE_WORKERS" >&2
+  exit 1
+fi
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bench.XXXXXX")
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "bench.sh: scratch files kept in $scratch" >&2
+  else
+    rm -rf "$scratch"
+  fi
+}
+trap cleanup EXIT
+
+note() { echo "bench: $*" >&2; }
+
+free_port() {
+  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The definitions every scenario uses. Simulated workers never run the
+# commands of lg-spawn and lg-task; the e2e job runs on real workers.
+cat >"$scratch/definitions.yaml" <<EOF
+tasks:
+  lg-spawn:
+    exec_command: lg-spawn
+  lg-task:
+    exec_command: lg-task
+  e2e-spawn:
+    description: writes spawn.json with {count} entries
+    input:
+      count:
+        source: parameter
+    exec_command: $loadgen_bin
+    exec_args: ["--write-spawn", "{count}"]
+  e2e-true:
+    exec_command: /bin/true
+jobs:
+  fan:
+    stages:
+    - name: fan-out
+      spawn_task: lg-spawn
+      task_class: lg-task
+      job_failed_on_error: false
+    - name: after
+      task_class: lg-task
+  single:
+    stages:
+    - task_class: lg-task
+  e2e:
+    input:
+      count:
+        source: parameter
+    stages:
+    - spawn_task: e2e-spawn
+      task_class: e2e-true
+EOF
+
+# Starts a controller of our own, with any extra options after the tag
+# (the durable store is on unless --ephemeral); sets ctl_pid, ctl_http,
+# ctl_zmq, ctl_data.
+start_controller() {
+  local tag=$1
+  shift
+  ctl_data=$scratch/$tag-data
+  mkdir -p "$ctl_data"
+  ctl_http=127.0.0.1:$(free_port)
+  ctl_zmq=tcp://127.0.0.1:$(free_port)
+  "$controller_bin" --definitions "$scratch/definitions.yaml" \
+    --data-dir "$ctl_data" --http "$ctl_http" --bind "$ctl_zmq" \
+    --log-level warn "$@" >"$scratch/$tag-controller.log" 2>&1 &
+  ctl_pid=$!
+  pids+=("$ctl_pid")
+  "$python" - "$ctl_http" "$ctl_pid" <<'PY' || { cat "$scratch/$tag-controller.log" >&2; exit 1; }
+import os, sys, time, urllib.request
+address, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("bench: the controller exited at start")
+    try:
+        with urllib.request.urlopen("http://%s/readyz" % address, timeout=2) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit("bench: the controller did not become ready")
+PY
+}
+
+stop_pid() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# Runs the load generator with `tag` naming its JSON; fails the bench when
+# it fails, showing why.
+loadgen() {
+  local tag=$1
+  shift
+  if ! "$loadgen_bin" -q -o "$scratch/$tag.json" "$@" 2>"$scratch/$tag.err"; then
+    echo "bench: shoal-loadgen failed in '$tag':" >&2
+    cat "$scratch/$tag.err" >&2
+    tail -n 20 "$scratch/"*-controller.log >&2 || true
+    exit 1
+  fi
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# Memory no other process shares: RSS less the library pages every process
+# linking the same libraries maps (kB).
+private_kib() {
+  awk '/^Private_(Clean|Dirty):/ {sum += $2} END {print sum}' "/proc/$1/smaps_rollup"
+}
+
+cat /proc/loadavg >"$scratch/loadavg-start"
+
+# ---- 1. end to end: real workers against xargs -P 2 ------------------------
+note "1/6 end to end: $E2E_TASKS tasks of /bin/true, $E2E_SLOTS slots, against xargs -P $E2E_SLOTS"
+start_time=$EPOCHREALTIME
+seq "$E2E_TASKS" | xargs -P "$E2E_SLOTS" -n 1 /bin/true
+end_time=$EPOCHREALTIME
+echo "$start_time $end_time" >"$scratch/xargs.times"
+start_controller e2e
+"$worker_bin" --connect "$ctl_zmq" --data-dir "$ctl_data" --slots "$E2E_SLOTS" \
+  --name bench-worker --log-level warn >"$scratch/e2e-worker.log" 2>&1 &
+worker_pid=$!
+pids+=("$worker_pid")
+"$python" - "$ctl_http" <<'PY'
+import json, sys, time, urllib.request
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    with urllib.request.urlopen("http://%s/api/v1/workers" % sys.argv[1]) as r:
+        if json.load(r)["workers"]:
+            sys.exit(0)
+    time.sleep(0.05)
+sys.exit("bench: the worker did not join")
+PY
+loadgen e2e -H "$ctl_http" -j e2e -p "{\"count\": \"$E2E_TASKS\"}" -n 1 \
+  --wait --poll-ms 10 --controller-pid "$ctl_pid"
+stop_pid "$worker_pid"
+stop_pid "$ctl_pid"
+
+# ---- 2. the controller alone: simulated workers at full speed ---------------
+ctl_tasks=$((CTL_JOBS * (CTL_SPAWN + 2)))
+note "2/6 controller alone: $ctl_tasks tasks over $CTL_WORKERS simulated workers, durable store on"
+start_controller ctl
+loadgen ctl -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -t "$LG_THREADS" \
+  -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait --poll-ms 50 \
+  --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
+note "2/6 controller alone: the same with the store off (--ephemeral)"
+start_controller ctloff --ephemeral
+loadgen ctloff -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -t "$LG_THREADS" \
+  -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait --poll-ms 50 \
+  --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
+
+# ... and at half that peak, where dispatch latency is not queueing.
+read -r half_delay half_spawn < <("$python" - "$scratch/ctl.json" <<'PY'
+import json, os, sys
+peak = json.load(open(sys.argv[1]))["tasks"]["per_second"]
+workers = int(os.environ["CTL_WORKERS"])
+jobs = int(os.environ["HALF_JOBS"])
+seconds = int(os.environ["HALF_SECONDS"])
+# workers x 1 slot, each task held `delay`: throughput = workers / delay.
+delay_ms = 2000.0 * workers / peak
+spawn = max(1, int(peak / 2 * seconds / jobs))
+print("%.3f %d" % (delay_ms, spawn))
+PY
+)
+note "2/6 half peak: $HALF_JOBS jobs x $half_spawn tasks, each held $half_delay ms"
+start_controller half
+loadgen half -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -t "$LG_THREADS" \
+  -j fan -n "$HALF_JOBS" --spawn "$half_spawn" --delay-ms "$half_delay" \
+  --wait --poll-ms 50 --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
+
+# ---- 3. one big stage: fan-out time and memory per pending task ------------
+note "3/6 fan-out: one stage of $FAN_ENTRIES tasks"
+start_controller fan
+# One worker with one slot holds the first task for an hour: every other
+# task of the stage stays pending while the controller is measured.
+loadgen fan -c "$ctl_zmq" -H "$ctl_http" -w 1 -j fan -n 1 \
+  --spawn "$FAN_ENTRIES" --delay-ms 3600000 --tasks 2 \
+  --controller-pid "$ctl_pid"
+# Memory once the controller has also stored the stage (its commit comes
+# after the first dispatch): the stage's tasks are all pending now.
+sleep 2
+grep -E '^Vm(RSS|HWM):' "/proc/$ctl_pid/status" | awk '{print $2}' | tr '\n' ' ' \
+  >"$scratch/fan-settled.kib"
+stop_pid "$ctl_pid"
+if [ "$FAN_BIG_ENTRIES" -gt 0 ]; then
+  note "3/6 fan-out: trying one stage of $FAN_BIG_ENTRIES tasks"
+  start_controller fanbig
+  loadgen fanbig -c "$ctl_zmq" -H "$ctl_http" -w 1 -j fan -n 1 \
+    --spawn "$FAN_BIG_ENTRIES" --wait --poll-ms 50 --controller-pid "$ctl_pid"
+  "$python" - "$ctl_http" >"$scratch/fanbig.error" <<'PY'
+import json, sys, urllib.request
+# The first stage tolerates failures: a refused spawn list fails the spawn
+# task, not the job, so the spawn task says what happened.
+base = "http://%s/api/v1/jobs" % sys.argv[1]
+with urllib.request.urlopen(base) as r:
+    jobs = json.load(r)["jobs"]
+if not jobs:
+    sys.exit("bench: the fan-out job is missing")
+with urllib.request.urlopen("%s/%s/tasks" % (base, jobs[0]["id"])) as r:
+    spawn = json.load(r)["tasks"][0]
+stage = jobs[0]["stages"][0]["tasks"]
+print("spawn task %s%s; %d tasks in the stage"
+      % (spawn["state"], ": " + spawn["error"] if spawn["error"] else "",
+         stage["total"] - 1))
+PY
+  stop_pid "$ctl_pid"
+fi
+
+# ---- 4. many idle workers ----------------------------------------------------
+# Each simulated worker costs the load generator two descriptors (its TCP
+# connection and its socket's mailbox), so the workers are spread over as
+# many loadgen processes as the descriptor limit needs. The window is
+# measured here, from /proc, once every worker has joined.
+note "4/6 idle: $IDLE_WORKERS simulated workers heartbeating for $IDLE_SECONDS s"
+start_controller idle
+fd_limit=$(ulimit -n)
+[ "$fd_limit" = unlimited ] && fd_limit=1048576
+per_process=$(((fd_limit - 512) / 2))
+processes=$(((IDLE_WORKERS + per_process - 1) / per_process))
+idle_pids=()
+for ((p = 0; p < processes; p++)); do
+  share=$((IDLE_WORKERS / processes + (p < IDLE_WORKERS % processes ? 1 : 0)))
+  "$loadgen_bin" -q -o "$scratch/idle-$p.json" -c "$ctl_zmq" -w "$share" \
+    -t "$IDLE_LG_THREADS" --name "idle$p" --connect-timeout 300 \
+    --duration $((IDLE_SECONDS + 60)) 2>"$scratch/idle-$p.err" &
+  idle_pids+=("$!")
+  pids+=("$!")
+done
+"$python" - "$ctl_http" "$ctl_pid" "$IDLE_WORKERS" "$IDLE_SECONDS" \
+  >"$scratch/idle.json" <<'PY'
+import json, sys, time, urllib.request
+address, pid, workers, seconds = sys.argv[1], int(sys.argv[2]), \
+    int(sys.argv[3]), float(sys.argv[4])
+
+def sample():
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    with open("/proc/%d/status" % pid) as f:
+        status = dict(line.split(":", 1) for line in f if ":" in line)
+    import os
+    ticks = os.sysconf("SC_CLK_TCK")
+    return ((int(fields[11]) + int(fields[12])) / ticks,
+            int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]))
+
+idle_cpu, idle_rss, _ = sample()
+start = time.monotonic()
+while True:
+    with urllib.request.urlopen("http://%s/api/v1/workers" % address,
+                                timeout=30) as r:
+        joined = len(json.load(r)["workers"])
+    if joined >= workers:
+        break
+    if time.monotonic() - start > 300:
+        sys.exit("bench: only %d of %d workers joined" % (joined, workers))
+    time.sleep(0.5)
+connect_s = time.monotonic() - start
+time.sleep(2)   # let the last joins' work settle
+cpu0, _, _ = sample()
+t0 = time.monotonic()
+time.sleep(seconds)
+cpu1, rss, hwm = sample()
+window = time.monotonic() - t0
+json.dump({"workers": workers, "connect_s": connect_s, "window_s": window,
+           "controller": {"cpu_s": cpu1 - cpu0,
+                          "cpu_share": (cpu1 - cpu0) / window,
+                          "rss_kib_idle": idle_rss, "rss_kib": rss,
+                          "hwm_kib": hwm},
+           "error": "", "timed_out": False}, sys.stdout, indent=2)
+PY
+for pid in "${idle_pids[@]}"; do
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+done
+stop_pid "$ctl_pid"
+
+# ---- 5. REST ------------------------------------------------------------------
+note "5/6 REST: $REST_MAX_JOBS jobs back to back, then $REST_RATE jobs/s for $REST_SECONDS s"
+start_controller rest
+loadgen restmax -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restmax -j single \
+  -n "$REST_MAX_JOBS" --connections 4 --controller-pid "$ctl_pid"
+loadgen rest -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name rest -j single \
+  -n $((REST_RATE * REST_SECONDS)) --rate "$REST_RATE" --connections 8 \
+  --controller-pid "$ctl_pid"
+# The same two runs with a client that acknowledges every segment at once:
+# the difference is the server's Nagle + delayed-ACK stall (benchmarks.md).
+loadgen restmaxq -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restmaxq -j single \
+  -n "$REST_MAX_JOBS" --connections 4 --tcp-quickack --controller-pid "$ctl_pid"
+loadgen restq -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restq -j single \
+  -n $((REST_RATE * REST_SECONDS)) --rate "$REST_RATE" --connections 8 \
+  --tcp-quickack --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
+
+# ---- 6. idle memory ----------------------------------------------------------
+note "6/6 idle memory of a controller and a worker"
+start_controller mem
+sleep 1
+rss_kib "$ctl_pid" >"$scratch/idle-controller.kib"
+private_kib "$ctl_pid" >"$scratch/idle-controller-private.kib"
+"$worker_bin" --connect "$ctl_zmq" --data-dir "$ctl_data" --slots 2 \
+  --name mem-worker --log-level warn >"$scratch/mem-worker.log" 2>&1 &
+worker_pid=$!
+pids+=("$worker_pid")
+sleep 1.5
+rss_kib "$worker_pid" >"$scratch/idle-worker.kib"
+private_kib "$worker_pid" >"$scratch/idle-worker-private.kib"
+stop_pid "$worker_pid"
+stop_pid "$ctl_pid"
+
+cat /proc/loadavg >"$scratch/loadavg-end"
+
+# ---- the table and the JSON ---------------------------------------------------
+command="BENCH_SCALE=$scale scripts/bench.sh"
+"$python" - "$scratch" "$output" "$scale" "$command" <<'PY'
+import json, os, platform, sys
+
+scratch, output, scale, command = sys.argv[1:5]
+
+def load(name):
+    with open(os.path.join(scratch, name + ".json")) as f:
+        return json.load(f)
+
+def read(name):
+    with open(os.path.join(scratch, name)) as f:
+        return f.read().strip()
+
+raw = {name: load(name) for name in
+       ("e2e", "ctl", "ctloff", "half", "fan", "idle", "restmax", "rest", "restmaxq",
+        "restq")}
+if os.path.exists(os.path.join(scratch, "fanbig.json")):
+    raw["fanbig"] = load("fanbig")
+env = {k: int(os.environ[k]) for k in (
+    "E2E_TASKS", "E2E_SLOTS", "CTL_WORKERS", "CTL_JOBS", "CTL_SPAWN",
+    "HALF_JOBS", "HALF_SECONDS", "FAN_ENTRIES", "FAN_BIG_ENTRIES",
+    "IDLE_WORKERS", "IDLE_SECONDS", "REST_MAX_JOBS", "REST_RATE",
+    "REST_SECONDS")}
+
+xargs_start, xargs_end = map(float, read("xargs.times").split())
+xargs_s = xargs_end - xargs_start
+e2e_s = raw["e2e"]["jobs"]["wall_s"]
+ctl, half, fan, idle = raw["ctl"], raw["half"], raw["fan"], raw["idle"]
+fan_ctl = fan["controller"]
+# VmHWM and VmRSS, in the order /proc/PID/status lists them.
+fan_hwm_kib, fan_rss_kib = map(int, read("fan-settled.kib").split())
+idle_ctl = idle["controller"]
+MiB = 1024.0
+
+figures = {
+    "e2e_shoal_s": e2e_s,
+    "e2e_xargs_s": xargs_s,
+    "e2e_ratio_vs_xargs": xargs_s / e2e_s if e2e_s else 0,
+    "ctl_tasks_per_s": ctl["tasks"]["per_second"],
+    "ctl_cpu_us_per_task": ctl["controller"]["cpu_us_per_task"],
+    "ctl_dispatch_p99_ms_at_peak": ctl["dispatch_ms"]["p99"],
+    "ctl_transition_p99_ms_at_peak": ctl["transition_ms"]["p99"],
+    "ctl_peak_rss_mib": ctl["controller"]["hwm_kib"] / MiB,
+    "ctl_store_off_tasks_per_s": raw["ctloff"]["tasks"]["per_second"],
+    "ctl_store_off_cpu_us_per_task":
+        raw["ctloff"]["controller"]["cpu_us_per_task"],
+    "ctl_store_off_peak_rss_mib":
+        raw["ctloff"]["controller"]["hwm_kib"] / MiB,
+    "half_tasks_per_s": half["tasks"]["per_second"],
+    "half_dispatch_p50_ms": half["dispatch_ms"]["p50"],
+    "half_dispatch_p99_ms": half["dispatch_ms"]["p99"],
+    "half_dispatch_max_ms": half["dispatch_ms"]["max"],
+    "half_transition_p50_ms": half["transition_ms"]["p50"],
+    "half_transition_p99_ms": half["transition_ms"]["p99"],
+    "half_transition_max_ms": half["transition_ms"]["max"],
+    "fanout_s": fan["fanout_ms"]["max"] / 1000.0,
+    "fanout_bytes_per_pending_task":
+        (fan_rss_kib - fan_ctl["rss_kib_start"]) * 1024.0
+        / env["FAN_ENTRIES"],
+    "fanout_peak_bytes_per_task":
+        (fan_hwm_kib - fan_ctl["rss_kib_start"]) * 1024.0
+        / env["FAN_ENTRIES"],
+    "idle_workers_cpu_share": idle_ctl["cpu_share"],
+    "idle_workers_rss_mib": idle_ctl["rss_kib"] / MiB,
+    "idle_workers_bytes_per_worker":
+        (idle_ctl["rss_kib"] - idle_ctl["rss_kib_idle"]) * 1024.0
+        / env["IDLE_WORKERS"],
+    "rest_max_jobs_per_s": raw["restmax"]["rest"]["per_second"],
+    "rest_steady_jobs_per_s": raw["rest"]["rest"]["per_second"],
+    "rest_steady_p50_ms": raw["rest"]["rest"]["latency_ms"]["p50"],
+    "rest_steady_p99_ms": raw["rest"]["rest"]["latency_ms"]["p99"],
+    "rest_max_jobs_per_s_quickack": raw["restmaxq"]["rest"]["per_second"],
+    "rest_steady_p99_ms_quickack": raw["restq"]["rest"]["latency_ms"]["p99"],
+    "idle_controller_rss_mib": int(read("idle-controller.kib")) / MiB,
+    "idle_worker_rss_mib": int(read("idle-worker.kib")) / MiB,
+    "idle_controller_private_mib":
+        int(read("idle-controller-private.kib")) / MiB,
+    "idle_worker_private_mib": int(read("idle-worker-private.kib")) / MiB,
+}
+notes = {
+    "durable_store": "every scenario runs with the SQLite store on (the "
+                     "default) except ctloff (--ephemeral)",
+}
+if "fanbig" in raw:
+    notes["fanout_%d" % env["FAN_BIG_ENTRIES"]] = read("fanbig.error")
+
+goals = [
+    ("end to end vs xargs -P 2", "e2e_ratio_vs_xargs", ">=", 0.95),
+    ("controller tasks/s (store off)", "ctl_store_off_tasks_per_s", ">=",
+     100000),
+    ("stage transition p99 (half peak), ms", "half_transition_p99_ms", "<", 1),
+    ("dispatch p99 at half peak, ms", "half_dispatch_p99_ms", "<", 1),
+    ("fan-out of one stage, s", "fanout_s", "<", 5),
+    ("bytes per pending task", "fanout_bytes_per_pending_task", "<=", 256),
+    ("idle workers, share of a core", "idle_workers_cpu_share", "<", 0.10),
+    ("REST p99 at steady rate, ms", "rest_steady_p99_ms", "<", 10),
+    ("idle controller RSS, MiB", "idle_controller_rss_mib", "<", 10),
+    ("idle worker RSS, MiB", "idle_worker_rss_mib", "<", 4),
+]
+checks = []
+for label, key, op, bound in goals:
+    value = figures[key]
+    met = {">=": value >= bound, "<": value < bound, "<=": value <= bound}[op]
+    checks.append({"goal": label, "figure": key, "value": value,
+                   "want": "%s %g" % (op, bound), "met": met})
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+result = {
+    "command": command,
+    "scale": scale,
+    "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(),
+                "kernel": platform.release(),
+                "loadavg_start": read("loadavg-start"),
+                "loadavg_end": read("loadavg-end")},
+    "sizes": env,
+    "figures": figures,
+    "goals": checks,
+    "notes": notes,
+    "raw": raw,
+}
+with open(output, "w") as f:
+    json.dump(result, f, indent=2)
+    f.write("\n")
+
+rows = [
+    ("1 end to end, %d tasks" % env["E2E_TASKS"],
+     "shoal %.2f s, xargs -P %d %.2f s: %.2fx"
+     % (e2e_s, env["E2E_SLOTS"], xargs_s, figures["e2e_ratio_vs_xargs"])),
+    ("2 controller, %d tasks, store on" % (env["CTL_JOBS"] * (env["CTL_SPAWN"] + 2)),
+     "%.0f tasks/s, %.1f us CPU/task, peak RSS %.0f MiB"
+     % (figures["ctl_tasks_per_s"], figures["ctl_cpu_us_per_task"],
+        figures["ctl_peak_rss_mib"])),
+    ("2 the same, store off (--ephemeral)",
+     "%.0f tasks/s, %.1f us CPU/task, peak RSS %.0f MiB"
+     % (figures["ctl_store_off_tasks_per_s"],
+        figures["ctl_store_off_cpu_us_per_task"],
+        figures["ctl_store_off_peak_rss_mib"])),
+    ("2 at peak: dispatch / transition p99",
+     "%.2f ms / %.2f ms (queueing included)"
+     % (figures["ctl_dispatch_p99_ms_at_peak"],
+        figures["ctl_transition_p99_ms_at_peak"])),
+    ("2 half peak (%.0f tasks/s)" % figures["half_tasks_per_s"],
+     "dispatch p50 %.3f p99 %.3f max %.1f ms"
+     % (figures["half_dispatch_p50_ms"], figures["half_dispatch_p99_ms"],
+        figures["half_dispatch_max_ms"])),
+    ("2 half peak: stage transition",
+     "p50 %.3f p99 %.3f max %.1f ms"
+     % (figures["half_transition_p50_ms"], figures["half_transition_p99_ms"],
+        figures["half_transition_max_ms"])),
+    ("3 fan-out, %d tasks" % env["FAN_ENTRIES"],
+     "%.3f s, %.0f B/pending task (peak %.0f B/task)"
+     % (figures["fanout_s"], figures["fanout_bytes_per_pending_task"],
+        figures["fanout_peak_bytes_per_task"])),
+]
+for key, text in notes.items():
+    if key.startswith("fanout_"):
+        rows.append(("3 fan-out, %s tasks" % key.split("_")[1], text))
+rows += [
+    ("4 %d idle workers (store on)" % env["IDLE_WORKERS"],
+     "%.1f%% of a core, RSS %.1f MiB (%.0f B/worker)"
+     % (100 * figures["idle_workers_cpu_share"],
+        figures["idle_workers_rss_mib"],
+        figures["idle_workers_bytes_per_worker"])),
+    ("5 REST back to back (4 conns)",
+     "%.0f jobs/s (client with TCP_QUICKACK: %.0f jobs/s)"
+     % (figures["rest_max_jobs_per_s"],
+        figures["rest_max_jobs_per_s_quickack"])),
+    ("5 REST at %d jobs/s" % env["REST_RATE"],
+     "%.0f jobs/s, p50 %.2f ms, p99 %.2f ms (TCP_QUICKACK: p99 %.2f ms)"
+     % (figures["rest_steady_jobs_per_s"], figures["rest_steady_p50_ms"],
+        figures["rest_steady_p99_ms"],
+        figures["rest_steady_p99_ms_quickack"])),
+    ("6 idle RSS (private)", "controller %.1f MiB (%.1f), worker %.1f MiB (%.1f)"
+     % (figures["idle_controller_rss_mib"],
+        figures["idle_controller_private_mib"],
+        figures["idle_worker_rss_mib"], figures["idle_worker_private_mib"])),
+]
+width = max(len(r[0]) for r in rows)
+print("shoal bench (%s), %d CPUs, %s, loadavg at start %s"
+      % (scale, os.cpu_count(), cpu_model(),
+         " ".join(result["machine"]["loadavg_start"].split()[:3])))
+for name, text in rows:
+    print("  %-*s  %s" % (width, name, text))
+print("goals:")
+for c in checks:
+    print("  [%s] %-40s %10.4g  (want %s)"
+          % ("met" if c["met"] else "MISSED", c["goal"], c["value"], c["want"]))
+print("figures written to %s" % output)
+PY
