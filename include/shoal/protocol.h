@@ -9,8 +9,10 @@
     | command   | direction | body                                        |
     |-----------|-----------|---------------------------------------------|
     | HELLO     | w -> c    | protocol, worker, host, slots, running,     |
-    |           |           | tasks ([{job, task, attempt}] it holds)     |
-    | WELCOME   | c -> w    | controller, heartbeat_ms                    |
+    |           |           | tasks ([{job, task, attempt}] it holds),    |
+    |           |           | instance (random id of this worker process) |
+    | WELCOME   | c -> w    | controller (random id of this controller    |
+    |           |           | run), heartbeat_ms                          |
     | HEARTBEAT | both      | draining (worker: finishing, send no more)  |
     | TASK      | c -> w    | job, task, attempt, kind, command, args,    |
     |           |           | inputs, params, timeout_ms                  |

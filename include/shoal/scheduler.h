@@ -172,6 +172,16 @@ shoal_worker_t *shoal_scheduler_worker_hello (shoal_scheduler_t *self,
                                               uint32_t slots, uint32_t running,
                                               int64_t now);
 
+/*  Records that the worker at `key` is the process `instance` (a random id
+    it keeps for its life). When another key still stands for the same
+    process (it reconnected before we noticed it gone), returns that key,
+    borrowed until the next call that drops workers: the caller lets the
+    new key adopt the attempts the HELLO lists, then drops the old key
+    with shoal_scheduler_worker_gone (no loss). Returns NULL otherwise.   */
+const char *shoal_scheduler_worker_instance (shoal_scheduler_t *self,
+                                             const char *key,
+                                             const char *instance);
+
 /*  Any message from `key` proves it alive. Returns the worker, or NULL
     when the key is unknown (the caller should ask it to say HELLO).       */
 shoal_worker_t *shoal_scheduler_worker_seen (shoal_scheduler_t *self,
@@ -327,10 +337,11 @@ int shoal_scheduler_restore_task (shoal_scheduler_t *self, shoal_job_t *job,
 void shoal_scheduler_restore_done (shoal_scheduler_t *self, int64_t now,
                                    int64_t lease_ms);
 
-/*  A worker that says HELLO after a controller restart names the attempts
-    it still holds (or finished and has not yet reported). A restored
-    running task whose current attempt that is becomes the worker's again.
-    Returns true when the attempt was adopted.                            */
+/*  A worker that says HELLO names the attempts it still holds (or finished
+    and has not yet reported). Such an attempt becomes the worker's when it
+    is the task's current one and the task was restored as running after a
+    controller restart, or is held by an older connection of the same
+    worker process. Returns true when the attempt was adopted.            */
 bool shoal_scheduler_adopt (shoal_scheduler_t *self, const char *key,
                             const char *job_id, uint32_t task_id,
                             uint32_t attempt, int64_t now);

@@ -333,6 +333,14 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
             running = slots;
         if (shoal_scheduler_worker_hello (self->scheduler, key, name, host,
                                           slots, (uint32_t) running, now)) {
+            /* The same worker process on a new connection: what it still
+               holds moves over, the old connection is dropped. */
+            const char *old = shoal_scheduler_worker_instance (
+                self->scheduler, key,
+                json_string_value (json_object_get (body, "instance")));
+            char old_key[2 * S_MAX_IDENTITY + 1] = "";
+            if (old)
+                snprintf (old_key, sizeof old_key, "%s", old);
             size_t adopted = 0;
             size_t index;
             json_t *held;
@@ -349,6 +357,11 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
                                               (uint32_t) task,
                                               (uint32_t) attempt, now))
                     adopted++;
+            }
+            if (*old_key) {
+                shoal_info ("worker %s reconnected", name);
+                shoal_scheduler_worker_gone (self->scheduler, old_key, false,
+                                             now);
             }
             shoal_info ("worker %s on %s joined with %u slots%s", name, host,
                         slots, adopted ? ", keeping its tasks" : "");

@@ -31,6 +31,7 @@ static const s_command_t s_commands[SHOAL_MSG_COUNT] = {
         { "slots", JSON_INTEGER, true },
         { "running", JSON_INTEGER, false },
         { "tasks", JSON_ARRAY, false },
+        { "instance", JSON_STRING, false },
     } },
     [SHOAL_MSG_WELCOME] = { "WELCOME", {
         { "controller", JSON_STRING, true },

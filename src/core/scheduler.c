@@ -102,6 +102,7 @@ struct shoal_worker {
     char *key;                   /* routing key, hash key in workers       */
     const char *name;            /* interned display name                  */
     char *host;
+    char *instance;              /* its process's random id, or NULL       */
     uint32_t slots;              /* credit it announced                    */
     uint32_t busy;               /* attempts it holds for us               */
     uint32_t untracked;          /* slots taken by tasks we do not track:
@@ -211,6 +212,7 @@ s_job_free (shoal_job_t *job)
 static void
 s_worker_free (shoal_worker_t *worker)
 {
+    free (worker->instance);
     free (worker->key);
     free (worker->host);
     free (worker);
@@ -965,6 +967,24 @@ shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
     return worker;
 }
 
+const char *
+shoal_scheduler_worker_instance (shoal_scheduler_t *self, const char *key,
+                                 const char *instance)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    if (!worker || !instance || !*instance)
+        return NULL;
+    free (worker->instance);
+    worker->instance = strdup (instance);
+    /* O(workers), once per HELLO. */
+    for (shoal_worker_t *other = zhashx_first (self->workers); other;
+         other = zhashx_next (self->workers))
+        if (other != worker && other->instance
+            && streq (other->instance, instance))
+            return other->key;
+    return NULL;
+}
+
 shoal_worker_t *
 shoal_scheduler_worker_seen (shoal_scheduler_t *self, const char *key,
                              int64_t now)
@@ -1399,9 +1419,17 @@ shoal_scheduler_adopt (shoal_scheduler_t *self, const char *key,
     shoal_job_t *job = zhashx_lookup (self->jobs, job_id);
     shoal_task_t *task = job && task_id < job->task_count ? job->tasks[task_id]
                                                           : NULL;
-    if (!worker || !task || task->state != SHOAL_TASK_RUNNING || task->worker
-        || task->attempt != attempt || !task->lease_until)
+    if (!worker || !task || task->state != SHOAL_TASK_RUNNING
+        || task->attempt != attempt || task->worker == worker)
         return false;
+    shoal_worker_t *holder = task->worker;
+    bool orphan = !holder && task->lease_until;
+    bool same_process = holder && holder->instance && worker->instance
+                        && streq (holder->instance, worker->instance);
+    if (!orphan && !same_process)
+        return false;
+    if (holder)
+        s_release (self, task);
     task->lease_until = 0;
     task->worker_name = worker->name;
     if (worker->untracked)

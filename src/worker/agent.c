@@ -35,6 +35,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,10 @@ struct shoal_agent {
     char *host;                 /* our host name                           */
     zcert_t *cert;              /* our CURVE key pair, NULL: plain text    */
     char *health_file;          /* touched while welcomed, or NULL         */
+    char instance[17];          /* random id of this process: a controller
+                                   tells our reconnects from a new worker */
+    char controller[65];        /* id of the controller run that welcomed
+                                   us last, "" before the first WELCOME   */
     char server_key[41];        /* the controller's public key (Z85)       */
     int slots;                  /* advertised in HELLO                     */
     shoal_runner_t *runner;     /* borrowed                                */
@@ -161,12 +166,13 @@ s_send_hello (shoal_agent_t *self)
             json_array_append_new (tasks, ref);
         json_decref (result);
     }
-    json_t *body = json_pack ("{s:i, s:s, s:s, s:i, s:I, s:o}", "protocol",
-                              SHOAL_PROTOCOL_VERSION, "worker", self->name,
-                              "host", self->host, "slots", self->slots,
-                              "running", (json_int_t) shoal_runner_running (
-                                  self->runner),
-                              "tasks", tasks ? tasks : json_array ());
+    json_t *body = json_pack ("{s:i, s:s, s:s, s:i, s:I, s:o, s:s}",
+                              "protocol", SHOAL_PROTOCOL_VERSION, "worker",
+                              self->name, "host", self->host, "slots",
+                              self->slots, "running",
+                              (json_int_t) shoal_runner_running (self->runner),
+                              "tasks", tasks ? tasks : json_array (),
+                              "instance", self->instance);
     s_send (self, SHOAL_MSG_HELLO, body);
 }
 
@@ -301,6 +307,22 @@ s_reject (shoal_agent_t *self, json_t *task_body, const char *status,
         shoal_error ("out of memory: dropped a result");
 }
 
+/*  Fills `out` (size bytes, NUL included) with random hex digits.       */
+static void
+s_random_id (char *out, size_t size)
+{
+    unsigned char raw[32] = { 0 };
+    size_t bytes = (size - 1) / 2 < sizeof raw ? (size - 1) / 2 : sizeof raw;
+    if (getrandom (raw, bytes, 0) != (ssize_t) bytes) {
+        uint64_t mix = (uint64_t) getpid () * 2654435761u ^ (uint64_t) s_now ();
+        for (size_t i = 0; i < bytes; i++)
+            raw[i] = (unsigned char) (mix >> (8 * (i % 8)));
+    }
+    for (size_t i = 0; i < bytes; i++)
+        snprintf (out + 2 * i, 3, "%02x", raw[i]);
+    out[2 * bytes] = '\0';
+}
+
 /* ---- the connection ------------------------------------------------- */
 
 /*  Makes a new socket and connects it. Returns 0 or -1 with `err` set.    */
@@ -376,6 +398,14 @@ s_on_welcome (shoal_agent_t *self, json_t *body, int64_t now)
     if (self->heartbeat_at > now + self->heartbeat_ms)
         self->heartbeat_at = now + self->heartbeat_ms;
     self->backoff_ms = SHOAL_RECONNECT_MIN_MS;
+    const char *controller = json_string_value (json_object_get (body,
+                                                                 "controller"));
+    if (controller && *self->controller && strcmp (controller, self->controller))
+        shoal_info ("the controller restarted (run %.64s, was %s): it adopts "
+                    "the tasks we hold", controller, self->controller);
+    if (controller)
+        snprintf (self->controller, sizeof self->controller, "%.64s",
+                  controller);
     if (self->state != S_READY)
         shoal_info ("welcomed by controller '%.64s' (heartbeat %lld ms, "
                     "%zu results to send)",
@@ -884,6 +914,7 @@ shoal_agent_new (const shoal_agent_config_t *config, shoal_runner_t *runner,
     self->host = strdup (config->host);
     self->slots = config->slots;
     self->drain_timeout_ms = config->drain_timeout_ms;
+    s_random_id (self->instance, sizeof self->instance);
     self->health_file = config->health_file ? strdup (config->health_file)
                                             : NULL;
     self->runner = runner;

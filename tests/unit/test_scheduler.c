@@ -521,6 +521,39 @@ test_task_that_could_not_be_sent_counts_no_loss (void **state)
 }
 
 static void
+test_reconnected_worker_process_keeps_its_tasks (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "one", true);
+    shoal_scheduler_worker_hello (fx->sched, "c1", "w1", "h", 1, 0, 1000);
+    assert_null (shoal_scheduler_worker_instance (fx->sched, "c1", "proc-A"));
+    s_drain (fx);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    /* Another process cannot take it. */
+    shoal_scheduler_worker_hello (fx->sched, "x1", "x", "h", 1, 1, 1100);
+    assert_null (shoal_scheduler_worker_instance (fx->sched, "x1", "proc-X"));
+    assert_false (shoal_scheduler_adopt (fx->sched, "x1", "j1", 0,
+                                         run.attempt, 1100));
+    /* The same process on a new connection does. */
+    shoal_scheduler_worker_hello (fx->sched, "c2", "w1", "h", 1, 1, 1200);
+    const char *old = shoal_scheduler_worker_instance (fx->sched, "c2",
+                                                       "proc-A");
+    assert_non_null (old);
+    assert_string_equal (old, "c1");
+    assert_true (shoal_scheduler_adopt (fx->sched, "c2", "j1", 0, run.attempt,
+                                        1200));
+    shoal_scheduler_worker_gone (fx->sched, "c1", false, 1200);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 0);
+    shoal_result_t ok = { .status = SHOAL_RESULT_EXITED };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "c2", "j1", 0,
+                                              run.attempt, &ok, 1300, NULL),
+                      0);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+    assert_int_equal (shoal_task_attempt (shoal_job_task (job, 0)), 1);
+}
+
+static void
 test_bye_requeues_without_counting_a_loss (void **state)
 {
     s_fixture_t *fx = *state;
@@ -882,6 +915,7 @@ main (void)
         T (test_lost_worker_task_runs_again_and_old_attempt_is_fenced),
         T (test_task_fails_after_three_lost_workers),
         T (test_task_that_could_not_be_sent_counts_no_loss),
+        T (test_reconnected_worker_process_keeps_its_tasks),
         T (test_bye_requeues_without_counting_a_loss),
         T (test_slots_running_at_hello_are_busy_until_their_results_come),
         T (test_refused_task_runs_elsewhere_without_failing),
