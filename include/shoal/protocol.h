@@ -8,7 +8,9 @@
 
     | command   | direction | body                                        |
     |-----------|-----------|---------------------------------------------|
-    | HELLO     | w -> c    | protocol, worker, host, slots, running,     |
+    | HELLO     | w -> c    | protocol, worker, host, slots, queue (tasks |
+    |           |           | it takes beyond its slots, to start when one|
+    |           |           | frees), running,                            |
     |           |           | tasks ([{job, task, attempt}] it holds),    |
     |           |           | instance (random id of this worker process) |
     | WELCOME   | c -> w    | controller (random id of this controller    |
@@ -22,9 +24,10 @@
     | BYE       | w -> c    | {}                                          |
     | RECONNECT | c -> w    | {} (unknown worker: say HELLO again)        |
 
-    A worker has `slots` credits; each TASK spends one and each RESULT
-    gives it back, so the controller never sends more than a worker can
-    run.                                                                   */
+    A worker has `slots` + `queue` credits; each TASK spends one and each
+    RESULT gives it back, so the controller never sends more than a worker
+    can run or hold; the queued ones start the moment a slot frees, with no
+    round trip to the controller in between.                               */
 #ifndef SHOAL_PROTOCOL_H
 #define SHOAL_PROTOCOL_H
 

@@ -247,8 +247,10 @@ s_setup (cli_client_t *self, const char *method, const char *url,
     CURLcode rc = CURLE_OK;
     curl_easy_reset (curl);
 #define S_SET(option, value) \
-    if (rc == CURLE_OK) \
-        rc = curl_easy_setopt (curl, option, value)
+    do { \
+        if (rc == CURLE_OK) \
+            rc = curl_easy_setopt (curl, option, value); \
+    } while (0)
     S_SET (CURLOPT_URL, url);
 #if LIBCURL_VERSION_NUM >= 0x075500
     S_SET (CURLOPT_PROTOCOLS_STR, "http,https");
@@ -267,8 +269,9 @@ s_setup (cli_client_t *self, const char *method, const char *url,
     S_SET (CURLOPT_HEADERFUNCTION, s_on_header);
     S_SET (CURLOPT_HEADERDATA, self);
     S_SET (CURLOPT_HTTPHEADER, headers);
-    if (strcmp (method, "GET") == 0)
+    if (strcmp (method, "GET") == 0) {
         S_SET (CURLOPT_HTTPGET, 1L);
+    }
     else {
         S_SET (CURLOPT_CUSTOMREQUEST, method);
         S_SET (CURLOPT_POSTFIELDS, body ? body : "");

@@ -60,27 +60,27 @@ static const s_option_t s_options[] = {
     { S_PARAM, "param", 'p', "KEY=VALUE", CLI_OPT_PARAM,
       "a job parameter (repeat for more)" },
     { S_HEADER, "header", 'H', "'NAME: VALUE'", CLI_OPT_HEADER,
-      "a request header for http-header inputs (repeat)" },
+      "a request header, for http-header inputs\n(repeat for more)" },
     { S_NO_START, "no-start", 0, NULL, CLI_OPT_NO_START,
-      "create the job in state 'created' (see 'shoal start')" },
+      "create the job in state 'created'\n(start it with 'shoal start')" },
     { S_WAIT, "wait", 0, NULL, CLI_OPT_WAIT,
-      "follow the job until it ends; the exit status says how" },
+      "follow the job until it ends; the exit\nstatus says how it ended" },
     { S_IDEMPOTENCY_KEY, "idempotency-key", 0, "KEY", CLI_OPT_IDEMPOTENCY_KEY,
-      "submit at most once per KEY (safe to repeat after a timeout)" },
+      "submit at most once per KEY (safe to\nrepeat after a timeout)" },
     { S_STATE, "state", 0, "STATE", CLI_OPT_STATE,
-      "only jobs in STATE (created, running, succeeded, failed, canceled)" },
+      "only jobs in STATE: created, running,\nsucceeded, failed or canceled" },
     { S_LIMIT, "limit", 0, "N", CLI_OPT_LIMIT,
       "at most N jobs, newest first (default 50)" },
     { S_FOLLOW, "follow", 'f', NULL, CLI_OPT_FOLLOW,
-      "keep printing new output until the task (or job) ends" },
+      "print new output as it comes, until the\ntask (without TASK: the job) has ended" },
     { S_JSON, "json", 0, NULL, S_GLOBAL,
       "print the API's JSON instead of tables" },
     { S_URL, "url", 0, "URL", S_GLOBAL,
-      "controller URL (env SHOAL_URL, default " CLI_DEFAULT_URL ")" },
+      "controller URL (env SHOAL_URL,\ndefault " CLI_DEFAULT_URL ")" },
     { S_TOKEN, "token", 0, "TOKEN", S_GLOBAL,
-      "API token, sent as X-Shoal-Token (env SHOAL_TOKEN)" },
+      "API token, sent as X-Shoal-Token\n(env SHOAL_TOKEN)" },
     { S_TOKEN_FILE, "token-file", 0, "FILE", S_GLOBAL,
-      "read the API token from the first line of FILE" },
+      "read the API token from the first line\nof FILE" },
     { S_HELP, "help", 0, NULL, S_GLOBAL, "print this help and exit" },
     { S_VERSION, "version", 0, NULL, S_GLOBAL,
       "print the version and exit" },
@@ -91,7 +91,7 @@ static const s_option_t s_options[] = {
 /*  What the two passes over argv found, beyond cli_options_t.            */
 typedef struct {
     unsigned seen;              /* CLI_OPT_* bits given                    */
-    const char *spelled[16];    /* how each bit was first written          */
+    const char *spelled[16];    /* long name of each bit given             */
     bool help;                  /* --help given                            */
     bool version;               /* --version given                         */
 } s_parse_t;
@@ -129,6 +129,7 @@ s_bit_index (unsigned bit)
     return index;
 }
 
+/*  "  -p, --param KEY=VALUE    help", the help's lines indented alike.   */
 static void
 s_print_option (FILE *out, const s_option_t *option)
 {
@@ -140,10 +141,17 @@ s_print_option (FILE *out, const s_option_t *option)
     else
         snprintf (names, sizeof names, "    --%s%s%s", option->name,
                   option->arg ? " " : "", option->arg ? option->arg : "");
-    if (strlen (names) > 28)
-        fprintf (out, "  %s\n  %-28s  %s\n", names, "", option->help);
+    if (strlen (names) > 26)
+        fprintf (out, "  %s\n  %-26s  ", names, "");
     else
-        fprintf (out, "  %-28s  %s\n", names, option->help);
+        fprintf (out, "  %-26s  ", names);
+    for (const char *help = option->help; *help; ) {
+        size_t len = strcspn (help, "\n");
+        fprintf (out, "%.*s\n", (int) len, help);
+        help += len;
+        if (*help == '\n' && *++help)
+            fprintf (out, "  %-26s  ", "");
+    }
 }
 
 static void
@@ -200,14 +208,13 @@ s_command_usage (FILE *out, const cli_command_t *command)
 
 /*  Records one option. Returns -1 to go on or an exit code.               */
 static int
-s_take (int id, const char *arg, const char *spelled, cli_options_t *options,
-        s_parse_t *parse)
+s_take (int id, const char *arg, cli_options_t *options, s_parse_t *parse)
 {
     const s_option_t *option = s_option_by_id (id);
     if (option && option->bit != S_GLOBAL) {
         parse->seen |= option->bit;
         if (!parse->spelled[s_bit_index (option->bit)])
-            parse->spelled[s_bit_index (option->bit)] = spelled;
+            parse->spelled[s_bit_index (option->bit)] = option->name;
     }
     switch (option ? option->id : 0) {
         case S_URL:
@@ -303,9 +310,8 @@ s_pass (int argc, char **argv, bool stop_early, cli_options_t *options,
     opterr = 0;
     optind = 0;                 /* GNU: start afresh, argv[0] skipped      */
     int opt;
-    int index = -1;
     while ((opt = getopt_long (argc, argv, short_options, long_options,
-                               &index)) != -1) {
+                               NULL)) != -1) {
         if (opt == '?') {
             if (optopt && optopt < 256)
                 return cli_usage_error ("invalid option -- '%c'", optopt);
@@ -320,25 +326,9 @@ s_pass (int argc, char **argv, bool stop_early, cli_options_t *options,
             return cli_usage_error ("option '--%s' requires an argument",
                                     option ? option->name : "?");
         }
-        //  How the user wrote it, for "does not apply" errors.
-        const char *spelled = index >= 0 ? long_options[index].name : NULL;
-        char short_name[2] = { (char) opt, '\0' };
-        static char spelled_short[S_OPTION_COUNT][3];
-        if (!spelled) {
-            const s_option_t *option = s_option_by_id (opt);
-            size_t slot = option ? (size_t) (option - s_options) : 0;
-            snprintf (spelled_short[slot], sizeof spelled_short[slot], "-%s",
-                      short_name);
-            spelled = spelled_short[slot];
-        }
-        else {
-            const s_option_t *option = s_option_by_id (opt);
-            spelled = option ? option->name : spelled;
-        }
-        int rc = s_take (opt, optarg, spelled, options, parse);
+        int rc = s_take (opt, optarg, options, parse);
         if (rc >= 0)
             return rc;
-        index = -1;
     }
     return -1;
 }
@@ -445,9 +435,8 @@ cli_options_parse (int argc, char **argv, cli_options_t *options,
     unsigned refused = parse.seen & ~found->accepts;
     if (refused) {
         const char *name = parse.spelled[s_bit_index (refused & -refused)];
-        return cli_usage_error ("%s%s does not apply to '%s'",
-                                name && name[0] == '-' ? "" : "--",
-                                name ? name : "an option", found->name);
+        return cli_usage_error ("option '--%s' does not apply to '%s'",
+                                name ? name : "?", found->name);
     }
     if (count < found->min_args)
         return cli_usage_error ("'%s' needs %s", found->name,

@@ -127,7 +127,7 @@ size_t
 cli_table_rows (const cli_table_t *self)
 {
     size_t rows = (self->count + self->columns - 1) / self->columns;
-    return self->has_header ? rows - 1 : rows;
+    return self->has_header && rows > 0 ? rows - 1 : rows;
 }
 
 int

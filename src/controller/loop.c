@@ -327,6 +327,10 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
         const char *host = json_string_value (json_object_get (body, "host"));
         uint32_t slots = (uint32_t) json_integer_value (
             json_object_get (body, "slots"));
+        /* Credit: its slots plus the tasks it queues to start at once
+           when a slot frees. */
+        slots += (uint32_t) json_integer_value (json_object_get (body,
+                                                                 "queue"));
         json_int_t running = json_integer_value (json_object_get (body,
                                                                   "running"));
         if (running > slots)

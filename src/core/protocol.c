@@ -29,6 +29,7 @@ static const s_command_t s_commands[SHOAL_MSG_COUNT] = {
         { "worker", JSON_STRING, true },
         { "host", JSON_STRING, true },
         { "slots", JSON_INTEGER, true },
+        { "queue", JSON_INTEGER, false },
         { "running", JSON_INTEGER, false },
         { "tasks", JSON_ARRAY, false },
         { "instance", JSON_STRING, false },
@@ -135,6 +136,13 @@ s_check_body (shoal_msg_type_t type, json_t *body, shoal_error_t *err)
         if (slots < 1 || slots > 4096)
             return shoal_error_set (err, SHOAL_EPROTO, "slots",
                                     "HELLO slots %lld is outside 1..4096",
+                                    (long long) slots);
+        json_int_t queue = json_integer_value (json_object_get (body,
+                                                                "queue"));
+        if (queue > slots)
+            return shoal_error_set (err, SHOAL_EPROTO, "queue",
+                                    "HELLO queue %lld is more than its %lld "
+                                    "slots", (long long) queue,
                                     (long long) slots);
     }
     return 0;

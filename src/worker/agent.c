@@ -76,6 +76,8 @@ struct shoal_agent {
     char *host;                 /* our host name                           */
     zcert_t *cert;              /* our CURVE key pair, NULL: plain text    */
     char *health_file;          /* touched while welcomed, or NULL         */
+    zlistx_t *queued;           /* TASK bodies waiting for a slot, oldest
+                                   first; at most `slots` of them          */
     char instance[17];          /* random id of this process: a controller
                                    tells our reconnects from a new worker */
     char controller[65];        /* id of the controller run that welcomed
@@ -156,6 +158,12 @@ s_send_hello (shoal_agent_t *self)
     //  them, and the ones whose results wait in the outbox, so a restarted
     //  controller adopts them instead of running them again.
     json_t *tasks = shoal_runner_attempts (self->runner);
+    for (json_t *queued = zlistx_first (self->queued); tasks && queued;
+         queued = zlistx_next (self->queued))
+        json_array_append_new (tasks, json_pack (
+            "{s:O, s:O, s:O}", "job", json_object_get (queued, "job"),
+            "task", json_object_get (queued, "task"), "attempt",
+            json_object_get (queued, "attempt")));
     for (s_pending_t *entry = self->head; tasks && entry; entry = entry->next) {
         json_t *result = json_loadb (entry->body, entry->size, 0, NULL);
         json_t *ref = json_pack ("{s:O, s:O, s:O}", "job",
@@ -166,11 +174,12 @@ s_send_hello (shoal_agent_t *self)
             json_array_append_new (tasks, ref);
         json_decref (result);
     }
-    json_t *body = json_pack ("{s:i, s:s, s:s, s:i, s:I, s:o, s:s}",
+    json_t *body = json_pack ("{s:i, s:s, s:s, s:i, s:i, s:I, s:o, s:s}",
                               "protocol", SHOAL_PROTOCOL_VERSION, "worker",
                               self->name, "host", self->host, "slots",
-                              self->slots, "running",
-                              (json_int_t) shoal_runner_running (self->runner),
+                              self->slots, "queue", self->slots, "running",
+                              (json_int_t) (shoal_runner_running (self->runner)
+                                            + zlistx_size (self->queued)),
                               "tasks", tasks ? tasks : json_array (),
                               "instance", self->instance);
     s_send (self, SHOAL_MSG_HELLO, body);
@@ -307,6 +316,13 @@ s_reject (shoal_agent_t *self, json_t *task_body, const char *status,
         shoal_error ("out of memory: dropped a result");
 }
 
+static void
+s_json_destructor (void **item)
+{
+    json_decref ((json_t *) *item);
+    *item = NULL;
+}
+
 /*  Fills `out` (size bytes, NUL included) with random hex digits.       */
 static void
 s_random_id (char *out, size_t size)
@@ -431,19 +447,36 @@ s_on_reconnect (shoal_agent_t *self, json_t *body, int64_t now)
     s_send_hello (self);
 }
 
+static void s_start_task (shoal_agent_t *self, json_t *body, int64_t now);
+
 static void
 s_on_cancel (shoal_agent_t *self, json_t *body, int64_t now)
 {
     const char *job = json_string_value (json_object_get (body, "job"));
     json_int_t task = json_integer_value (json_object_get (body, "task"));
     json_int_t attempt = json_integer_value (json_object_get (body, "attempt"));
-    if (shoal_runner_cancel (self->runner, job, task, attempt, now) == 0)
+    if (shoal_runner_cancel (self->runner, job, task, attempt, now) == 0) {
         shoal_info ("job %s task %lld attempt %lld: canceling", job,
                     (long long) task, (long long) attempt);
-    else
-        shoal_debug ("job %.64s task %lld attempt %lld: cancel of a task "
-                     "that does not run here", job, (long long) task,
-                     (long long) attempt);
+        return;
+    }
+    for (json_t *queued = zlistx_first (self->queued); job && queued;
+         queued = zlistx_next (self->queued)) {
+        if (!streq (json_string_value (json_object_get (queued, "job")), job)
+            || json_integer_value (json_object_get (queued, "task")) != task
+            || json_integer_value (json_object_get (queued, "attempt"))
+                   != attempt)
+            continue;
+        json_incref (queued);
+        zlistx_delete (self->queued, zlistx_cursor (self->queued));
+        s_reject (self, queued, SHOAL_STATUS_CANCELED,
+                  "canceled before it started");
+        json_decref (queued);
+        return;
+    }
+    shoal_debug ("job %.64s task %lld attempt %lld: cancel of a task "
+                 "that does not run here", job, (long long) task,
+                 (long long) attempt);
 }
 
 /*  True when `value` is a string without NUL bytes: C strings would
@@ -578,7 +611,8 @@ s_check_task (shoal_agent_t *self, json_t *body, char *why, size_t size)
         return -1;
     //  The controller counts credits and should never get here; after a
     //  reconnect it may not know what still runs from before.
-    if (shoal_runner_running (self->runner) >= (size_t) self->slots) {
+    if (shoal_runner_running (self->runner) >= (size_t) self->slots
+        && zlistx_size (self->queued) >= (size_t) self->slots) {
         snprintf (why, size, "no free slot");
         return -2;
     }
@@ -639,6 +673,41 @@ s_on_task (shoal_agent_t *self, json_t *body, int64_t now)
                   why);
         return;
     }
+    if (shoal_runner_running (self->runner) >= (size_t) self->slots) {
+        zlistx_add_end (self->queued, json_incref (body));
+        return;
+    }
+    s_start_task (self, body, now);
+}
+
+/*  Starts the queued tasks that fit in the free slots.                   */
+static void
+s_start_queued (shoal_agent_t *self, int64_t now)
+{
+    while (shoal_runner_running (self->runner) < (size_t) self->slots
+           && zlistx_size (self->queued)) {
+        json_t *body = zlistx_detach (self->queued, NULL);
+        s_start_task (self, body, now);
+        json_decref (body);
+    }
+}
+
+/*  Hands every queued task back (refused: it runs elsewhere).            */
+static void
+s_refuse_queued (shoal_agent_t *self, const char *why)
+{
+    json_t *body;
+    while ((body = zlistx_detach (self->queued, NULL))) {
+        s_reject (self, body, SHOAL_STATUS_REFUSED, why);
+        json_decref (body);
+    }
+}
+
+/*  Fills the arguments of a checked TASK and starts it.                  */
+static void
+s_start_task (shoal_agent_t *self, json_t *body, int64_t now)
+{
+    char why[sizeof ((shoal_error_t *) 0)->message + 64];
     char **args = s_fill_args (body, why, sizeof why);
     if (!args) {
         s_reject (self, body, SHOAL_STATUS_ERROR, why);
@@ -749,6 +818,7 @@ s_end_drain (shoal_agent_t *self, int64_t now)
     if (self->killing)
         return;
     self->killing = true;
+    s_refuse_queued (self, "worker is stopping");
     if (shoal_runner_running (self->runner))
         shoal_info ("stopping %zu running tasks: they will run elsewhere",
                     shoal_runner_running (self->runner));
@@ -788,6 +858,7 @@ s_begin_stop (shoal_agent_t *self, int64_t now)
     }
     self->stopping = true;
     self->drain_until = now + self->drain_timeout_ms;
+    s_refuse_queued (self, "worker is stopping");
     shoal_info ("draining: no new tasks; %zu running get up to %lld ms",
                 shoal_runner_running (self->runner),
                 (long long) self->drain_timeout_ms);
@@ -812,6 +883,8 @@ s_wake (shoal_agent_t *self, int wake_fd, int64_t now)
         s_begin_stop (self, now);
     //  Reaping is cheap and catches a SIGCHLD byte lost to a full pipe.
     shoal_runner_reap (self->runner, now, s_on_result, self);
+    if (!self->stopping)
+        s_start_queued (self, now);
 }
 
 static void
@@ -915,6 +988,12 @@ shoal_agent_new (const shoal_agent_config_t *config, shoal_runner_t *runner,
     self->slots = config->slots;
     self->drain_timeout_ms = config->drain_timeout_ms;
     s_random_id (self->instance, sizeof self->instance);
+    /* One task queued per slot: the next one is here when a slot frees,
+       instead of a round trip to the controller away. */
+    self->queued = zlistx_new ();
+    if (self->queued)
+        zlistx_set_destructor (self->queued,
+                               (zlistx_destructor_fn *) s_json_destructor);
     self->health_file = config->health_file ? strdup (config->health_file)
                                             : NULL;
     self->runner = runner;
@@ -968,6 +1047,7 @@ shoal_agent_destroy (shoal_agent_t **self_p)
     free (self->name);
     free (self->host);
     zcert_destroy (&self->cert);
+    zlistx_destroy (&self->queued);
     free (self->health_file);
     free (self);
     *self_p = NULL;

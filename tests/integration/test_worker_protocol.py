@@ -249,6 +249,8 @@ class HelloTest(WorkerTestCase):
                          f"HELLO {hello}")
         self.assertEqual(hello.get("slots"), self.slots, f"HELLO {hello}")
         self.assertEqual(hello.get("running"), 0, f"HELLO {hello}")
+        self.assertEqual(hello.get("queue"), self.slots, f"HELLO {hello}")
+        self.assertEqual(len(hello.get("instance", "")), 16, f"HELLO {hello}")
 
 
 class ConnectionTest(WorkerTestCase):
@@ -500,25 +502,33 @@ class CancelTest(WorkerTestCase):
 class SlotsTest(WorkerTestCase):
     slots = 2
 
-    def test_tasks_beyond_the_slots_are_refused(self):
-        for task in (1, 2, 3):
+    def test_tasks_beyond_slots_and_queue_are_refused(self):
+        # Two slots and two queue places: the fifth task is refused.
+        for task in (1, 2, 3, 4, 5):
             self.task("busy", task, "sh", SLEEPER)
-        self.assertResult(self.result("busy", 3), "refused",
+        self.assertResult(self.result("busy", 5), "refused",
                           error="no free slot")
         pids = [self.sleeper_pid("busy", task) for task in (1, 2)]
-        self.assertFalse(os.path.exists(
-            os.path.join(self.job_dir("busy"), "logs", "3.log")),
-            "a task beyond the slots was started")
+        for task in (3, 4):
+            self.assertFalse(os.path.exists(
+                os.path.join(self.job_dir("busy"), "logs", "%d.log" % task)),
+                "a queued task started before a slot was free")
 
-        # A slot given back can be used again.
-        self.send("CANCEL", {"job": "busy", "task": 1, "attempt": 1})
-        self.assertResult(self.result("busy", 1), "canceled")
-        self.assertResult(self.run_task("busy", 4, "true", []), "exited",
-                          exit_code=0)
-        self.send("CANCEL", {"job": "busy", "task": 2, "attempt": 1})
-        self.assertResult(self.result("busy", 2), "canceled")
-        for pid in pids:
-            wait_for(lambda: not group_exists(pid), f"group {pid} to end")
+    def test_a_queued_task_starts_when_a_slot_frees(self):
+        for task in (1, 2, 3):
+            self.task("queue", task, "sh", SLEEPER)
+        self.sleeper_pid("queue", 1)
+        self.send("CANCEL", {"job": "queue", "task": 1, "attempt": 1})
+        self.assertResult(self.result("queue", 1), "canceled")
+        self.sleeper_pid("queue", 3)      # started in the freed slot
+
+    def test_a_queued_task_can_be_canceled_before_it_starts(self):
+        for task in (1, 2, 3):
+            self.task("queue", task, "sh", SLEEPER)
+        self.send("CANCEL", {"job": "queue", "task": 3, "attempt": 1})
+        self.assertResult(self.result("queue", 3), "canceled")
+        self.assertFalse(os.path.exists(
+            os.path.join(self.job_dir("queue"), "logs", "3.log")))
 
 
 class ShutdownTest(WorkerTestCase):

@@ -1,0 +1,427 @@
+/*  logs.c: `shoal logs ID [TASK] [-f]`, task logs printed and followed.
+
+    The API serves a task's whole log (text/plain, from its latest
+    attempt) and nothing smaller: no range, no offset. Following a log is
+    therefore "fetch it again, print what is new": each poll costs the
+    log's size, bounded by CLI_BODY_MAX. A worker truncates the log when
+    a task runs again (a lost worker, a retry), so a log that got shorter,
+    or a task whose `attempts` went up, starts over from its beginning.
+
+    Which tasks exist and whether they ended comes from the task list
+    (there is no single-task endpoint), and whether the job ended from the
+    job view; following every task of a job asks for both each poll, then
+    fetches the logs of tasks still running plus, once, of those that just
+    ended.
+
+    Text output is the log's bytes as they are. --json writes JSON Lines,
+    one object per task, or per new piece of output with -f:
+    {"job": ID, "task": N, "attempt": K, "log": TEXT} ("attempt" left out
+    when a single log is printed: that takes no task list), invalid UTF-8
+    replaced by U+FFFD. While following, a UTF-8 sequence cut at the end
+    of what was written so far waits for the next poll, so a character is
+    never split across two objects.                                        */
+#include "cli.h"
+#include "table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*  What has been printed of one task's log.                               */
+typedef struct {
+    long long id;               /* task id within the job                  */
+    size_t printed;             /* bytes of the log printed so far         */
+    long long attempts;         /* `attempts` when those bytes were read   */
+    bool finished;              /* ended, and its last output printed      */
+} s_progress_t;
+
+/*  One logs command. Invariant: `progress` has `count` entries, in the
+    order of the task list.                                                */
+typedef struct {
+    cli_session_t *session;     /* borrowed                                */
+    const char *job;            /* job id as given (borrowed)              */
+    s_progress_t *progress;     /* one per task seen; owned                */
+    size_t count;               /* entries in progress                     */
+    long long current;          /* task whose output was printed last, -1  */
+    bool printed_any;           /* any header or log written yet           */
+} s_logs_t;
+
+static bool
+s_task_ended (const char *state)
+{
+    return state && (strcmp (state, "succeeded") == 0
+                     || strcmp (state, "failed") == 0
+                     || strcmp (state, "canceled") == 0);
+}
+
+/*  The length of `data` without a UTF-8 sequence cut short at its end.    */
+static size_t
+s_utf8_complete (const char *data, size_t len)
+{
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = (unsigned char) data[len - back];
+        if ((c & 0xC0) == 0x80)
+            continue;                   /* a continuation byte: go back    */
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > back ? len - back : len;
+    }
+    return len;
+}
+
+/*  A JSON string of `data`, invalid UTF-8 replaced by U+FFFD. NULL when
+    out of memory.                                                         */
+static json_t *
+s_json_text (const char *data, size_t len)
+{
+    char *clean = malloc (len * 3 + 1);
+    if (!clean)
+        return NULL;
+    size_t used = 0;
+    const unsigned char *c = (const unsigned char *) data;
+    const unsigned char *end = c + len;
+    while (c < end) {
+        size_t need = *c < 0x80 ? 1 : *c < 0xC2 ? 0 : *c < 0xE0 ? 2
+                      : *c < 0xF0 ? 3 : *c < 0xF5 ? 4 : 0;
+        for (size_t i = 1; i < need; i++)
+            if (c + i >= end || (c[i] & 0xC0) != 0x80)
+                need = 0;
+        if (need == 0) {
+            memcpy (clean + used, "\xEF\xBF\xBD", 3);
+            used += 3;
+            c++;
+        }
+        else {
+            memcpy (clean + used, c, need);
+            used += need;
+            c += need;
+        }
+    }
+    //  Overlong forms and surrogates jansson still refuses: fall back to
+    //  an all-ASCII copy rather than losing the output.
+    json_t *text = json_stringn (clean, used);
+    if (!text) {
+        used = 0;
+        for (size_t i = 0; i < len; i++)
+            clean[used++] = (unsigned char) data[i] < 0x80 ? data[i] : '?';
+        text = json_stringn (clean, used);
+    }
+    free (clean);
+    return text;
+}
+
+/*  Writes `len` bytes of task `task`'s log: raw, or as one JSON line
+    (`data` NULL: "log": null; `attempt` 0: unknown, left out).           */
+static void
+s_emit (s_logs_t *self, long long task, long long attempt, const char *data,
+        size_t len)
+{
+    if (!self->session->json) {
+        fwrite (data, 1, len, stdout);
+        return;
+    }
+    json_t *line = json_pack ("{s:s, s:I}", "job", self->job, "task",
+                              (json_int_t) task);
+    if (line && attempt > 0)
+        json_object_set_new (line, "attempt", json_integer (attempt));
+    json_t *text = data ? s_json_text (data, len) : json_null ();
+    if (!line)
+        json_decref (text);     /* set_new below takes it, even failing */
+    if (line && text && json_object_set_new (line, "log", text) == 0) {
+        json_dumpf (line, stdout, JSON_COMPACT);
+        fputc ('\n', stdout);
+    }
+    else
+        fprintf (stderr, CLI_PROGRAM ": out of memory: task %lld's log "
+                 "left out\n", task);
+    json_decref (line);
+}
+
+/*  "==> task 3 (stage 'Download Data', succeeded) <==", once per switch
+    to another task (text output only).                                    */
+static void
+s_header (s_logs_t *self, const json_t *task)
+{
+    long long id = cli_json_int (task, "id");
+    if (self->session->json || self->current == id)
+        return;
+    char stage[256];
+    cli_text_clean (cli_json_str (task, "stage", "?"), stage, sizeof stage,
+                    60);
+    printf ("%s==> task %lld (stage '%s', %s) <==\n",
+            self->printed_any ? "\n" : "", id, stage,
+            cli_json_str (task, "state", "?"));
+    self->current = id;
+    self->printed_any = true;
+}
+
+/*  GETs the log of task `task`. Returns 1 with the log in `response`, 0
+    when the task has no log (yet), -1 after reporting an error.           */
+static int
+s_fetch (s_logs_t *self, long long task, cli_response_t *response)
+{
+    char path[CLI_PATH_MAX];
+    char suffix[64];
+    snprintf (suffix, sizeof suffix, "/tasks/%lld/log", task);
+    if (cli_job_path (self->job, suffix, path, sizeof path))
+        return -1;
+    if (cli_client_request (self->session->client, "GET", path, NULL, NULL, 0,
+                            response)) {
+        cli_session_report_unreachable (self->session);
+        return -1;
+    }
+    if (response->status == 200)
+        return 1;
+    if (response->status == 404 && cli_response_is_problem (response)) {
+        json_t *problem = json_loadb (response->body, response->size, 0,
+                                      NULL);
+        bool no_log = strcmp (cli_json_str (problem, "field", ""),
+                              "task_id") == 0;
+        json_decref (problem);
+        if (no_log) {
+            cli_response_clear (response);
+            return 0;
+        }
+    }
+    cli_session_report (self->session, response);
+    cli_response_clear (response);
+    return -1;
+}
+
+/*  GETs the job's task list (the caller's), or NULL after reporting.      */
+static json_t *
+s_task_list (s_logs_t *self)
+{
+    char path[CLI_PATH_MAX];
+    if (cli_job_path (self->job, "/tasks", path, sizeof path))
+        return NULL;
+    json_t *answer = cli_session_call (self->session, "GET", path, NULL, NULL,
+                                       0, NULL);
+    if (answer && !json_is_array (json_object_get (answer, "tasks"))) {
+        fprintf (stderr, CLI_PROGRAM ": GET %s: the answer has no task "
+                 "list\n", path);
+        json_decref (answer);
+        return NULL;
+    }
+    return answer;
+}
+
+/*  The job's state ("" when unknown), or NULL after reporting.            */
+static char *
+s_job_state (s_logs_t *self, char *out, size_t size)
+{
+    char path[CLI_PATH_MAX];
+    if (cli_job_path (self->job, "", path, sizeof path))
+        return NULL;
+    json_t *job = cli_session_call (self->session, "GET", path, NULL, NULL, 0,
+                                    NULL);
+    if (!job)
+        return NULL;
+    snprintf (out, size, "%s", cli_json_str (job, "state", ""));
+    json_decref (job);
+    return out;
+}
+
+/*  The progress entry of task `task` at (about) position `at`; made when
+    new. NULL when out of memory.                                          */
+static s_progress_t *
+s_progress (s_logs_t *self, const json_t *task, size_t at)
+{
+    long long id = cli_json_int (task, "id");
+    if (at < self->count && self->progress[at].id == id)
+        return &self->progress[at];
+    for (size_t i = 0; i < self->count; i++)
+        if (self->progress[i].id == id)
+            return &self->progress[i];
+    s_progress_t *grown = realloc (self->progress,
+                                   (self->count + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    self->progress = grown;
+    self->progress[self->count] = (s_progress_t) { .id = id };
+    return &self->progress[self->count++];
+}
+
+/*  Prints what is new in `task`'s log. `ended`: the task has ended, so
+    this is its last output. Returns 0 or -1 after reporting an error.     */
+static int
+s_catch_up (s_logs_t *self, const json_t *task, s_progress_t *progress,
+            bool ended)
+{
+    long long attempts = cli_json_int (task, "attempts");
+    cli_response_t response;
+    int got = s_fetch (self, progress->id, &response);
+    if (got < 0)
+        return -1;
+    if (got == 0) {
+        progress->finished = ended;
+        return 0;
+    }
+    //  A new attempt, or a log that shrank: the worker started it afresh.
+    if ((attempts != progress->attempts && progress->attempts != 0)
+        || response.size < progress->printed) {
+        if (!self->session->json && progress->printed > 0) {
+            self->current = -1;
+            printf ("\n==> task %lld: attempt %lld, from the start <==\n",
+                    progress->id, attempts);
+            self->current = progress->id;
+        }
+        progress->printed = 0;
+    }
+    progress->attempts = attempts;
+    size_t end = response.size;
+    if (self->session->json && !ended)
+        end = s_utf8_complete (response.body, end);
+    if (end > progress->printed) {
+        s_header (self, task);
+        s_emit (self, progress->id, attempts, response.body + progress->printed,
+                end - progress->printed);
+        progress->printed = end;
+        fflush (stdout);
+    }
+    progress->finished = ended;
+    cli_response_clear (&response);
+    return 0;
+}
+
+/*  Every task's log once, a header before each.                           */
+static int
+s_print_all (s_logs_t *self)
+{
+    json_t *answer = s_task_list (self);
+    if (!answer)
+        return CLI_EXIT_API;
+    int rc = CLI_EXIT_OK;
+    size_t index;
+    json_t *task;
+    json_array_foreach (json_object_get (answer, "tasks"), index, task) {
+        long long id = cli_json_int (task, "id");
+        cli_response_t response;
+        int got = s_fetch (self, id, &response);
+        if (got < 0) {
+            rc = CLI_EXIT_API;
+            break;
+        }
+        s_header (self, task);
+        s_emit (self, id, cli_json_int (task, "attempts"),
+                got ? response.body : NULL, got ? response.size : 0);
+        if (got)
+            cli_response_clear (&response);
+    }
+    json_decref (answer);
+    return rc;
+}
+
+/*  One task's log, once.                                                  */
+static int
+s_print_one (s_logs_t *self, long long id)
+{
+    char path[CLI_PATH_MAX];
+    char suffix[64];
+    snprintf (suffix, sizeof suffix, "/tasks/%lld/log", id);
+    int rc = cli_job_path (self->job, suffix, path, sizeof path);
+    if (rc)
+        return rc;
+    cli_response_t response;
+    if (cli_client_request (self->session->client, "GET", path, NULL, NULL, 0,
+                            &response)) {
+        cli_session_report_unreachable (self->session);
+        return CLI_EXIT_API;
+    }
+    rc = CLI_EXIT_OK;
+    if (response.status != 200) {
+        cli_session_report (self->session, &response);
+        rc = CLI_EXIT_API;
+    }
+    else
+        s_emit (self, id, 0, response.body, response.size);
+    cli_response_clear (&response);
+    return rc;
+}
+
+/*  Follows tasks until they end: task `only`, or with `only` < 0 every
+    task until the job has ended.                                          */
+static int
+s_follow (s_logs_t *self, long long only)
+{
+    for (;;) {
+        char state[32];
+        bool job_ended = false;
+        //  Read the job's state before the task list: when it says
+        //  "ended", the list read after it holds every task's last state.
+        if (only < 0) {
+            if (!s_job_state (self, state, sizeof state))
+                return CLI_EXIT_API;
+            job_ended = s_task_ended (state);
+        }
+        json_t *answer = s_task_list (self);
+        if (!answer)
+            return CLI_EXIT_API;
+        bool found = false;
+        bool finished = false;      /* task `only` has ended and printed */
+        size_t index;
+        json_t *task;
+        json_array_foreach (json_object_get (answer, "tasks"), index, task) {
+            long long id = cli_json_int (task, "id");
+            if (only >= 0 && id != only)
+                continue;
+            found = true;
+            const char *task_state = cli_json_str (task, "state", "");
+            s_progress_t *progress = s_progress (self, task, index);
+            if (!progress) {
+                fprintf (stderr, CLI_PROGRAM ": out of memory\n");
+                json_decref (answer);
+                return CLI_EXIT_API;
+            }
+            if (!progress->finished && strcmp (task_state, "pending") != 0
+                && s_catch_up (self, task, progress,
+                               s_task_ended (task_state))) {
+                json_decref (answer);
+                return CLI_EXIT_API;
+            }
+            finished = progress->finished;
+        }
+        json_decref (answer);
+        if (only >= 0 && !found) {
+            fprintf (stderr, CLI_PROGRAM ": Task not found: job %s has no "
+                     "task %lld\n", self->job, only);
+            return CLI_EXIT_API;
+        }
+        if (only >= 0 && !finished) {
+            //  A task still pending in a job that ended never runs.
+            if (!s_job_state (self, state, sizeof state))
+                return CLI_EXIT_API;
+            finished = s_task_ended (state);
+        }
+        if ((only >= 0 && finished) || (only < 0 && job_ended))
+            return CLI_EXIT_OK;
+        cli_sleep_ms (CLI_POLL_MS);
+    }
+}
+
+int
+cli_cmd_logs (cli_session_t *session, const cli_options_t *options)
+{
+    s_logs_t self = {
+        .session = session,
+        .job = options->args[0],
+        .current = -1,
+    };
+    long long task = -1;
+    if (options->arg_count > 1) {
+        char *end;
+        task = strtoll (options->args[1], &end, 10);
+        if (*end || end == options->args[1] || task < 0)
+            return cli_usage_error ("TASK is a task number, not '%s'",
+                                    options->args[1]);
+    }
+    int rc;
+    if (options->follow)
+        rc = s_follow (&self, task);
+    else if (task >= 0)
+        rc = s_print_one (&self, task);
+    else
+        rc = s_print_all (&self);
+    free (self.progress);
+    fflush (stdout);
+    return rc;
+}

@@ -1,0 +1,341 @@
+/*  watch.c: follows a job until it ends (`--wait`).
+
+    Asks GET /api/v1/jobs/{id} every CLI_POLL_MS and shows what changed:
+
+    - on a terminal, one progress bar per stage, redrawn in place: the
+      cursor goes back up over the lines drawn last time ("ESC[nA"), each
+      line is cleared ("ESC[2K") and written again. Lines are cut to the
+      terminal's width, because a line that wraps would throw the count of
+      lines to go back up off;
+    - otherwise (a pipe, a file, TERM=dumb), one plain line per change of
+      a stage: "stage 'Download Data' running: 3/5 done, 1 failed", and a
+      line when the job's state changes. "done" counts tasks that ended,
+      whatever their state;
+    - with --json, nothing until the end, then the final job as the API
+      sent it.
+
+    The controller may go away for a while (a restart: it keeps its state
+    on disk and carries on), so a refused connection or a 503 is retried
+    for up to S_AWAY_MAX_MS before the watch gives up, once the job has
+    been seen. Any other error ends it at once.                            */
+#include "cli.h"
+#include "table.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+/*  How long the controller may be unreachable before the watch gives up. */
+#define S_AWAY_MAX_MS 30000
+
+/*  Stages drawn as bars; more are summed up in one line.                  */
+#define S_BARS_MAX 40
+
+/*  Widest bar and widest stage name drawn.                                */
+#define S_BAR_WIDTH 30
+#define S_NAME_WIDTH 24
+
+/*  One stage's numbers, as shown.                                         */
+typedef struct {
+    const char *name;           /* borrowed from the job view              */
+    const char *state;          /* borrowed from the job view              */
+    long long total;            /* tasks, spawn task included              */
+    long long done;             /* tasks that ended                        */
+    long long failed;           /* tasks that failed                       */
+    long long canceled;         /* tasks canceled                          */
+} s_stage_t;
+
+/*  A watch in progress. Invariant: `last` is the previous job view (NULL
+    before the first answer); `lines` is how many lines the last redraw
+    left on the terminal.                                                  */
+typedef struct {
+    cli_session_t *session;     /* borrowed                                */
+    const char *id;             /* the job's id (borrowed)                 */
+    char path[CLI_PATH_MAX];    /* GET path of the job                     */
+    json_t *last;               /* previous job view; owned                */
+    int lines;                  /* lines drawn by the last redraw          */
+    struct timespec start;      /* when the watch started (monotonic)      */
+} s_watch_t;
+
+static long long
+s_elapsed_ms (const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (long long) (now.tv_sec - since->tv_sec) * 1000
+           + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+static bool
+s_ended (const char *state)
+{
+    return state && (strcmp (state, "succeeded") == 0
+                     || strcmp (state, "failed") == 0
+                     || strcmp (state, "canceled") == 0);
+}
+
+int
+cli_exit_for_state (const char *state)
+{
+    if (state && strcmp (state, "succeeded") == 0)
+        return CLI_EXIT_OK;
+    if (state && strcmp (state, "failed") == 0)
+        return CLI_EXIT_JOB_FAILED;
+    if (state && strcmp (state, "canceled") == 0)
+        return CLI_EXIT_JOB_CANCELED;
+    return CLI_EXIT_API;
+}
+
+static s_stage_t
+s_stage (const json_t *stage)
+{
+    json_t *tasks = json_object_get (stage, "tasks");
+    long long failed = cli_json_int (tasks, "failed");
+    long long canceled = cli_json_int (tasks, "canceled");
+    return (s_stage_t) {
+        .name = cli_json_str (stage, "name", "?"),
+        .state = cli_json_str (stage, "state", "?"),
+        .total = cli_json_int (tasks, "total"),
+        .done = cli_json_int (tasks, "succeeded") + failed + canceled,
+        .failed = failed,
+        .canceled = canceled,
+    };
+}
+
+/*  "3/5 done, 1 failed, 1 canceled".                                     */
+static void
+s_counts (const s_stage_t *stage, char *out, size_t size)
+{
+    int used = snprintf (out, size, "%lld/%lld done", stage->done,
+                         stage->total);
+    if (stage->failed && used > 0 && (size_t) used < size)
+        used += snprintf (out + used, size - (size_t) used, ", %lld failed",
+                          stage->failed);
+    if (stage->canceled && used > 0 && (size_t) used < size)
+        snprintf (out + used, size - (size_t) used, ", %lld canceled",
+                  stage->canceled);
+}
+
+/* ---- plain lines ----------------------------------------------------- */
+
+/*  Prints a line for each stage that changed since the last view, and for
+    the job when its state changed (not its final state: that is the
+    closing line).                                                         */
+static void
+s_plain (s_watch_t *self, const json_t *job)
+{
+    const char *state = cli_json_str (job, "state", "?");
+    const char *before = cli_json_str (self->last, "state", "");
+    if (strcmp (state, before) != 0 && !s_ended (state))
+        printf ("job %s %s\n", self->id, state);
+    json_t *old_stages = json_object_get (self->last, "stages");
+    size_t index;
+    json_t *stage;
+    json_array_foreach (json_object_get (job, "stages"), index, stage) {
+        s_stage_t now = s_stage (stage);
+        json_t *old = json_array_get (old_stages, index);
+        s_stage_t then = old ? s_stage (old)
+                             : (s_stage_t) { .state = "pending" };
+        if (strcmp (now.state, then.state) == 0 && now.total == then.total
+            && now.done == then.done && now.failed == then.failed
+            && now.canceled == then.canceled)
+            continue;
+        char name[S_NAME_WIDTH * 8], counts[128];
+        cli_text_clean (now.name, name, sizeof name, 100);
+        s_counts (&now, counts, sizeof counts);
+        printf ("stage '%s' %s: %s\n", name, now.state, counts);
+    }
+    fflush (stdout);
+}
+
+/* ---- bars on a terminal ---------------------------------------------- */
+
+static int
+s_columns (void)
+{
+    struct winsize size;
+    if (ioctl (STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0)
+        return size.ws_col;
+    return 80;
+}
+
+/*  Writes one line of the redraw: clears it, prints `text` (already cut
+    to the width) and a coloured `state` word.                             */
+static void
+s_bar_line (s_watch_t *self, const char *text, const char *state,
+            const char *tail)
+{
+    bool color = self->session->color;
+    cli_color_t hue = cli_state_color (state);
+    printf ("\033[2K%s%s%-9s%s%s\n", text,
+            color ? cli_color_start (hue) : "", state,
+            color && hue ? CLI_COLOR_END : "", tail);
+    self->lines++;
+}
+
+static void
+s_bars (s_watch_t *self, const json_t *job)
+{
+    int columns = s_columns ();
+    json_t *stages = json_object_get (job, "stages");
+    if (self->lines > 0)
+        printf ("\033[%dA", self->lines);
+    self->lines = 0;
+
+    char head[256];
+    long long seconds = s_elapsed_ms (&self->start) / 1000;
+    char id[80], class_name[80];
+    cli_text_clean (self->id, id, sizeof id, 20);
+    cli_text_clean (cli_json_str (job, "job", "?"), class_name,
+                    sizeof class_name, 20);
+    snprintf (head, sizeof head, "job %s (%s) ", id, class_name);
+    char elapsed[32];
+    snprintf (elapsed, sizeof elapsed, " %lld:%02lld", seconds / 60,
+              seconds % 60);
+    s_bar_line (self, head, cli_json_str (job, "state", "?"), elapsed);
+
+    //  Name column as wide as the widest name, within bounds; the bar
+    //  takes what is left of the line, or disappears on a narrow terminal.
+    size_t name_width = 4;
+    size_t index;
+    json_t *stage;
+    json_array_foreach (stages, index, stage) {
+        size_t width = cli_text_width (cli_json_str (stage, "name", "?"));
+        if (width > name_width)
+            name_width = width;
+    }
+    if (name_width > S_NAME_WIDTH)
+        name_width = S_NAME_WIDTH;
+    //  "  NAME  [BAR]  STATE      COUNTS": counts take at most ~40.
+    int bar = columns - 1 - (int) name_width - 2 - 4 - 2 - 9 - 1 - 40;
+    if (bar > S_BAR_WIDTH)
+        bar = S_BAR_WIDTH;
+    json_array_foreach (stages, index, stage) {
+        if (index == S_BARS_MAX) {
+            printf ("\033[2K  ... %zu more stages\n",
+                    json_array_size (stages) - S_BARS_MAX);
+            self->lines++;
+            break;
+        }
+        s_stage_t now = s_stage (stage);
+        char name[S_NAME_WIDTH * 4 + 4];
+        size_t width = cli_text_clean (now.name, name, sizeof name,
+                                       name_width);
+        char line[512];
+        int used = snprintf (line, sizeof line, "  %s%*s  ", name,
+                             (int) (name_width - width), "");
+        if (bar >= 10 && used > 0 && (size_t) used < sizeof line) {
+            int filled = now.total > 0 ? (int) (now.done * bar / now.total)
+                         : strcmp (now.state, "succeeded") == 0 ? bar : 0;
+            line[used++] = '[';
+            for (int i = 0; i < bar; i++)
+                line[used++] = i < filled ? '#' : '-';
+            used += snprintf (line + used, sizeof line - (size_t) used,
+                              "]  ");
+        }
+        char counts[128];
+        s_counts (&now, counts, sizeof counts);
+        char tail[160];
+        snprintf (tail, sizeof tail, " %s", counts);
+        //  Cut the counts if the terminal is narrower than the line.
+        int room = columns - 1 - used - 9;
+        if (room < (int) strlen (tail))
+            tail[room > 0 ? room : 0] = '\0';
+        s_bar_line (self, line, now.state, tail);
+    }
+    printf ("\033[J");
+    fflush (stdout);
+}
+
+/* ---- the loop -------------------------------------------------------- */
+
+/*  The closing line: "job ID succeeded", or failed with its error.        */
+static void
+s_final (s_watch_t *self, const json_t *job)
+{
+    const char *state = cli_json_str (job, "state", "?");
+    const char *error = cli_json_str (job, "error", NULL);
+    char clean[1024];
+    if (error)
+        cli_text_clean (error, clean, sizeof clean, 400);
+    cli_color_t hue = self->session->color ? cli_state_color (state)
+                                           : CLI_COLOR_NONE;
+    printf ("job %s %s%s%s%s%s\n", self->id, cli_color_start (hue), state,
+            hue ? CLI_COLOR_END : "", error ? ": " : "", error ? clean : "");
+    fflush (stdout);
+}
+
+int
+cli_watch_job (cli_session_t *session, const char *id)
+{
+    s_watch_t self = { .session = session, .id = id };
+    int rc = cli_job_path (id, "", self.path, sizeof self.path);
+    if (rc)
+        return rc;
+    clock_gettime (CLOCK_MONOTONIC, &self.start);
+    struct timespec away_since = { 0 };
+    bool away = false;
+    for (;;) {
+        cli_response_t response;
+        int sent = cli_client_request (session->client, "GET", self.path,
+                                       NULL, NULL, 0, &response);
+        if (sent || response.status == 503) {
+            //  Away: wait for it to come back, within bounds.
+            if (!away) {
+                away = true;
+                clock_gettime (CLOCK_MONOTONIC, &away_since);
+            }
+            if (!self.last || s_elapsed_ms (&away_since) > S_AWAY_MAX_MS) {
+                if (sent)
+                    cli_session_report_unreachable (session);
+                else
+                    cli_session_report (session, &response);
+                cli_response_clear (&response);
+                rc = CLI_EXIT_API;
+                break;
+            }
+            cli_response_clear (&response);
+            cli_sleep_ms (CLI_POLL_MS);
+            continue;
+        }
+        away = false;
+        if (response.status != 200) {
+            cli_session_report (session, &response);
+            cli_response_clear (&response);
+            rc = CLI_EXIT_API;
+            break;
+        }
+        json_t *job = json_loadb (response.body, response.size, 0, NULL);
+        const char *state = cli_json_str (job, "state", NULL);
+        if (!state) {
+            fprintf (stderr, CLI_PROGRAM ": GET %s: the answer is not a job\n",
+                     self.path);
+            json_decref (job);
+            cli_response_clear (&response);
+            rc = CLI_EXIT_API;
+            break;
+        }
+        if (!session->json && session->tty)
+            s_bars (&self, job);
+        else if (!session->json)
+            s_plain (&self, job);
+        json_decref (self.last);
+        self.last = job;
+        if (s_ended (state)) {
+            if (session->json)
+                cli_print_raw (&response);
+            else
+                s_final (&self, job);
+            cli_response_clear (&response);
+            rc = cli_exit_for_state (state);
+            break;
+        }
+        cli_response_clear (&response);
+        cli_sleep_ms (CLI_POLL_MS);
+    }
+    json_decref (self.last);
+    return rc;
+}
