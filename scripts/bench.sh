@@ -61,7 +61,7 @@ for ((i = 0; i < ${#sizes[@]}; i += 4)); do
     exit 2
   fi
   printf -v "$name" '%s' "$value"
-  export "$name"
+  export "${name?}"
 done
 
 # ---- build ------------------------------------------------------------------

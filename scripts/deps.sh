@@ -7,9 +7,11 @@ SHOAL_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libyaml-dev libjansson-dev libcivetweb-dev
   libsqlite3-dev
+  libcurl4-openssl-dev
   libcmocka-dev valgrind
   clang libclang-rt-14-dev llvm
   python3 python3-zmq
+  python3-yaml shellcheck systemd
   curl wget ca-certificates
 )
 

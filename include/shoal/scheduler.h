@@ -172,6 +172,11 @@ shoal_worker_t *shoal_scheduler_worker_hello (shoal_scheduler_t *self,
                                               uint32_t slots, uint32_t running,
                                               int64_t now);
 
+/*  The worker at `key` also holds up to `queue` tasks beyond its slots,
+    starting each when a slot frees: its credit is slots + queue.         */
+void shoal_scheduler_worker_queue (shoal_scheduler_t *self, const char *key,
+                                   uint32_t queue);
+
 /*  Records that the worker at `key` is the process `instance` (a random id
     it keeps for its life). When another key still stands for the same
     process (it reconnected before we noticed it gone), returns that key,

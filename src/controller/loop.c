@@ -327,16 +327,17 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
         const char *host = json_string_value (json_object_get (body, "host"));
         uint32_t slots = (uint32_t) json_integer_value (
             json_object_get (body, "slots"));
-        /* Credit: its slots plus the tasks it queues to start at once
-           when a slot frees. */
-        slots += (uint32_t) json_integer_value (json_object_get (body,
-                                                                 "queue"));
+        uint32_t queue = (uint32_t) json_integer_value (
+            json_object_get (body, "queue"));
         json_int_t running = json_integer_value (json_object_get (body,
                                                                   "running"));
-        if (running > slots)
-            running = slots;
+        if (running > slots + queue)
+            running = slots + queue;
         if (shoal_scheduler_worker_hello (self->scheduler, key, name, host,
                                           slots, (uint32_t) running, now)) {
+            /* Credit: its slots plus the tasks it queues to start at once
+               when a slot frees. */
+            shoal_scheduler_worker_queue (self->scheduler, key, queue);
             /* The same worker process on a new connection: what it still
                holds moves over, the old connection is dropped. */
             const char *old = shoal_scheduler_worker_instance (

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,7 +60,7 @@ s_usage (FILE *out)
         "                          disk) [env SHOAL_STATE_DIR,\n"
         "                          default DATA-DIR/state]\n"
         "      --ephemeral         keep state in memory only: a restart\n"
-        "                          forgets every job\n"
+        "                          forgets every job [env SHOAL_EPHEMERAL=1]\n"
         "      --curve-secret FILE  this controller's key pair (NAME.key from\n"
         "                          shoal-keygen) [env SHOAL_CURVE_SECRET]\n"
         "      --curve-clients DIR  public keys of the workers admitted;\n"
@@ -67,7 +68,9 @@ s_usage (FILE *out)
         "                          [env SHOAL_CURVE_CLIENTS]\n"
         "      --plaintext         allow workers without CURVE on an endpoint\n"
         "                          beyond loopback (trusted networks only)\n"
-        "      --http-threads N    HTTP handler threads [default 16]\n"
+        "                          [env SHOAL_PLAINTEXT=1]\n"
+        "      --http-threads N    HTTP handler threads\n"
+        "                          [env SHOAL_HTTP_THREADS, default 16]\n"
         "      --api-token-file FILE  require the token in FILE (first line)\n"
         "                          in the X-Shoal-Token header of /api/ calls\n"
         "                          [env SHOAL_API_TOKEN_FILE, or the token\n"
@@ -92,6 +95,29 @@ s_env_or (const char *name, const char *fallback)
     return value && *value ? value : fallback;
 }
 
+/*  True when environment variable `name` is set to 1, true or yes.       */
+static bool
+s_env_flag (const char *name)
+{
+    const char *value = getenv (name);
+    return value && (!strcmp (value, "1") || !strcasecmp (value, "true")
+                     || !strcasecmp (value, "yes"));
+}
+
+static int
+s_parse_threads (const char *text, int *threads)
+{
+    char *end;
+    long n = strtol (text, &end, 10);
+    if (*end || end == text || n < 1 || n > 1024) {
+        fprintf (stderr, "shoal-controller: --http-threads must be from 1 "
+                 "to 1024, not '%s'\n", text);
+        return -1;
+    }
+    *threads = (int) n;
+    return 0;
+}
+
 /*  Returns 0 to run, 1 to exit 0 (help, version), -1 on a usage error. */
 static int
 s_parse_options (int argc, char *argv[], s_options_t *opts)
@@ -106,8 +132,13 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         .state_dir = s_env_or ("SHOAL_STATE_DIR", NULL),
         .curve_secret = s_env_or ("SHOAL_CURVE_SECRET", NULL),
         .curve_clients = s_env_or ("SHOAL_CURVE_CLIENTS", NULL),
+        .plaintext = s_env_flag ("SHOAL_PLAINTEXT"),
+        .ephemeral = s_env_flag ("SHOAL_EPHEMERAL"),
         .http_threads = 16,
     };
+    const char *threads = s_env_or ("SHOAL_HTTP_THREADS", NULL);
+    if (threads && s_parse_threads (threads, &opts->http_threads))
+        return -1;
     enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE,
            OPT_STATE_DIR, OPT_EPHEMERAL, OPT_CURVE_SECRET, OPT_CURVE_CLIENTS,
            OPT_PLAINTEXT, OPT_HEALTHCHECK };
@@ -147,17 +178,10 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_CURVE_CLIENTS: opts->curve_clients = optarg; break;
             case OPT_PLAINTEXT: opts->plaintext = true; break;
             case OPT_HEALTHCHECK: opts->healthcheck = true; break;
-            case OPT_HTTP_THREADS: {
-                char *end;
-                long n = strtol (optarg, &end, 10);
-                if (*end || end == optarg || n < 1 || n > 1024) {
-                    fprintf (stderr, "shoal-controller: --http-threads must "
-                             "be from 1 to 1024, not '%s'\n", optarg);
+            case OPT_HTTP_THREADS:
+                if (s_parse_threads (optarg, &opts->http_threads))
                     return -1;
-                }
-                opts->http_threads = (int) n;
                 break;
-            }
             case 'h': s_usage (stdout); return 1;
             case 'V': printf ("shoal-controller %s\n", SHOAL_VERSION); return 1;
             default:

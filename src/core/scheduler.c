@@ -103,7 +103,9 @@ struct shoal_worker {
     const char *name;            /* interned display name                  */
     char *host;
     char *instance;              /* its process's random id, or NULL       */
-    uint32_t slots;              /* credit it announced                    */
+    uint32_t slots;              /* tasks it runs at once                  */
+    uint32_t queue;              /* tasks it holds beyond that, to start
+                                    when a slot frees; credit = both       */
     uint32_t busy;               /* attempts it holds for us               */
     uint32_t untracked;          /* slots taken by tasks we do not track:
                                     running from before a reconnect, or
@@ -351,6 +353,13 @@ shoal_scheduler_next_action (shoal_scheduler_t *self, shoal_action_t *action)
 
 /* ---- rings and queues -------------------------------------------- */
 
+/*  Attempts a worker may hold: its slots and its queue.                  */
+static uint32_t
+s_capacity (const shoal_worker_t *worker)
+{
+    return worker->slots + worker->queue;
+}
+
 static void
 s_rr_add (shoal_scheduler_t *self, shoal_job_t *job)
 {
@@ -390,7 +399,7 @@ static void
 s_free_add (shoal_scheduler_t *self, shoal_worker_t *worker)
 {
     if (worker->in_free || !worker->alive || worker->draining
-        || worker->busy + worker->untracked >= worker->slots)
+        || worker->busy + worker->untracked >= s_capacity (worker))
         return;
     worker->in_free = true;
     if (!self->free) {
@@ -466,7 +475,7 @@ s_hold (shoal_scheduler_t *self, shoal_worker_t *worker, shoal_task_t *task)
         worker->tasks->worker_prev = task;
     worker->tasks = task;
     worker->busy++;
-    if (worker->busy + worker->untracked >= worker->slots)
+    if (worker->busy + worker->untracked >= s_capacity (worker))
         s_free_remove (self, worker);
 }
 
@@ -959,12 +968,25 @@ shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
     worker->last_seen = now;
     /* It runs `running` tasks; those we hold for it are among them. */
     worker->untracked = running > worker->busy ? running - worker->busy : 0;
-    if (worker->busy + worker->untracked < worker->slots)
+    if (worker->busy + worker->untracked < s_capacity (worker))
         s_free_add (self, worker);
     else
         s_free_remove (self, worker);
     s_dispatch (self, now);
     return worker;
+}
+
+void
+shoal_scheduler_worker_queue (shoal_scheduler_t *self, const char *key,
+                              uint32_t queue)
+{
+    shoal_worker_t *worker = zhashx_lookup (self->workers, key);
+    if (!worker)
+        return;
+    worker->queue = queue;
+    s_free_remove (self, worker);
+    s_free_add (self, worker);
+    s_dispatch (self, self->now);
 }
 
 const char *
@@ -1092,7 +1114,7 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
     if (result->status == SHOAL_RESULT_REFUSED) {
         /* The worker is fuller than we knew: count the slot as taken by
            something untracked, and give the task to someone else. */
-        if (worker->busy + worker->untracked < worker->slots)
+        if (worker->busy + worker->untracked < s_capacity (worker))
             worker->untracked++;
         s_free_remove (self, worker);
         s_free_add (self, worker);
@@ -1734,10 +1756,11 @@ shoal_scheduler_workers_to_json (const shoal_scheduler_t *self)
     for (shoal_worker_t *worker = zhashx_first (self->workers); worker;
          worker = zhashx_next (self->workers))
         json_array_append_new (workers, json_pack (
-            "{s:s, s:s, s:I, s:I, s:b, s:o, s:o}",
+            "{s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:o}",
             "id", worker->name,
             "host", worker->host,
             "slots", (json_int_t) worker->slots,
+            "queue", (json_int_t) worker->queue,
             "busy", (json_int_t) (worker->busy + worker->untracked),
             "draining", worker->draining,
             "connected_at", s_time_json (worker->connected_at),

@@ -18,10 +18,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +86,23 @@ static long
 s_online_cpus (void)
 {
     long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+    /* In a container the machine's CPUs are not ours: take the CPUs we
+       may run on, and a cgroup v2 CPU quota when there is one. */
+    cpu_set_t set;
+    if (sched_getaffinity (0, sizeof set, &set) == 0 && CPU_COUNT (&set) > 0
+        && CPU_COUNT (&set) < cpus)
+        cpus = CPU_COUNT (&set);
+    FILE *file = fopen ("/sys/fs/cgroup/cpu.max", "re");
+    if (file) {
+        long quota = 0, period = 0;
+        if (fscanf (file, "%ld %ld", &quota, &period) == 2 && quota > 0
+            && period > 0) {
+            long limit = (quota + period - 1) / period;
+            if (limit < cpus)
+                cpus = limit;
+        }
+        fclose (file);
+    }
     if (cpus < 1)
         return 1;
     return cpus > S_SLOTS_MAX ? S_SLOTS_MAX : cpus;
@@ -103,7 +122,7 @@ s_usage (FILE *out)
              "                       (default " S_DEFAULT_DATA_DIR
              "; env SHOAL_DATA_DIR)\n"
              "  --slots N            tasks run at once, 1..%d\n"
-             "                       (default: online CPUs, here %ld; "
+             "                       (default: CPUs it may use, here %ld; "
              "env SHOAL_SLOTS)\n"
              "  --name NAME          worker name\n"
              "                       (default <hostname>-<pid>; "
@@ -119,7 +138,8 @@ s_usage (FILE *out)
              "  --curve-server FILE  the controller's public key file\n"
              "                       (env SHOAL_CURVE_SERVER)\n"
              "  --plaintext          connect without CURVE to a controller\n"
-             "                       beyond loopback (trusted networks only)\n"
+             "                       beyond loopback (trusted networks only;\n"
+             "                       env SHOAL_PLAINTEXT=1)\n"
              "  --health-file FILE   touch FILE at each heartbeat while the\n"
              "                       controller has us (env SHOAL_HEALTH_FILE)\n"
              "  --healthcheck        exit 0 if --health-file was touched in\n"
@@ -159,7 +179,10 @@ s_parse (int argc, char **argv, s_options_t *options)
     options->drain_timeout = s_from_env ("SHOAL_DRAIN_TIMEOUT");
     options->curve_secret = s_from_env ("SHOAL_CURVE_SECRET");
     options->curve_server = s_from_env ("SHOAL_CURVE_SERVER");
-    options->plaintext = false;
+    const char *plain = getenv ("SHOAL_PLAINTEXT");
+    options->plaintext = plain && (!strcmp (plain, "1")
+                                   || !strcasecmp (plain, "true")
+                                   || !strcasecmp (plain, "yes"));
     options->health_file = s_from_env ("SHOAL_HEALTH_FILE");
     options->healthcheck = false;
 

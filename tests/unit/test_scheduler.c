@@ -398,6 +398,30 @@ test_credit_never_exceeds_slots (void **state)
 }
 
 static void
+test_queue_adds_to_a_workers_credit (void **state)
+{
+    s_fixture_t *fx = *state;
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf (id, sizeof id, "j%d", i);
+        s_submit (fx, id, "one", true);
+    }
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
+    assert_int_equal (s_drain (fx), 2);
+    shoal_scheduler_worker_queue (fx->sched, "w1", 2);
+    assert_int_equal (s_drain (fx), 2);
+    json_t *view = shoal_scheduler_workers_to_json (fx->sched);
+    json_t *worker = json_array_get (json_object_get (view, "workers"), 0);
+    assert_int_equal (json_integer_value (json_object_get (worker, "slots")),
+                      2);
+    assert_int_equal (json_integer_value (json_object_get (worker, "queue")),
+                      2);
+    assert_int_equal (json_integer_value (json_object_get (worker, "busy")),
+                      4);
+    json_decref (view);
+}
+
+static void
 test_tasks_spread_over_workers (void **state)
 {
     s_fixture_t *fx = *state;
@@ -910,6 +934,7 @@ main (void)
         T (test_spawn_failure_fails_its_stage),
         T (test_invalid_spawn_list_fails_spawn_task),
         T (test_credit_never_exceeds_slots),
+        T (test_queue_adds_to_a_workers_credit),
         T (test_tasks_spread_over_workers),
         T (test_round_robin_between_jobs),
         T (test_lost_worker_task_runs_again_and_old_attempt_is_fenced),
