@@ -268,6 +268,8 @@ s_submit_body (const cli_options_t *options)
     return text;
 }
 
+/*  `shoal submit JOB`: POST /api/v1/jobs, then says which job it made
+    (or, with --wait, follows it to its end).                              */
 static int
 s_submit (cli_session_t *session, const cli_options_t *options)
 {
@@ -342,8 +344,10 @@ s_job_action (cli_session_t *session, const cli_options_t *options,
     else if (job && session->json)
         cli_print_raw (&response);
     else if (job) {
-        printf ("job %s %s, state %s", cli_json_str (job, "id", id), done,
-                cli_json_str (job, "state", "?"));
+        const char *state = cli_json_str (job, "state", "?");
+        printf ("job %s %s", cli_json_str (job, "id", id), done);
+        if (strcmp (state, done) != 0)
+            printf (", state %s", state);
         if (strcmp (action, "retry") == 0)
             printf (" (retry %lld)", cli_json_int (job, "retries"));
         putchar ('\n');
@@ -353,6 +357,7 @@ s_job_action (cli_session_t *session, const cli_options_t *options,
     return rc;
 }
 
+/*  `shoal start ID`, `shoal cancel ID`, `shoal retry ID`.                 */
 static int
 s_start (cli_session_t *session, const cli_options_t *options)
 {
@@ -373,6 +378,7 @@ s_retry (cli_session_t *session, const cli_options_t *options)
 
 /* ---- status, jobs, tasks --------------------------------------------- */
 
+/*  `shoal status ID`: the job view, or with --wait its progress.          */
 static int
 s_status (cli_session_t *session, const cli_options_t *options)
 {
@@ -440,6 +446,8 @@ s_query_add (char *path, size_t size, const char *key, const char *value)
               strchr (path, '?') ? '&' : '?', key, value);
 }
 
+/*  `shoal jobs`: GET /api/v1/jobs, page after page when --limit asks for
+    more than one page holds.                                              */
 static int
 s_jobs (cli_session_t *session, const cli_options_t *options)
 {
@@ -547,6 +555,7 @@ s_exit (const json_t *task, char *out, size_t size)
     return out;
 }
 
+/*  `shoal tasks ID`: GET /api/v1/jobs/ID/tasks as a table.               */
 static int
 s_tasks (cli_session_t *session, const cli_options_t *options)
 {
@@ -608,6 +617,7 @@ s_tasks (cli_session_t *session, const cli_options_t *options)
 
 /* ---- workers, definitions -------------------------------------------- */
 
+/*  `shoal workers`: GET /api/v1/workers as a table.                      */
 static int
 s_workers (cli_session_t *session, const cli_options_t *options)
 {
@@ -691,6 +701,7 @@ s_inputs (const json_t *inputs, const char *only, char *out, size_t size)
     return used ? out : NULL;
 }
 
+/*  `shoal definitions`: the job classes, then the task classes.           */
 static int
 s_definitions (cli_session_t *session, const cli_options_t *options)
 {

@@ -35,17 +35,20 @@ typedef struct {
     bool finished;              /* ended, and its last output printed      */
 } s_progress_t;
 
-/*  One logs command. Invariant: `progress` has `count` entries, in the
-    order of the task list.                                                */
+/*  One logs command. Invariant: `progress` has `count` of `capacity`
+    entries filled, in the order tasks were first seen. At most one entry
+    per task of the job: the task list, under CLI_BODY_MAX, bounds it.     */
 typedef struct {
     cli_session_t *session;     /* borrowed                                */
     const char *job;            /* job id as given (borrowed)              */
     s_progress_t *progress;     /* one per task seen; owned                */
     size_t count;               /* entries in progress                     */
+    size_t capacity;            /* entries allocated                       */
     long long current;          /* task whose output was printed last, -1  */
     bool printed_any;           /* any header or log written yet           */
 } s_logs_t;
 
+/*  True for a task (or job) state that does not change any more.         */
 static bool
 s_task_ended (const char *state)
 {
@@ -232,11 +235,15 @@ s_progress (s_logs_t *self, const json_t *task, size_t at)
     for (size_t i = 0; i < self->count; i++)
         if (self->progress[i].id == id)
             return &self->progress[i];
-    s_progress_t *grown = realloc (self->progress,
-                                   (self->count + 1) * sizeof *grown);
-    if (!grown)
-        return NULL;
-    self->progress = grown;
+    if (self->count == self->capacity) {
+        size_t capacity = self->capacity ? self->capacity * 2 : 64;
+        s_progress_t *grown = realloc (self->progress,
+                                       capacity * sizeof *grown);
+        if (!grown)
+            return NULL;
+        self->progress = grown;
+        self->capacity = capacity;
+    }
     self->progress[self->count] = (s_progress_t) { .id = id };
     return &self->progress[self->count++];
 }
@@ -260,7 +267,6 @@ s_catch_up (s_logs_t *self, const json_t *task, s_progress_t *progress,
     if ((attempts != progress->attempts && progress->attempts != 0)
         || response.size < progress->printed) {
         if (!self->session->json && progress->printed > 0) {
-            self->current = -1;
             printf ("\n==> task %lld: attempt %lld, from the start <==\n",
                     progress->id, attempts);
             self->current = progress->id;
@@ -414,6 +420,8 @@ cli_cmd_logs (cli_session_t *session, const cli_options_t *options)
             return cli_usage_error ("TASK is a task number, not '%s'",
                                     options->args[1]);
     }
+    if (task >= 0)
+        self.current = task;    /* one task: no header line */
     int rc;
     if (options->follow)
         rc = s_follow (&self, task);

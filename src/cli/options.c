@@ -108,6 +108,8 @@ cli_usage_error (const char *format, ...)
     return CLI_EXIT_USAGE;
 }
 
+/*  The table entry of an option getopt_long returned (its id or its
+    letter), or NULL.                                                      */
 static const s_option_t *
 s_option_by_id (int id)
 {
@@ -118,6 +120,7 @@ s_option_by_id (int id)
     return NULL;
 }
 
+/*  The position of the lowest set bit of a CLI_OPT_* value.              */
 static int
 s_bit_index (unsigned bit)
 {
@@ -154,6 +157,7 @@ s_print_option (FILE *out, const s_option_t *option)
     }
 }
 
+/*  The options every command takes, for the help texts.                  */
 static void
 s_print_global_options (FILE *out)
 {
@@ -162,6 +166,7 @@ s_print_global_options (FILE *out)
             s_print_option (out, &s_options[i]);
 }
 
+/*  The exit statuses, the same words as docs/cli.md.                      */
 static void
 s_print_exit_codes (FILE *out)
 {
@@ -171,6 +176,7 @@ s_print_exit_codes (FILE *out)
              "refused or could\nnot be reached.\n");
 }
 
+/*  `shoal --help`.                                                        */
 static void
 s_usage (FILE *out)
 {
@@ -189,6 +195,8 @@ s_usage (FILE *out)
     s_print_exit_codes (out);
 }
 
+/*  `shoal COMMAND --help`: the synopsis, the details, the options the
+    command takes, then the global ones.                                   */
 static void
 s_command_usage (FILE *out, const cli_command_t *command)
 {

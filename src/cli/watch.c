@@ -60,6 +60,7 @@ typedef struct {
     struct timespec start;      /* when the watch started (monotonic)      */
 } s_watch_t;
 
+/*  Milliseconds since `since` on the monotonic clock.                     */
 static long long
 s_elapsed_ms (const struct timespec *since)
 {
@@ -69,6 +70,7 @@ s_elapsed_ms (const struct timespec *since)
            + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
+/*  True for a job state that does not change any more.                    */
 static bool
 s_ended (const char *state)
 {
@@ -89,6 +91,7 @@ cli_exit_for_state (const char *state)
     return CLI_EXIT_API;
 }
 
+/*  The numbers of one stage of a job view.                                */
 static s_stage_t
 s_stage (const json_t *stage)
 {
@@ -153,6 +156,7 @@ s_plain (s_watch_t *self, const json_t *job)
 
 /* ---- bars on a terminal ---------------------------------------------- */
 
+/*  The terminal's width, 80 when it does not say.                         */
 static int
 s_columns (void)
 {
@@ -176,6 +180,7 @@ s_bar_line (s_watch_t *self, const char *text, const char *state,
     self->lines++;
 }
 
+/*  Redraws the job line and one bar per stage over the previous drawing. */
 static void
 s_bars (s_watch_t *self, const json_t *job)
 {
@@ -209,8 +214,18 @@ s_bars (s_watch_t *self, const json_t *job)
     }
     if (name_width > S_NAME_WIDTH)
         name_width = S_NAME_WIDTH;
-    //  "  NAME  [BAR]  STATE      COUNTS": counts take at most ~40.
-    int bar = columns - 1 - (int) name_width - 2 - 4 - 2 - 9 - 1 - 40;
+    //  "  NAME  [BAR]  STATE     COUNTS": the bar gets what the widest
+    //  counts leave of the line.
+    int counts_width = 0;
+    json_array_foreach (stages, index, stage) {
+        s_stage_t now = s_stage (stage);
+        char counts[128];
+        s_counts (&now, counts, sizeof counts);
+        if ((int) strlen (counts) > counts_width)
+            counts_width = (int) strlen (counts);
+    }
+    int bar = columns - 1 - (2 + (int) name_width + 2) - 4 - 9 - 1
+              - counts_width;
     if (bar > S_BAR_WIDTH)
         bar = S_BAR_WIDTH;
     json_array_foreach (stages, index, stage) {
