@@ -16,6 +16,7 @@
 
 #include "shoal/log.h"
 #include "shoal/protocol.h"
+#include "shoal/random.h"
 #include "shoal/scheduler.h"
 #include "shoal/store.h"
 
@@ -23,7 +24,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -75,29 +75,6 @@ static int64_t
 s_now (shoal_loop_t *self)
 {
     return self->wall_start + (s_mono_ms () - self->mono_start);
-}
-
-static void
-s_random_hex (char *out, size_t bytes)
-{
-    unsigned char raw[32];
-    if (bytes > sizeof raw)
-        bytes = sizeof raw;
-    if (getrandom (raw, bytes, 0) != (ssize_t) bytes) {
-        /* getrandom on Linux >= 3.17 does not fail for <= 256 bytes;
-           fall back to something unique within this process anyway. */
-        static uint64_t counter;
-        uint64_t mix = (uint64_t) s_mono_ms () ^ ((uint64_t) getpid () << 32)
-                       ^ ++counter;
-        for (size_t i = 0; i < bytes; i++)
-            raw[i] = (unsigned char) (mix >> ((i % 8) * 8));
-    }
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < bytes; i++) {
-        out[2 * i] = digits[raw[i] >> 4];
-        out[2 * i + 1] = digits[raw[i] & 15];
-    }
-    out[2 * bytes] = '\0';
 }
 
 static void
@@ -525,7 +502,7 @@ s_op_submit (shoal_loop_t *self, json_t *request)
             return s_job_created (job, true);
     }
     char id[33];
-    s_random_hex (id, 8);
+    shoal_random_hex (id, 8);
     if (s_make_job_dir (self, id)) {
         char detail[300];
         snprintf (detail, sizeof detail,
@@ -864,7 +841,7 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
         shoal_loop_destroy (&self);
         return NULL;
     }
-    s_random_hex (self->instance, 8);
+    shoal_random_hex (self->instance, 8);
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
     self->wall_start = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

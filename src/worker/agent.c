@@ -30,12 +30,12 @@
 
 #include "shoal/log.h"
 #include "shoal/protocol.h"
+#include "shoal/random.h"
 #include "shoal/template.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,22 +321,6 @@ s_json_destructor (void **item)
 {
     json_decref ((json_t *) *item);
     *item = NULL;
-}
-
-/*  Fills `out` (size bytes, NUL included) with random hex digits.       */
-static void
-s_random_id (char *out, size_t size)
-{
-    unsigned char raw[32] = { 0 };
-    size_t bytes = (size - 1) / 2 < sizeof raw ? (size - 1) / 2 : sizeof raw;
-    if (getrandom (raw, bytes, 0) != (ssize_t) bytes) {
-        uint64_t mix = (uint64_t) getpid () * 2654435761u ^ (uint64_t) s_now ();
-        for (size_t i = 0; i < bytes; i++)
-            raw[i] = (unsigned char) (mix >> (8 * (i % 8)));
-    }
-    for (size_t i = 0; i < bytes; i++)
-        snprintf (out + 2 * i, 3, "%02x", raw[i]);
-    out[2 * bytes] = '\0';
 }
 
 /* ---- the connection ------------------------------------------------- */
@@ -987,7 +971,7 @@ shoal_agent_new (const shoal_agent_config_t *config, shoal_runner_t *runner,
     self->host = strdup (config->host);
     self->slots = config->slots;
     self->drain_timeout_ms = config->drain_timeout_ms;
-    s_random_id (self->instance, sizeof self->instance);
+    shoal_random_hex (self->instance, (sizeof self->instance - 1) / 2);
     /* One task queued per slot: the next one is here when a slot frees,
        instead of a round trip to the controller away. */
     self->queued = zlistx_new ();
