@@ -18,6 +18,11 @@ typedef enum {
     `level_name` is not error|warn|info|debug (NULL keeps the level).      */
 int shoal_log_init (const char *component, const char *level_name);
 
+/*  Chooses the line format: "text" (default: time level component:
+    message) or "json" (one object per line: time, level, component,
+    message). Returns 0, or SHOAL_EINVAL for another name.               */
+int shoal_log_format (const char *format_name);
+
 void shoal_log (shoal_log_level_t level, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 

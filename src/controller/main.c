@@ -30,6 +30,7 @@ typedef struct {
     const char *http;            /* HOST:PORT of the REST API              */
     const char *bind;            /* ZeroMQ endpoint for workers            */
     const char *log_level;
+    const char *log_format;      /* text or json                           */
     const char *token_file;      /* file holding the REST API token        */
     const char *state_dir;       /* where the SQLite state lives           */
     const char *curve_secret;    /* controller's CURVE key pair            */
@@ -77,6 +78,8 @@ s_usage (FILE *out)
         "                          itself in SHOAL_API_TOKEN; default: open]\n"
         "      --log-level LEVEL   error, warn, info or debug\n"
         "                          [env SHOAL_LOG_LEVEL, default info]\n"
+        "      --log-format FORMAT text, or json (one object per line)\n"
+        "                          [env SHOAL_LOG_FORMAT, default text]\n"
         "      --check             check the definitions file and exit\n"
         "      --healthcheck       ask the controller at --http whether it\n"
         "                          is ready (GET /readyz); exit 0 if so, 1\n"
@@ -128,6 +131,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         .http = s_env_or ("SHOAL_HTTP", "127.0.0.1:8080"),
         .bind = s_env_or ("SHOAL_BIND", "tcp://127.0.0.1:5555"),
         .log_level = s_env_or ("SHOAL_LOG_LEVEL", "info"),
+        .log_format = s_env_or ("SHOAL_LOG_FORMAT", "text"),
         .token_file = s_env_or ("SHOAL_API_TOKEN_FILE", NULL),
         .state_dir = s_env_or ("SHOAL_STATE_DIR", NULL),
         .curve_secret = s_env_or ("SHOAL_CURVE_SECRET", NULL),
@@ -141,7 +145,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         return -1;
     enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE,
            OPT_STATE_DIR, OPT_EPHEMERAL, OPT_CURVE_SECRET, OPT_CURVE_CLIENTS,
-           OPT_PLAINTEXT, OPT_HEALTHCHECK };
+           OPT_PLAINTEXT, OPT_HEALTHCHECK, OPT_LOG_FORMAT };
     static const struct option long_options[] = {
         { "definitions", required_argument, NULL, 'd' },
         { "data-dir", required_argument, NULL, 'D' },
@@ -157,6 +161,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
         { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
         { "healthcheck", no_argument, NULL, OPT_HEALTHCHECK },
+        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -178,6 +183,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_CURVE_CLIENTS: opts->curve_clients = optarg; break;
             case OPT_PLAINTEXT: opts->plaintext = true; break;
             case OPT_HEALTHCHECK: opts->healthcheck = true; break;
+            case OPT_LOG_FORMAT: opts->log_format = optarg; break;
             case OPT_HTTP_THREADS:
                 if (s_parse_threads (optarg, &opts->http_threads))
                     return -1;
@@ -213,6 +219,11 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
                  "it CURVE keys (--curve-secret, --curve-clients; see "
                  "shoal-keygen) or allow plain text with --plaintext\n",
                  opts->bind);
+        return -1;
+    }
+    if (shoal_log_format (opts->log_format)) {
+        fprintf (stderr, "shoal-controller: --log-format must be text or "
+                 "json, not '%s'\n", opts->log_format);
         return -1;
     }
     if (shoal_log_init ("controller", opts->log_level)) {

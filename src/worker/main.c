@@ -60,6 +60,7 @@ typedef struct {
     s_value_t slots;            /* tasks at once                           */
     s_value_t name;             /* worker name                             */
     s_value_t log_level;        /* error|warn|info|debug                   */
+    s_value_t log_format;       /* text|json                               */
     s_value_t drain_timeout;    /* seconds running tasks get on SIGTERM    */
     s_value_t curve_secret;     /* our key pair file                       */
     s_value_t curve_server;     /* the controller's public key file        */
@@ -144,6 +145,8 @@ s_usage (FILE *out)
              "                       controller has us (env SHOAL_HEALTH_FILE)\n"
              "  --healthcheck        exit 0 if --health-file was touched in\n"
              "                       the last 10 s, else 1 (container probes)\n"
+             "  --log-format FORMAT  text, or json (one object per line)\n"
+             "                       (default text; env SHOAL_LOG_FORMAT)\n"
              "  --log-level LEVEL    error, warn, info or debug\n"
              "                       (default " S_DEFAULT_LOG_LEVEL
              "; env SHOAL_LOG_LEVEL)\n"
@@ -176,6 +179,7 @@ s_parse (int argc, char **argv, s_options_t *options)
     options->slots = s_from_env ("SHOAL_SLOTS");
     options->name = s_from_env ("SHOAL_WORKER_NAME");
     options->log_level = s_from_env ("SHOAL_LOG_LEVEL");
+    options->log_format = s_from_env ("SHOAL_LOG_FORMAT");
     options->drain_timeout = s_from_env ("SHOAL_DRAIN_TIMEOUT");
     options->curve_secret = s_from_env ("SHOAL_CURVE_SECRET");
     options->curve_server = s_from_env ("SHOAL_CURVE_SERVER");
@@ -188,7 +192,7 @@ s_parse (int argc, char **argv, s_options_t *options)
 
     enum { O_CONNECT = 256, O_DATA_DIR, O_SLOTS, O_NAME, O_LOG_LEVEL,
            O_DRAIN_TIMEOUT, O_CURVE_SECRET, O_CURVE_SERVER, O_PLAINTEXT,
-           O_HEALTH_FILE, O_HEALTHCHECK };
+           O_HEALTH_FILE, O_HEALTHCHECK, O_LOG_FORMAT };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, O_CONNECT },
         { "data-dir", required_argument, NULL, O_DATA_DIR },
@@ -201,6 +205,7 @@ s_parse (int argc, char **argv, s_options_t *options)
         { "plaintext", no_argument, NULL, O_PLAINTEXT },
         { "health-file", required_argument, NULL, O_HEALTH_FILE },
         { "healthcheck", no_argument, NULL, O_HEALTHCHECK },
+        { "log-format", required_argument, NULL, O_LOG_FORMAT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -250,6 +255,10 @@ s_parse (int argc, char **argv, s_options_t *options)
                 break;
             case O_HEALTHCHECK:
                 options->healthcheck = true;
+                break;
+            case O_LOG_FORMAT:
+                flag.origin = "--log-format";
+                options->log_format = flag;
                 break;
             case 'h':
                 s_usage (stdout);
@@ -393,6 +402,11 @@ main (int argc, char **argv)
             return S_EXIT_USAGE;
         }
         drain_s = (int) value;
+    }
+    if (shoal_log_format (options.log_format.value) < 0) {
+        fprintf (stderr, S_PROGRAM ": %s must be text or json, not '%s'\n",
+                 options.log_format.origin, options.log_format.value);
+        return S_EXIT_USAGE;
     }
     if (shoal_log_init ("worker", level) < 0) {
         fprintf (stderr, S_PROGRAM ": %s must be error, warn, info or debug,"

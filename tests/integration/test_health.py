@@ -50,5 +50,42 @@ class HealthTest(ClusterTest):
         self.assertIn("--health-file", out.stderr)
 
 
+class LogTest(ClusterTest):
+    definitions = """
+tasks:
+  echo:
+    input:
+      token: {source: parameter}
+    exec_command: /bin/echo
+    exec_args: ["{token}"]
+jobs:
+  j:
+    input:
+      token: {source: http-header, key: Authorization}
+    stages: [{task_class: echo}]
+"""
+
+    def test_json_logs_are_one_object_per_line_and_hold_no_secret(self):
+        c = self.make_cluster()
+        c.start_controller(["--log-format", "json"])
+        c.start_worker("w1", slots=1, extra=("--log-format", "json"))
+        job = c.submit("j", headers={"Authorization": "Bearer s3cr3t-v4lue"})
+        self.assertEqual(c.wait_job(job["id"])["state"], "succeeded")
+        # The task itself may print it (that is its own log) ...
+        log = c.get("/api/v1/jobs/%s/tasks/0/log" % job["id"])
+        self.assertIn("s3cr3t-v4lue", log.body)
+        # ... the engine's logs never do.
+        import json
+        for name in ("controller.log", "w1.log"):
+            with open(os.path.join(c.tmp, name)) as f:
+                lines = [line for line in f if line.strip()]
+            self.assertTrue(lines, name)
+            for line in lines:
+                event = json.loads(line)
+                self.assertEqual(set(event), {"time", "level", "component",
+                                              "message"}, line)
+                self.assertNotIn("s3cr3t-v4lue", line, name)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
