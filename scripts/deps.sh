@@ -11,7 +11,7 @@ SHOAL_PACKAGES=(
   libcmocka-dev valgrind
   clang libclang-rt-14-dev llvm
   python3 python3-zmq
-  python3-yaml shellcheck systemd
+  python3-yaml python3-jsonschema shellcheck systemd
   curl wget ca-certificates
 )
 

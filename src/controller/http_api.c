@@ -536,6 +536,22 @@ s_get_workers (s_request_t *req)
 
 static int s_get_metrics (s_request_t *req);
 
+/*  docs/openapi.yaml, compiled in (see openapi.c.in).                    */
+extern const unsigned char shoal_openapi_yaml[];
+extern const unsigned long shoal_openapi_yaml_size;
+
+static int
+s_get_openapi (s_request_t *req)
+{
+    mg_printf (req->conn,
+               "HTTP/1.1 200 OK\r\n"
+               "Content-Type: application/yaml\r\n"
+               "Content-Length: %lu\r\n"
+               "Cache-Control: no-store\r\n\r\n", shoal_openapi_yaml_size);
+    mg_write (req->conn, shoal_openapi_yaml, shoal_openapi_yaml_size);
+    return 200;
+}
+
 typedef int (s_route_fn) (s_request_t *req);
 
 /*  The REST API. `{}` in a pattern captures one path segment.           */
@@ -562,6 +578,7 @@ static const struct {
     { "GET", "/api/v1/jobs/{}/tasks/{}/log", s_get_task_log,
       "/api/v1/jobs/:id/tasks/:task/log" },
     { "GET", "/api/v1/workers", s_get_workers, "/api/v1/workers" },
+    { "GET", "/api/v1/openapi.yaml", s_get_openapi, "/api/v1/openapi.yaml" },
     { "GET", "/metrics", s_get_metrics, "/metrics" },
 };
 
