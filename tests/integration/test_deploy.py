@@ -4,19 +4,24 @@ or a Kubernetes cluster.
 - Kubernetes: `kubectl kustomize` renders the base and every overlay, and
   every rendered object follows the deployment policy (probes, resources,
   restricted security context, a ReadWriteMany data volume, one Recreate
-  controller, a grace period longer than the workers' drain, ...).
+  controller, a grace period longer than the workers' drain, ...), and
+  validates against the Kubernetes schemas (kubernetes-models, npm).
 - Docker: the Dockerfile is multi-stage on debian:bookworm-slim, runs as a
   numeric user, has an exec-form HEALTHCHECK; its build context configures;
   compose.yaml scales workers, gates them on a healthy controller, shares a
-  named volume and asks for plain text explicitly.
+  named volume and asks for plain text explicitly; the compose files
+  validate against the Compose specification's JSON schema.
 - systemd: `systemd-analyze verify` accepts the units (warnings fail), and
   the units carry the hardening and stop settings the workers need.
 - shellcheck passes on every shell script in scripts/ and deploy/.
 - Every shoal flag and SHOAL_ variable used in deploy/ exists (--help).
 
 A check whose tool is missing (kubectl, python3-yaml, systemd-analyze,
-shellcheck, the built binaries) is skipped with a message naming it.
+shellcheck, the built binaries) is skipped with a message naming it. The
+schema checks run tests/deploy-schemas/validate.mjs (node, after `npm ci`
+there); they fail instead of skipping when SHOAL_REQUIRE_TOOLS=1.
 """
+import copy
 import glob
 import json
 import os
@@ -1083,6 +1088,133 @@ class ComposeTest(unittest.TestCase):
                          .get("condition"), "service_completed_successfully",
                          "compose.curve.yaml: the controller must wait for "
                          "the keys")
+
+
+# ---- schemas: Kubernetes (kubernetes-models) and Compose (compose-spec) ---
+
+SCHEMAS = os.path.join(SOURCE_DIR, "tests", "deploy-schemas")
+SCHEMA_PACKAGES = ("kubernetes-models", "ajv", "dclint")
+
+
+def schema_validator_missing():
+    """Why tests/deploy-schemas/validate.mjs cannot run, or None."""
+    if not shutil.which("node"):
+        return "node is not installed (needed for tests/deploy-schemas)"
+    for package in SCHEMA_PACKAGES:
+        if not os.path.isdir(os.path.join(SCHEMAS, "node_modules", package)):
+            return ("tests/deploy-schemas/node_modules/%s is missing: run "
+                    "`npm ci` in tests/deploy-schemas (scripts/test.sh does)"
+                    % package)
+    return None
+
+
+def validate_documents(mode, documents):
+    """Runs validate.mjs `mode` on [(source, object)]: (exit status, report
+    or None, what it printed on stderr)."""
+    body = json.dumps({"documents": [{"source": src, "object": obj}
+                                     for src, obj in documents]},
+                      default=str)
+    out = subprocess.run(["node", os.path.join(SCHEMAS, "validate.mjs"), mode],
+                         input=body, capture_output=True, text=True,
+                         timeout=120, cwd=SCHEMAS)
+    try:
+        report = json.loads(out.stdout)
+    except ValueError:
+        report = None
+    return out.returncode, report, out.stderr
+
+
+def schema_errors(report):
+    return "\n".join("%s: %s/%s:\n  %s" % (e["source"], e["kind"], e["name"],
+                                          "\n  ".join(e["errors"]))
+                     for e in report["errors"])
+
+
+class SchemaTest(unittest.TestCase):
+    """Every object `kubectl kustomize` renders validates against the
+    Kubernetes schemas (kubernetes-models from npm, the API's OpenAPI
+    schemas compiled to validators); the compose files validate against the
+    Compose specification's JSON schema (as shipped in dclint from npm).
+    Without node or `npm ci` in tests/deploy-schemas these skip, or fail
+    when SHOAL_REQUIRE_TOOLS=1 (scripts/test.sh)."""
+
+    def setUp(self):
+        need_yaml(self)
+        why = schema_validator_missing()
+        if why and os.environ.get("SHOAL_REQUIRE_TOOLS") == "1":
+            self.fail(why)
+        elif why:
+            self.skipTest(why)
+
+    def rendered_documents(self):
+        tool, why_not = kustomize_command()
+        if tool is None:
+            self.skipTest(why_not)
+        documents = []
+        for name, directory in kustomizations().items():
+            out = render(name, directory)
+            self.assertEqual(out.returncode, 0, "%s does not render:\n%s"
+                             % (name, out.stderr))
+            documents += [(name, o) for o in Rendered(name, out.stdout).objects]
+        return documents
+
+    def assert_valid(self, mode, documents):
+        code, report, stderr = validate_documents(mode, documents)
+        self.assertIsNotNone(report, "validate.mjs %s printed no report:\n%s"
+                             % (mode, stderr))
+        self.assertEqual(report["checked"], len(documents))
+        self.assertEqual((code, report["errors"]), (0, []),
+                         "schema errors:\n%s" % schema_errors(report))
+
+    def assert_invalid(self, mode, documents, *expected):
+        code, report, stderr = validate_documents(mode, documents)
+        self.assertEqual(code, 1, "validate.mjs %s accepted a broken "
+                         "document:\n%s" % (mode, stderr))
+        said = schema_errors(report)
+        for text in expected:
+            self.assertIn(text, said)
+
+    def test_every_rendered_object_validates_against_kubernetes_schemas(self):
+        documents = self.rendered_documents()
+        kinds = {o["kind"] for _, o in documents}
+        for kind in ("Deployment", "Service", "PersistentVolumeClaim",
+                     "ConfigMap", "PodDisruptionBudget", "Namespace",
+                     "HorizontalPodAutoscaler"):
+            self.assertIn(kind, kinds)
+        self.assert_valid("kubernetes", documents)
+
+    def test_kubernetes_validation_catches_broken_objects(self):
+        documents = self.rendered_documents()
+        worker = copy.deepcopy(next(o for _, o in documents
+                                    if o["kind"] == "Deployment"))
+        worker["spec"]["replicas"] = "three"
+        unknown = {"apiVersion": "apps/v1", "kind": "Deploymnet",
+                   "metadata": {"name": "typo"}}
+        self.assert_invalid("kubernetes", [("broken", worker),
+                                           ("broken", unknown)],
+                            "/spec/replicas must be integer",
+                            "no Kubernetes model for apiVersion")
+
+    def compose_documents(self):
+        return [(os.path.relpath(path, SOURCE_DIR),
+                 yaml.safe_load(read(path)))
+                for path in sorted(glob.glob(os.path.join(DOCKER,
+                                                          "compose*.yaml")))]
+
+    def test_compose_files_validate_against_the_compose_schema(self):
+        documents = self.compose_documents()
+        self.assertIn("deploy/docker/compose.yaml",
+                      [src for src, _ in documents])
+        self.assert_valid("compose", documents)
+
+    def test_compose_validation_catches_broken_files(self):
+        source, compose = self.compose_documents()[0]
+        broken = copy.deepcopy(compose)
+        service = next(iter(broken["services"].values()))
+        service["restart_policy"] = "always"    # not a service key
+        service["stop_grace_period"] = ["30s"]  # a string, not a list
+        self.assert_invalid("compose", [(source, broken)],
+                            "restart_policy", "stop_grace_period")
 
 
 # ---- systemd ----------------------------------------------------------
