@@ -36,6 +36,32 @@ shoal_install_deps() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 }
 
+# promtool (checks /metrics) from Debian's prometheus package, unpacked into
+# DIR/usr/bin/promtool and never installed: installing the package would
+# start a Prometheus server. Prints the path.
+shoal_fetch_promtool() {
+  local dir=$1 tool=$1/usr/bin/promtool
+  if [ -x "$tool" ] && "$tool" --version >/dev/null 2>&1; then
+    echo "$tool"
+    return 0
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1); then
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) \
+      || { rm -rf "$tmp"; echo "cannot download Debian's prometheus package" >&2; return 1; }
+  fi
+  mkdir -p "$dir"
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb \
+    | tar -x -C "$dir" ./usr/bin/promtool
+  rm -rf "$tmp"
+  "$tool" --version >/dev/null 2>&1 || { echo "$tool does not run" >&2; return 1; }
+  echo "$tool"
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   shoal_install_deps
 fi

@@ -11,6 +11,9 @@ shoal_install_deps
 if command -v npm >/dev/null 2>&1; then
   (cd "$root/tests/openapi" && npm ci --no-audit --no-fund --loglevel=error) \
     || echo "npm ci failed: the OpenAPI lint test will be skipped" >&2
+  # The Kubernetes and Compose schemas for tests/integration/test_deploy.py.
+  (cd "$root/tests/deploy-schemas" && npm ci --no-audit --no-fund --loglevel=error) \
+    || echo "npm ci failed in tests/deploy-schemas: the schema checks will fail" >&2
 fi
 
 if [ "${SHOAL_SANITIZE:-0}" = 1 ]; then
@@ -21,5 +24,10 @@ else
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
 cmake --build "$build" -j "$(nproc)"
+# promtool for tests/integration/test_metrics.py, unpacked in the build tree.
+shoal_fetch_promtool "$build/tools/prometheus" >/dev/null \
+  || echo "promtool is missing: the metrics lint will fail" >&2
+# Tools installed above must be there: their tests fail instead of skipping.
+export SHOAL_REQUIRE_TOOLS=1
 cd "$build"
 ctest --output-on-failure -j 2 "$@"
