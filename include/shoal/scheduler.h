@@ -393,4 +393,10 @@ json_t *shoal_scheduler_jobs_to_json (const shoal_scheduler_t *self,
 /*  Connected workers: id, name, host, slots, busy, last heartbeat.       */
 json_t *shoal_scheduler_workers_to_json (const shoal_scheduler_t *self);
 
+/*  One worker as in the list above (also for a worker just gone).       */
+json_t *shoal_worker_to_json (const shoal_worker_t *worker);
+
+/*  True once the worker said it drains.                                  */
+bool shoal_worker_draining (const shoal_worker_t *worker);
+
 #endif

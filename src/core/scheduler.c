@@ -1750,20 +1750,31 @@ shoal_scheduler_jobs_to_json (const shoal_scheduler_t *self, int state,
 }
 
 json_t *
+shoal_worker_to_json (const shoal_worker_t *worker)
+{
+    return json_pack ("{s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:o}",
+                      "id", worker->name,
+                      "host", worker->host,
+                      "slots", (json_int_t) worker->slots,
+                      "queue", (json_int_t) worker->queue,
+                      "busy", (json_int_t) (worker->busy + worker->untracked),
+                      "draining", worker->draining,
+                      "connected_at", s_time_json (worker->connected_at),
+                      "last_heartbeat", s_time_json (worker->last_seen));
+}
+
+bool
+shoal_worker_draining (const shoal_worker_t *worker)
+{
+    return worker->draining;
+}
+
+json_t *
 shoal_scheduler_workers_to_json (const shoal_scheduler_t *self)
 {
     json_t *workers = json_array ();
     for (shoal_worker_t *worker = zhashx_first (self->workers); worker;
          worker = zhashx_next (self->workers))
-        json_array_append_new (workers, json_pack (
-            "{s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:o}",
-            "id", worker->name,
-            "host", worker->host,
-            "slots", (json_int_t) worker->slots,
-            "queue", (json_int_t) worker->queue,
-            "busy", (json_int_t) (worker->busy + worker->untracked),
-            "draining", worker->draining,
-            "connected_at", s_time_json (worker->connected_at),
-            "last_heartbeat", s_time_json (worker->last_seen)));
+        json_array_append_new (workers, shoal_worker_to_json (worker));
     return json_pack ("{s:o}", "workers", workers);
 }
