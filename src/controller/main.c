@@ -9,11 +9,11 @@
 #include "shoal/defs.h"
 #include "shoal/endpoint.h"
 #include "shoal/log.h"
+#include "shoal/options.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -29,7 +29,7 @@ typedef struct {
     const char *data_dir;        /* the shared volume                      */
     const char *http;            /* HOST:PORT of the REST API              */
     const char *bind;            /* ZeroMQ endpoint for workers            */
-    const char *log_level;
+    const char *log_level;       /* error, warn, info or debug             */
     const char *log_format;      /* text or json                           */
     const char *token_file;      /* file holding the REST API token        */
     const char *state_dir;       /* where the SQLite state lives           */
@@ -38,200 +38,118 @@ typedef struct {
     bool plaintext;              /* allow no CURVE beyond loopback         */
     bool healthcheck;            /* probe a running controller and exit    */
     bool ephemeral;              /* keep state in memory only              */
-    int http_threads;
+    int http_threads;            /* civetweb handler threads               */
     bool check_only;             /* load the definitions and exit          */
 } s_options_t;
 
-static void
-s_usage (FILE *out)
-{
-    fprintf (out,
-        "Usage: shoal-controller --definitions FILE [OPTION]...\n"
-        "Serve the shoal REST API and dispatch tasks to workers.\n"
-        "\n"
-        "  -d, --definitions FILE  task and job definitions (YAML)\n"
-        "                          [env SHOAL_DEFINITIONS]\n"
-        "  -D, --data-dir DIR      shared volume holding job directories\n"
-        "                          [env SHOAL_DATA_DIR, default ./shoal-data]\n"
-        "  -H, --http HOST:PORT    REST API address\n"
-        "                          [env SHOAL_HTTP, default 127.0.0.1:8080]\n"
-        "  -b, --bind ENDPOINT     ZeroMQ endpoint workers connect to\n"
-        "                          [env SHOAL_BIND, default tcp://127.0.0.1:5555]\n"
-        "      --state-dir DIR     durable state (SQLite, keep it on a local\n"
-        "                          disk) [env SHOAL_STATE_DIR,\n"
-        "                          default DATA-DIR/state]\n"
-        "      --ephemeral         keep state in memory only: a restart\n"
-        "                          forgets every job [env SHOAL_EPHEMERAL=1]\n"
-        "      --curve-secret FILE  this controller's key pair (NAME.key from\n"
-        "                          shoal-keygen) [env SHOAL_CURVE_SECRET]\n"
-        "      --curve-clients DIR  public keys of the workers admitted;\n"
-        "                          add one to admit a worker, no restart\n"
-        "                          [env SHOAL_CURVE_CLIENTS]\n"
-        "      --plaintext         allow workers without CURVE on an endpoint\n"
-        "                          beyond loopback (trusted networks only)\n"
-        "                          [env SHOAL_PLAINTEXT=1]\n"
-        "      --http-threads N    HTTP handler threads\n"
-        "                          [env SHOAL_HTTP_THREADS, default 16]\n"
-        "      --api-token-file FILE  require the token in FILE (first line)\n"
-        "                          in the X-Shoal-Token header of /api/ calls\n"
-        "                          [env SHOAL_API_TOKEN_FILE, or the token\n"
-        "                          itself in SHOAL_API_TOKEN; default: open]\n"
-        "      --log-level LEVEL   error, warn, info or debug\n"
-        "                          [env SHOAL_LOG_LEVEL, default info]\n"
-        "      --log-format FORMAT text, or json (one object per line)\n"
-        "                          [env SHOAL_LOG_FORMAT, default text]\n"
-        "      --check             check the definitions file and exit\n"
-        "      --healthcheck       ask the controller at --http whether it\n"
-        "                          is ready (GET /readyz); exit 0 if so, 1\n"
-        "                          if not (for container health checks)\n"
-        "  -h, --help              show this help and exit\n"
-        "  -V, --version           show the version and exit\n"
-        "\n"
-        "Exit status: 0 after SIGINT/SIGTERM, 1 on a start-up error,\n"
-        "2 on a usage error.\n");
-}
+#define S_PROGRAM "shoal-controller"
+/*  Read when neither --config nor SHOAL_CONFIG names a file, if present.  */
+#define S_DEFAULT_CONFIG "/etc/shoal/controller.yaml"
 
-static const char *
-s_env_or (const char *name, const char *fallback)
-{
-    const char *value = getenv (name);
-    return value && *value ? value : fallback;
-}
+static const char *const s_log_levels[] = { "error", "warn", "info",
+                                            "debug", NULL };
+static const char *const s_log_formats[] = { "text", "json", NULL };
 
-/*  True when environment variable `name` is set to 1, true or yes.       */
-static bool
-s_env_flag (const char *name)
-{
-    const char *value = getenv (name);
-    return value && (!strcmp (value, "1") || !strcasecmp (value, "true")
-                     || !strcasecmp (value, "yes"));
-}
-
+/*  Reads flags, environment and configuration file into `opts` with
+    `parser` (which owns the strings read from the file), then checks
+    what the options say together. Returns SHOAL_OPTIONS_*.               */
 static int
-s_parse_threads (const char *text, int *threads)
-{
-    char *end;
-    long n = strtol (text, &end, 10);
-    if (*end || end == text || n < 1 || n > 1024) {
-        fprintf (stderr, "shoal-controller: --http-threads must be from 1 "
-                 "to 1024, not '%s'\n", text);
-        return -1;
-    }
-    *threads = (int) n;
-    return 0;
-}
-
-/*  Returns 0 to run, 1 to exit 0 (help, version), -1 on a usage error. */
-static int
-s_parse_options (int argc, char *argv[], s_options_t *opts)
+s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
+                 s_options_t *opts)
 {
     *opts = (s_options_t) {
-        .definitions = s_env_or ("SHOAL_DEFINITIONS", NULL),
-        .data_dir = s_env_or ("SHOAL_DATA_DIR", "./shoal-data"),
-        .http = s_env_or ("SHOAL_HTTP", "127.0.0.1:8080"),
-        .bind = s_env_or ("SHOAL_BIND", "tcp://127.0.0.1:5555"),
-        .log_level = s_env_or ("SHOAL_LOG_LEVEL", "info"),
-        .log_format = s_env_or ("SHOAL_LOG_FORMAT", "text"),
-        .token_file = s_env_or ("SHOAL_API_TOKEN_FILE", NULL),
-        .state_dir = s_env_or ("SHOAL_STATE_DIR", NULL),
-        .curve_secret = s_env_or ("SHOAL_CURVE_SECRET", NULL),
-        .curve_clients = s_env_or ("SHOAL_CURVE_CLIENTS", NULL),
-        .plaintext = s_env_flag ("SHOAL_PLAINTEXT"),
-        .ephemeral = s_env_flag ("SHOAL_EPHEMERAL"),
+        .data_dir = "./shoal-data",
+        .http = "127.0.0.1:8080",
+        .bind = "tcp://127.0.0.1:5555",
+        .log_level = "info",
+        .log_format = "text",
         .http_threads = 16,
     };
-    const char *threads = s_env_or ("SHOAL_HTTP_THREADS", NULL);
-    if (threads && s_parse_threads (threads, &opts->http_threads))
-        return -1;
-    enum { OPT_HTTP_THREADS = 256, OPT_LOG_LEVEL, OPT_CHECK, OPT_TOKEN_FILE,
-           OPT_STATE_DIR, OPT_EPHEMERAL, OPT_CURVE_SECRET, OPT_CURVE_CLIENTS,
-           OPT_PLAINTEXT, OPT_HEALTHCHECK, OPT_LOG_FORMAT };
-    static const struct option long_options[] = {
-        { "definitions", required_argument, NULL, 'd' },
-        { "data-dir", required_argument, NULL, 'D' },
-        { "http", required_argument, NULL, 'H' },
-        { "bind", required_argument, NULL, 'b' },
-        { "http-threads", required_argument, NULL, OPT_HTTP_THREADS },
-        { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-        { "check", no_argument, NULL, OPT_CHECK },
-        { "api-token-file", required_argument, NULL, OPT_TOKEN_FILE },
-        { "state-dir", required_argument, NULL, OPT_STATE_DIR },
-        { "ephemeral", no_argument, NULL, OPT_EPHEMERAL },
-        { "curve-secret", required_argument, NULL, OPT_CURVE_SECRET },
-        { "curve-clients", required_argument, NULL, OPT_CURVE_CLIENTS },
-        { "plaintext", no_argument, NULL, OPT_PLAINTEXT },
-        { "healthcheck", no_argument, NULL, OPT_HEALTHCHECK },
-        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
+    const shoal_option_t table[] = {
+        { "definitions", 'd', "SHOAL_DEFINITIONS", SHOAL_OPT_STRING, "FILE",
+          "task and job definitions (YAML)", 0, 0, NULL, &opts->definitions,
+          0 },
+        { "data-dir", 'D', "SHOAL_DATA_DIR", SHOAL_OPT_STRING, "DIR",
+          "shared volume holding job directories\n(default ./shoal-data)",
+          0, 0, NULL, &opts->data_dir, 0 },
+        { "http", 'H', "SHOAL_HTTP", SHOAL_OPT_STRING, "HOST:PORT",
+          "REST API address (default 127.0.0.1:8080)", 0, 0, NULL,
+          &opts->http, 0 },
+        { "bind", 'b', "SHOAL_BIND", SHOAL_OPT_STRING, "ENDPOINT",
+          "ZeroMQ endpoint workers connect to\n"
+          "(default tcp://127.0.0.1:5555)", 0, 0, NULL, &opts->bind, 0 },
+        { "state-dir", 0, "SHOAL_STATE_DIR", SHOAL_OPT_STRING, "DIR",
+          "durable state (SQLite, keep it on a local\n"
+          "disk; default DATA-DIR/state)", 0, 0, NULL, &opts->state_dir, 0 },
+        { "ephemeral", 0, "SHOAL_EPHEMERAL", SHOAL_OPT_BOOL, NULL,
+          "keep state in memory only: a restart\nforgets every job", 0, 0,
+          NULL, &opts->ephemeral, 0 },
+        { "curve-secret", 0, "SHOAL_CURVE_SECRET", SHOAL_OPT_STRING, "FILE",
+          "this controller's key pair (NAME.key from\nshoal-keygen)", 0, 0,
+          NULL, &opts->curve_secret, 0 },
+        { "curve-clients", 0, "SHOAL_CURVE_CLIENTS", SHOAL_OPT_STRING, "DIR",
+          "public keys of the workers admitted;\n"
+          "add one to admit a worker, no restart", 0, 0, NULL,
+          &opts->curve_clients, 0 },
+        { "plaintext", 0, "SHOAL_PLAINTEXT", SHOAL_OPT_BOOL, NULL,
+          "allow workers without CURVE on an endpoint\n"
+          "beyond loopback (trusted networks only)", 0, 0, NULL,
+          &opts->plaintext, 0 },
+        { "http-threads", 0, "SHOAL_HTTP_THREADS", SHOAL_OPT_INT, "N",
+          "HTTP handler threads, 1..1024 (default 16)", 1, 1024, NULL,
+          &opts->http_threads, 0 },
+        { "api-token-file", 0, "SHOAL_API_TOKEN_FILE", SHOAL_OPT_STRING,
+          "FILE", "require the token in FILE (first line)\n"
+          "in the X-Shoal-Token header of /api/ calls\n"
+          "(or the token itself in SHOAL_API_TOKEN;\n"
+          "default: the API is open)", 0, 0, NULL, &opts->token_file, 0 },
+        { "log-level", 0, "SHOAL_LOG_LEVEL", SHOAL_OPT_CHOICE, "LEVEL",
+          "error, warn, info or debug (default info)", 0, 0, s_log_levels,
+          &opts->log_level, 0 },
+        { "log-format", 0, "SHOAL_LOG_FORMAT", SHOAL_OPT_CHOICE, "FORMAT",
+          "text, or json: one object per line with\n"
+          "time, level, component, message, and job\n"
+          "and task where they apply (default text)", 0, 0, s_log_formats,
+          &opts->log_format, 0 },
+        { "check", 0, NULL, SHOAL_OPT_BOOL, NULL,
+          "check the definitions file and exit", 0, 0, NULL,
+          &opts->check_only, SHOAL_OPT_NO_FILE },
+        { "healthcheck", 0, NULL, SHOAL_OPT_BOOL, NULL,
+          "ask the controller at --http whether it\n"
+          "is ready (GET /readyz); exit 0 if so, 1\n"
+          "if not (for container health checks)", 0, 0, NULL,
+          &opts->healthcheck, SHOAL_OPT_NO_FILE },
     };
-    int c;
-    while ((c = getopt_long (argc, argv, "d:D:H:b:hV", long_options, NULL))
-           != -1) {
-        switch (c) {
-            case 'd': opts->definitions = optarg; break;
-            case 'D': opts->data_dir = optarg; break;
-            case 'H': opts->http = optarg; break;
-            case 'b': opts->bind = optarg; break;
-            case OPT_LOG_LEVEL: opts->log_level = optarg; break;
-            case OPT_CHECK: opts->check_only = true; break;
-            case OPT_TOKEN_FILE: opts->token_file = optarg; break;
-            case OPT_STATE_DIR: opts->state_dir = optarg; break;
-            case OPT_EPHEMERAL: opts->ephemeral = true; break;
-            case OPT_CURVE_SECRET: opts->curve_secret = optarg; break;
-            case OPT_CURVE_CLIENTS: opts->curve_clients = optarg; break;
-            case OPT_PLAINTEXT: opts->plaintext = true; break;
-            case OPT_HEALTHCHECK: opts->healthcheck = true; break;
-            case OPT_LOG_FORMAT: opts->log_format = optarg; break;
-            case OPT_HTTP_THREADS:
-                if (s_parse_threads (optarg, &opts->http_threads))
-                    return -1;
-                break;
-            case 'h': s_usage (stdout); return 1;
-            case 'V': printf ("shoal-controller %s\n", SHOAL_VERSION); return 1;
-            default:
-                fprintf (stderr, "Try 'shoal-controller --help'.\n");
-                return -1;
-        }
+    shoal_options_t *parser = *parser_p = shoal_options_new (
+        S_PROGRAM, "--definitions FILE [OPTION]...",
+        "Serve the shoal REST API and dispatch tasks to workers.",
+        "Exit status: 0 after SIGINT/SIGTERM, 1 on a start-up error,\n"
+        "2 on a usage error.\n", S_DEFAULT_CONFIG, table,
+        sizeof table / sizeof table[0]);
+    if (!parser) {
+        fprintf (stderr, S_PROGRAM ": out of memory\n");
+        return SHOAL_OPTIONS_USAGE;
     }
-    if (optind < argc) {
-        fprintf (stderr, "shoal-controller: unexpected argument '%s'\n"
-                 "Try 'shoal-controller --help'.\n", argv[optind]);
-        return -1;
-    }
-    if (opts->healthcheck)
-        return 0;       /* needs nothing but --http */
-    if (!opts->definitions) {
-        fprintf (stderr, "shoal-controller: --definitions FILE is required\n"
-                 "Try 'shoal-controller --help'.\n");
-        return -1;
-    }
-    if (!opts->curve_secret != !opts->curve_clients) {
-        fprintf (stderr, "shoal-controller: --curve-secret and "
-                 "--curve-clients go together\n");
-        return -1;
-    }
+    int rc = shoal_options_parse (parser, argc, argv, stdout, stderr);
+    if (rc != SHOAL_OPTIONS_RUN || opts->healthcheck)
+        return rc;      /* --healthcheck needs nothing but --http */
+    if (!opts->definitions)
+        return shoal_options_usage_error (parser, stderr,
+                                          "--definitions FILE is required");
+    if (!opts->curve_secret != !opts->curve_clients)
+        return shoal_options_usage_error (parser, stderr,
+            "--curve-secret and --curve-clients go together");
     if (!opts->curve_secret && !opts->plaintext
-        && !shoal_endpoint_is_local (opts->bind)) {
-        fprintf (stderr,
-                 "shoal-controller: %s can be reached from the network: give "
-                 "it CURVE keys (--curve-secret, --curve-clients; see "
-                 "shoal-keygen) or allow plain text with --plaintext\n",
-                 opts->bind);
-        return -1;
-    }
-    if (shoal_log_format (opts->log_format)) {
-        fprintf (stderr, "shoal-controller: --log-format must be text or "
-                 "json, not '%s'\n", opts->log_format);
-        return -1;
-    }
-    if (shoal_log_init ("controller", opts->log_level)) {
-        fprintf (stderr, "shoal-controller: --log-level must be error, warn, "
-                 "info or debug, not '%s'\n", opts->log_level);
-        return -1;
-    }
-    return 0;
+        && !shoal_endpoint_is_local (opts->bind))
+        return shoal_options_usage_error (parser, stderr,
+            "%s (%s) can be reached from the network: give it CURVE keys "
+            "(--curve-secret, --curve-clients; see shoal-keygen) or allow "
+            "plain text with --plaintext", opts->bind,
+            shoal_options_origin (parser, "bind"));
+    /* Both were checked against their lists: neither can fail. */
+    shoal_log_format (opts->log_format);
+    shoal_log_init ("controller", opts->log_level);
+    return SHOAL_OPTIONS_RUN;
 }
 
 /* ---- signals: a self-pipe the loop polls ---------------------------- */
@@ -355,13 +273,11 @@ s_prepare_data_dir (const char *path)
     return 0;
 }
 
-int
-main (int argc, char *argv[])
+/*  Runs the controller with checked options; returns the exit status.    */
+static int
+s_run (s_options_t opts)
 {
-    s_options_t opts;
-    int rc = s_parse_options (argc, argv, &opts);
-    if (rc)
-        return rc > 0 ? 0 : 2;
+    int rc;
     if (opts.healthcheck)
         return s_healthcheck (opts.http);
 
@@ -453,5 +369,19 @@ main (int argc, char *argv[])
     zsys_shutdown ();
     close (s_stop_pipe[0]);
     close (s_stop_pipe[1]);
+    return rc;
+}
+
+int
+main (int argc, char *argv[])
+{
+    s_options_t opts;
+    shoal_options_t *parser = NULL;
+    int rc = s_parse_options (&parser, argc, argv, &opts);
+    if (rc == SHOAL_OPTIONS_RUN)
+        rc = s_run (opts);
+    else if (rc == SHOAL_OPTIONS_EXIT)
+        rc = 0;
+    shoal_options_destroy (&parser);    /* owns strings `opts` points to */
     return rc;
 }

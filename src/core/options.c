@@ -625,7 +625,7 @@ shoal_options_help (shoal_options_t *self, FILE *out)
         s_help_text (out, help, len < 0 ? 0 : (size_t) len);
     }
     /* Which options the file cannot set: the actions and the built-ins. */
-    fprintf (out, "\nEvery option but");
+    fprintf (out, "\nOptions but");
     size_t listed = 0, flag_only = 0;
     for (size_t i = 0; i < self->count; i++)
         flag_only += (self->all[i].flags & SHOAL_OPT_NO_FILE) != 0;
@@ -636,12 +636,12 @@ shoal_options_help (shoal_options_t *self, FILE *out)
                      : listed == flag_only ? " and " : ", ",
                      self->all[i].name);
         }
-    fprintf (out, " is also a key\n"
-             "of the configuration file, a YAML mapping of long option\n"
-             "names to values (\"data-dir: /srv/shoal\"). A flag overrides\n"
-             "its environment variable, which overrides the file. The file\n"
-             "is --config FILE, else SHOAL_CONFIG, else %s\n"
-             "if it exists.\n",
+    fprintf (out, "\n"
+             "may also be set in the configuration file: a YAML mapping of\n"
+             "long option names to values (\"data-dir: /srv/shoal\"). A flag\n"
+             "overrides its environment variable, which overrides the file.\n"
+             "The file is --config FILE, else SHOAL_CONFIG, else\n"
+             "%s if it exists.\n",
              self->default_config ? self->default_config : "none");
     if (self->epilog)
         fprintf (out, "\n%s", self->epilog);

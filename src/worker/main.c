@@ -1,7 +1,7 @@
 /*  main.c: shoal-worker, the process that runs tasks for a controller.
 
-    Thin on purpose: read the options (environment variables first, flags
-    over them), take ownership of the signals, build the runner and the
+    Thin on purpose: read the options (shoal/options.h: flags over
+    environment over configuration file), take ownership of the signals, build the runner and the
     agent, run the agent's loop, tear down in reverse order.
 
     Signals are main's alone. czmq is told not to install its handlers;
@@ -12,12 +12,12 @@
 
 #include "shoal/endpoint.h"
 #include "shoal/log.h"
+#include "shoal/options.h"
 #include "shoal/protocol.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,27 +47,24 @@
 #define S_EXIT_USAGE 2
 #define S_EXIT_FAILURE 1
 
-/*  One option value and where it came from, so an error names that.      */
+/*  The options, checked.                                                  */
 typedef struct {
-    const char *value;          /* NULL: not given, use the default        */
-    const char *origin;         /* "--slots" or "SHOAL_SLOTS"              */
-} s_value_t;
-
-/*  The options as given, before checking.                                 */
-typedef struct {
-    s_value_t connect;          /* controller endpoint                     */
-    s_value_t data_dir;         /* shared volume                           */
-    s_value_t slots;            /* tasks at once                           */
-    s_value_t name;             /* worker name                             */
-    s_value_t log_level;        /* error|warn|info|debug                   */
-    s_value_t log_format;       /* text|json                               */
-    s_value_t drain_timeout;    /* seconds running tasks get on SIGTERM    */
-    s_value_t curve_secret;     /* our key pair file                       */
-    s_value_t curve_server;     /* the controller's public key file        */
+    const char *connect;        /* controller endpoint                     */
+    const char *data_dir;       /* shared volume                           */
+    int slots;                  /* tasks at once                           */
+    const char *name;           /* worker name, NULL: <host>-<pid>         */
+    const char *log_level;      /* error|warn|info|debug                   */
+    const char *log_format;     /* text|json                               */
+    int drain_s;                /* seconds running tasks get on SIGTERM    */
+    const char *curve_secret;   /* our key pair file                       */
+    const char *curve_server;   /* the controller's public key file        */
     bool plaintext;             /* no CURVE beyond loopback, on purpose    */
-    s_value_t health_file;      /* touched while connected                 */
+    const char *health_file;    /* touched while connected                 */
     bool healthcheck;           /* check the health file and exit          */
 } s_options_t;
+
+/*  Read when neither --config nor SHOAL_CONFIG names a file, if present.  */
+#define S_DEFAULT_CONFIG "/etc/shoal/worker.yaml"
 
 /*  The self-pipe: [0] polled by the agent, [1] written by the handlers.   */
 static int s_wake[2] = { -1, -1 };
@@ -109,198 +106,103 @@ s_online_cpus (void)
     return cpus > S_SLOTS_MAX ? S_SLOTS_MAX : cpus;
 }
 
-static void
-s_usage (FILE *out)
-{
-    fprintf (out,
-             "Usage: " S_PROGRAM " [OPTION]...\n"
-             "Connect to a shoal controller and run the tasks it sends.\n"
-             "\n"
-             "  --connect ENDPOINT   controller endpoint\n"
-             "                       (default " S_DEFAULT_CONNECT
-             "; env SHOAL_CONNECT)\n"
-             "  --data-dir DIR       shared data directory holding jobs/\n"
-             "                       (default " S_DEFAULT_DATA_DIR
-             "; env SHOAL_DATA_DIR)\n"
-             "  --slots N            tasks run at once, 1..%d\n"
-             "                       (default: CPUs it may use, here %ld; "
-             "env SHOAL_SLOTS)\n"
-             "  --name NAME          worker name\n"
-             "                       (default <hostname>-<pid>; "
-             "env SHOAL_WORKER_NAME)\n"
-             "  --drain-timeout SECONDS\n"
-             "                       on SIGTERM, take no new tasks and let\n"
-             "                       running ones finish this long; the\n"
-             "                       rest are stopped and run elsewhere\n"
-             "                       (default %d, under Kubernetes' 30 s\n"
-             "                       grace period; env SHOAL_DRAIN_TIMEOUT)\n"
-             "  --curve-secret FILE  this worker's key pair (NAME.key from\n"
-             "                       shoal-keygen; env SHOAL_CURVE_SECRET)\n"
-             "  --curve-server FILE  the controller's public key file\n"
-             "                       (env SHOAL_CURVE_SERVER)\n"
-             "  --plaintext          connect without CURVE to a controller\n"
-             "                       beyond loopback (trusted networks only;\n"
-             "                       env SHOAL_PLAINTEXT=1)\n"
-             "  --health-file FILE   touch FILE at each heartbeat while the\n"
-             "                       controller has us (env SHOAL_HEALTH_FILE)\n"
-             "  --healthcheck        exit 0 if --health-file was touched in\n"
-             "                       the last 10 s, else 1 (container probes)\n"
-             "  --log-format FORMAT  text, or json (one object per line)\n"
-             "                       (default text; env SHOAL_LOG_FORMAT)\n"
-             "  --log-level LEVEL    error, warn, info or debug\n"
-             "                       (default " S_DEFAULT_LOG_LEVEL
-             "; env SHOAL_LOG_LEVEL)\n"
-             "  --help               print this help and exit\n"
-             "  --version            print the version and exit\n",
-             S_SLOTS_MAX, s_online_cpus (), S_DEFAULT_DRAIN_S);
-}
+static const char *const s_log_levels[] = { "error", "warn", "info",
+                                            "debug", NULL };
+static const char *const s_log_formats[] = { "text", "json", NULL };
 
-static s_value_t
-s_from_env (const char *variable)
-{
-    s_value_t value = { getenv (variable), variable };
-    return value;
-}
-
-/*  Names where a value came from, `flag` when it is the default.          */
-static const char *
-s_origin (const s_value_t *value, const char *flag)
-{
-    return value->origin && value->value ? value->origin : flag;
-}
-
-/*  Reads the environment, then the flags. Returns -1 to go on, or the
-    exit code for --help, --version and usage errors.                      */
+/*  Reads flags, environment and configuration file into `options` with
+    `parser` (which owns the strings read from the file), then checks
+    what they say together. Returns SHOAL_OPTIONS_*.                       */
 static int
-s_parse (int argc, char **argv, s_options_t *options)
+s_parse (shoal_options_t **parser_p, int argc, char **argv,
+         s_options_t *options)
 {
-    options->connect = s_from_env ("SHOAL_CONNECT");
-    options->data_dir = s_from_env ("SHOAL_DATA_DIR");
-    options->slots = s_from_env ("SHOAL_SLOTS");
-    options->name = s_from_env ("SHOAL_WORKER_NAME");
-    options->log_level = s_from_env ("SHOAL_LOG_LEVEL");
-    options->log_format = s_from_env ("SHOAL_LOG_FORMAT");
-    options->drain_timeout = s_from_env ("SHOAL_DRAIN_TIMEOUT");
-    options->curve_secret = s_from_env ("SHOAL_CURVE_SECRET");
-    options->curve_server = s_from_env ("SHOAL_CURVE_SERVER");
-    const char *plain = getenv ("SHOAL_PLAINTEXT");
-    options->plaintext = plain && (!strcmp (plain, "1")
-                                   || !strcasecmp (plain, "true")
-                                   || !strcasecmp (plain, "yes"));
-    options->health_file = s_from_env ("SHOAL_HEALTH_FILE");
-    options->healthcheck = false;
-
-    enum { O_CONNECT = 256, O_DATA_DIR, O_SLOTS, O_NAME, O_LOG_LEVEL,
-           O_DRAIN_TIMEOUT, O_CURVE_SECRET, O_CURVE_SERVER, O_PLAINTEXT,
-           O_HEALTH_FILE, O_HEALTHCHECK, O_LOG_FORMAT };
-    static const struct option long_options[] = {
-        { "connect", required_argument, NULL, O_CONNECT },
-        { "data-dir", required_argument, NULL, O_DATA_DIR },
-        { "slots", required_argument, NULL, O_SLOTS },
-        { "name", required_argument, NULL, O_NAME },
-        { "log-level", required_argument, NULL, O_LOG_LEVEL },
-        { "drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT },
-        { "curve-secret", required_argument, NULL, O_CURVE_SECRET },
-        { "curve-server", required_argument, NULL, O_CURVE_SERVER },
-        { "plaintext", no_argument, NULL, O_PLAINTEXT },
-        { "health-file", required_argument, NULL, O_HEALTH_FILE },
-        { "healthcheck", no_argument, NULL, O_HEALTHCHECK },
-        { "log-format", required_argument, NULL, O_LOG_FORMAT },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
+    long cpus = s_online_cpus ();
+    *options = (s_options_t) {
+        .connect = S_DEFAULT_CONNECT, .data_dir = S_DEFAULT_DATA_DIR,
+        .slots = (int) cpus, .log_level = S_DEFAULT_LOG_LEVEL,
+        .log_format = "text", .drain_s = S_DEFAULT_DRAIN_S,
     };
-    int opt;
-    while ((opt = getopt_long (argc, argv, "hV", long_options, NULL)) != -1) {
-        s_value_t flag = { optarg, NULL };
-        switch (opt) {
-            case O_CONNECT:
-                flag.origin = "--connect";
-                options->connect = flag;
-                break;
-            case O_DATA_DIR:
-                flag.origin = "--data-dir";
-                options->data_dir = flag;
-                break;
-            case O_SLOTS:
-                flag.origin = "--slots";
-                options->slots = flag;
-                break;
-            case O_NAME:
-                flag.origin = "--name";
-                options->name = flag;
-                break;
-            case O_LOG_LEVEL:
-                flag.origin = "--log-level";
-                options->log_level = flag;
-                break;
-            case O_DRAIN_TIMEOUT:
-                flag.origin = "--drain-timeout";
-                options->drain_timeout = flag;
-                break;
-            case O_CURVE_SECRET:
-                flag.origin = "--curve-secret";
-                options->curve_secret = flag;
-                break;
-            case O_CURVE_SERVER:
-                flag.origin = "--curve-server";
-                options->curve_server = flag;
-                break;
-            case O_PLAINTEXT:
-                options->plaintext = true;
-                break;
-            case O_HEALTH_FILE:
-                flag.origin = "--health-file";
-                options->health_file = flag;
-                break;
-            case O_HEALTHCHECK:
-                options->healthcheck = true;
-                break;
-            case O_LOG_FORMAT:
-                flag.origin = "--log-format";
-                options->log_format = flag;
-                break;
-            case 'h':
-                s_usage (stdout);
-                return 0;
-            case 'V':
-                printf (S_PROGRAM " " SHOAL_VERSION "\n");
-                return 0;
-            default:            // getopt has printed what is wrong
-                fprintf (stderr, "Try '" S_PROGRAM " --help'.\n");
-                return S_EXIT_USAGE;
-        }
+    char slots_help[160], drain_help[256];
+    snprintf (slots_help, sizeof slots_help, "tasks run at once, 1..%d\n"
+              "(default: CPUs it may use, here %ld)", S_SLOTS_MAX, cpus);
+    snprintf (drain_help, sizeof drain_help,
+              "on SIGTERM, take no new tasks and let\n"
+              "running ones finish this long, 0..3600;\n"
+              "the rest are stopped and run elsewhere\n"
+              "(default %d, under Kubernetes' 30 s\n"
+              "grace period)", S_DEFAULT_DRAIN_S);
+    const shoal_option_t table[] = {
+        { "connect", 0, "SHOAL_CONNECT", SHOAL_OPT_STRING, "ENDPOINT",
+          "controller endpoint\n(default " S_DEFAULT_CONNECT ")", 0, 1024,
+          NULL, &options->connect, 0 },
+        { "data-dir", 0, "SHOAL_DATA_DIR", SHOAL_OPT_STRING, "DIR",
+          "shared data directory holding jobs/\n"
+          "(default " S_DEFAULT_DATA_DIR ")", 0, 1024, NULL,
+          &options->data_dir, 0 },
+        { "slots", 0, "SHOAL_SLOTS", SHOAL_OPT_INT, "N", slots_help, 1,
+          S_SLOTS_MAX, NULL, &options->slots, 0 },
+        { "name", 0, "SHOAL_WORKER_NAME", SHOAL_OPT_STRING, "NAME",
+          "worker name (default <hostname>-<pid>)", 0, S_NAME_MAX, NULL,
+          &options->name, 0 },
+        { "drain-timeout", 0, "SHOAL_DRAIN_TIMEOUT", SHOAL_OPT_INT,
+          "SECONDS", drain_help, 0, 3600, NULL, &options->drain_s, 0 },
+        { "curve-secret", 0, "SHOAL_CURVE_SECRET", SHOAL_OPT_STRING, "FILE",
+          "this worker's key pair (NAME.key from\nshoal-keygen)", 0, 0,
+          NULL, &options->curve_secret, 0 },
+        { "curve-server", 0, "SHOAL_CURVE_SERVER", SHOAL_OPT_STRING, "FILE",
+          "the controller's public key file", 0, 0, NULL,
+          &options->curve_server, 0 },
+        { "plaintext", 0, "SHOAL_PLAINTEXT", SHOAL_OPT_BOOL, NULL,
+          "connect without CURVE to a controller\n"
+          "beyond loopback (trusted networks only)", 0, 0, NULL,
+          &options->plaintext, 0 },
+        { "health-file", 0, "SHOAL_HEALTH_FILE", SHOAL_OPT_STRING, "FILE",
+          "touch FILE at each heartbeat while the\ncontroller has us", 0, 0,
+          NULL, &options->health_file, 0 },
+        { "log-format", 0, "SHOAL_LOG_FORMAT", SHOAL_OPT_CHOICE, "FORMAT",
+          "text, or json: one object per line with\n"
+          "time, level, component, message, and job\n"
+          "and task where they apply (default text)", 0, 0, s_log_formats,
+          &options->log_format, 0 },
+        { "log-level", 0, "SHOAL_LOG_LEVEL", SHOAL_OPT_CHOICE, "LEVEL",
+          "error, warn, info or debug\n(default " S_DEFAULT_LOG_LEVEL ")", 0,
+          0, s_log_levels, &options->log_level, 0 },
+        { "healthcheck", 0, NULL, SHOAL_OPT_BOOL, NULL,
+          "exit 0 if --health-file was touched in\n"
+          "the last 10 s, else 1 (container probes)", 0, 0, NULL,
+          &options->healthcheck, SHOAL_OPT_NO_FILE },
+    };
+    shoal_options_t *parser = *parser_p = shoal_options_new (
+        S_PROGRAM, "[OPTION]...",
+        "Connect to a shoal controller and run the tasks it sends.",
+        "Exit status: 0 after SIGINT/SIGTERM, 1 on a failure at run time,\n"
+        "2 on a usage error.\n", S_DEFAULT_CONFIG, table,
+        sizeof table / sizeof table[0]);
+    if (!parser) {
+        fprintf (stderr, S_PROGRAM ": out of memory\n");
+        return SHOAL_OPTIONS_USAGE;
     }
-    if (optind < argc) {
-        fprintf (stderr, S_PROGRAM ": unexpected argument '%s'\n"
-                         "Try '" S_PROGRAM " --help'.\n", argv[optind]);
-        return S_EXIT_USAGE;
-    }
-    return -1;
-}
-
-/*  Parses a slot count; -1 when it is not an integer in 1..S_SLOTS_MAX.   */
-static int
-s_parse_slots (const char *text)
-{
-    char *end;
-    errno = 0;
-    long slots = strtol (text, &end, 10);
-    if (errno || end == text || *end || slots < 1 || slots > S_SLOTS_MAX)
-        return -1;
-    return (int) slots;
-}
-
-/*  A non-empty value no longer than `max` bytes, or a message and false.  */
-static bool
-s_check_text (const s_value_t *value, size_t max)
-{
-    size_t len = strlen (value->value);
-    if (len > 0 && len <= max)
-        return true;
-    fprintf (stderr, S_PROGRAM ": %s must be 1 to %zu bytes long\n",
-             value->origin, max);
-    return false;
+    int rc = shoal_options_parse (parser, argc, argv, stdout, stderr);
+    if (rc != SHOAL_OPTIONS_RUN)
+        return rc;
+    if (options->healthcheck && !options->health_file)
+        return shoal_options_usage_error (parser, stderr,
+                                          "--healthcheck needs --health-file");
+    if (!options->curve_secret != !options->curve_server)
+        return shoal_options_usage_error (parser, stderr,
+            "--curve-secret and --curve-server go together");
+    if (!options->healthcheck && !options->curve_secret
+        && !options->plaintext && !shoal_endpoint_is_local (options->connect))
+        return shoal_options_usage_error (parser, stderr,
+            "%s (%s) is beyond loopback: give CURVE keys (--curve-secret, "
+            "--curve-server; see shoal-keygen) or allow plain text with "
+            "--plaintext", options->connect,
+            shoal_options_origin (parser, "connect"));
+    /* Both were checked against their lists: neither can fail. */
+    shoal_log_format (options->log_format);
+    shoal_log_init ("worker", options->log_level);
+    return SHOAL_OPTIONS_RUN;
 }
 
 /*  Tasks get /dev/null and a log file as 0, 1 and 2; were one of those
@@ -339,85 +241,23 @@ s_catch_signals (void)
     return 0;
 }
 
-int
-main (int argc, char **argv)
+/*  Runs the worker with checked options; `parser` names where a value
+    came from in errors. Returns the exit status.                          */
+static int
+s_run (const s_options_t *options, shoal_options_t *parser)
 {
-    s_keep_stdio_open ();
-    s_options_t options;
-    int code = s_parse (argc, argv, &options);
-    if (code >= 0)
-        return code;
-
-    if (options.healthcheck) {
+    if (options->healthcheck) {
         /* Healthy: the controller welcomed us and heartbeats flow. */
         struct stat st;
-        if (!options.health_file.value) {
-            fprintf (stderr, S_PROGRAM ": --healthcheck needs --health-file\n");
-            return S_EXIT_USAGE;
-        }
-        bool fresh = stat (options.health_file.value, &st) == 0
+        bool fresh = stat (options->health_file, &st) == 0
                      && time (NULL) - st.st_mtime <= 10;
         printf ("%s\n", fresh ? "healthy" : "unhealthy");
         return fresh ? 0 : 1;
     }
-    const char *connect = options.connect.value ? options.connect.value
-                                                : S_DEFAULT_CONNECT;
-    const char *data_dir = options.data_dir.value ? options.data_dir.value
-                                                  : S_DEFAULT_DATA_DIR;
-    const char *level = options.log_level.value ? options.log_level.value
-                                                : S_DEFAULT_LOG_LEVEL;
-    int slots = (int) s_online_cpus ();
-    if (options.slots.value) {
-        slots = s_parse_slots (options.slots.value);
-        if (slots < 0) {
-            fprintf (stderr, S_PROGRAM ": %s must be an integer from 1 to %d,"
-                             " not '%s'\n", options.slots.origin,
-                     S_SLOTS_MAX, options.slots.value);
-            return S_EXIT_USAGE;
-        }
-    }
-    if (!options.curve_secret.value != !options.curve_server.value) {
-        fprintf (stderr, S_PROGRAM ": --curve-secret and --curve-server go "
-                         "together\n");
-        return S_EXIT_USAGE;
-    }
-    if (!options.curve_secret.value && !options.plaintext
-        && !shoal_endpoint_is_local (connect)) {
-        fprintf (stderr, S_PROGRAM ": %s is beyond loopback: give CURVE keys "
-                         "(--curve-secret, --curve-server; see shoal-keygen) "
-                         "or allow plain text with --plaintext\n", connect);
-        return S_EXIT_USAGE;
-    }
-    int drain_s = S_DEFAULT_DRAIN_S;
-    if (options.drain_timeout.value) {
-        char *end;
-        errno = 0;
-        long value = strtol (options.drain_timeout.value, &end, 10);
-        if (errno || end == options.drain_timeout.value || *end || value < 0
-            || value > 3600) {
-            fprintf (stderr, S_PROGRAM ": %s must be a number of seconds "
-                             "from 0 to 3600, not '%s'\n",
-                     options.drain_timeout.origin,
-                     options.drain_timeout.value);
-            return S_EXIT_USAGE;
-        }
-        drain_s = (int) value;
-    }
-    if (shoal_log_format (options.log_format.value) < 0) {
-        fprintf (stderr, S_PROGRAM ": %s must be text or json, not '%s'\n",
-                 options.log_format.origin, options.log_format.value);
-        return S_EXIT_USAGE;
-    }
-    if (shoal_log_init ("worker", level) < 0) {
-        fprintf (stderr, S_PROGRAM ": %s must be error, warn, info or debug,"
-                         " not '%s'\n",
-                 s_origin (&options.log_level, "--log-level"), level);
-        return S_EXIT_USAGE;
-    }
-    if ((options.connect.value && !s_check_text (&options.connect, 1024))
-        || (options.data_dir.value && !s_check_text (&options.data_dir, 1024))
-        || (options.name.value && !s_check_text (&options.name, S_NAME_MAX)))
-        return S_EXIT_USAGE;
+    const char *connect = options->connect;
+    const char *data_dir = options->data_dir;
+    int slots = options->slots;
+    int drain_s = options->drain_s;
 
     char host[256];
     if (gethostname (host, sizeof host) < 0)
@@ -426,7 +266,7 @@ main (int argc, char **argv)
     char default_name[sizeof host + 32];
     snprintf (default_name, sizeof default_name, "%s-%ld", host,
               (long) getpid ());
-    const char *name = options.name.value ? options.name.value : default_name;
+    const char *name = options->name ? options->name : default_name;
 
     //  Before zsys_init, or czmq installs SIGINT and SIGTERM handlers.
     zsys_handler_set (NULL);
@@ -443,16 +283,16 @@ main (int argc, char **argv)
     shoal_runner_t *runner = shoal_runner_new (data_dir, (size_t) slots, &err);
     if (!runner) {
         fprintf (stderr, S_PROGRAM ": %s: %s\n",
-                 s_origin (&options.data_dir, "--data-dir"), err.message);
+                 shoal_options_origin (parser, "data-dir"), err.message);
         zsys_shutdown ();
         return S_EXIT_FAILURE;
     }
     shoal_agent_config_t config = {
         .endpoint = connect, .name = name, .host = host, .slots = slots,
         .drain_timeout_ms = (int64_t) drain_s * 1000,
-        .curve_secret = options.curve_secret.value,
-        .curve_server = options.curve_server.value,
-        .health_file = options.health_file.value,
+        .curve_secret = options->curve_secret,
+        .curve_server = options->curve_server,
+        .health_file = options->health_file,
     };
     shoal_agent_t *agent = shoal_agent_new (&config, runner, &err);
     if (!agent) {
@@ -460,7 +300,7 @@ main (int argc, char **argv)
         bool usage = strcmp (err.field, "connect") == 0;
         if (usage)
             fprintf (stderr, S_PROGRAM ": %s: %s\n",
-                     s_origin (&options.connect, "--connect"), err.message);
+                     shoal_options_origin (parser, "connect"), err.message);
         else
             fprintf (stderr, S_PROGRAM ": %s\n", err.message);
         shoal_runner_destroy (&runner);
@@ -477,4 +317,19 @@ main (int argc, char **argv)
     close (s_wake[0]);
     close (s_wake[1]);
     return rc == 0 ? 0 : S_EXIT_FAILURE;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_keep_stdio_open ();
+    s_options_t options;
+    shoal_options_t *parser = NULL;
+    int rc = s_parse (&parser, argc, argv, &options);
+    if (rc == SHOAL_OPTIONS_RUN)
+        rc = s_run (&options, parser);
+    else if (rc == SHOAL_OPTIONS_EXIT)
+        rc = 0;
+    shoal_options_destroy (&parser);    /* owns strings `options` uses */
+    return rc;
 }

@@ -355,8 +355,8 @@ test_help_and_version_go_to_stdout (void **state)
         "      --config FILE       read options from FILE",
         "[env SHOAL_CONFIG]",
         "  -h, --help              print this help and exit\n",
-        "Every option but --check, --config, --help and --version is",
-        "else /nonexistent/shoal/test.yaml\n",
+        "Options but --check, --config, --help and --version\nmay",
+        "else\n/nonexistent/shoal/test.yaml if it exists.\n",
         "\nExit status: 0.\n",
     };
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
