@@ -1,4 +1,5 @@
-/*  log.h: one line per event on stderr: time, level, component, message.
+/*  log.h: one line per event on stderr: time, level, component, message,
+    and the job and task an event is about.
 
     The level is process-wide and set once by main before threads start;
     writes are single fprintf calls, so lines from threads do not mix.
@@ -20,11 +21,24 @@ int shoal_log_init (const char *component, const char *level_name);
 
 /*  Chooses the line format: "text" (default: time level component:
     message) or "json" (one object per line: time, level, component,
-    message). Returns 0, or SHOAL_EINVAL for another name.               */
+    message, and job and task when given). Returns 0, or SHOAL_EINVAL
+    for another name.                                                      */
 int shoal_log_format (const char *format_name);
 
 void shoal_log (shoal_log_level_t level, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
+
+/*  Like shoal_log, for an event about job `job` (NULL: none) and its task
+    `task` (negative: none). The ids are fields of their own, so logs can
+    be filtered by them: "job" and "task" keys in json, a "job=ID task=N"
+    prefix to the message in text. The message need not repeat them.      */
+void shoal_log_task (shoal_log_level_t level, const char *job,
+                     long long task, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+/*  True when events of `level` are written: lets a caller skip building
+    an expensive message.                                                  */
+int shoal_log_enabled (shoal_log_level_t level);
 
 #define shoal_error(...) shoal_log (SHOAL_LOG_ERROR, __VA_ARGS__)
 #define shoal_warn(...)  shoal_log (SHOAL_LOG_WARN, __VA_ARGS__)

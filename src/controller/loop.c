@@ -158,10 +158,11 @@ s_run_actions (shoal_loop_t *self)
                 json_t *body = shoal_task_wire_body (action.task);
                 rc = s_send (self, key, SHOAL_MSG_TASK, body);
                 json_decref (body);
-                shoal_debug ("task %s/%u attempt %u -> %s",
-                             shoal_job_id (action.job),
-                             shoal_task_id (action.task), action.attempt,
-                             shoal_worker_name (action.worker));
+                shoal_log_task (SHOAL_LOG_DEBUG, shoal_job_id (action.job),
+                                shoal_task_id (action.task),
+                                "attempt %u dispatched to worker %s",
+                                action.attempt,
+                                shoal_worker_name (action.worker));
                 break;
             }
             case SHOAL_ACTION_CANCEL: {
@@ -185,9 +186,9 @@ s_run_actions (shoal_loop_t *self)
                 break;
             case SHOAL_ACTION_JOB_ENDED: {
                 const shoal_job_t *job = action.job;
-                shoal_info ("job %s (%s) %s", shoal_job_id (job),
-                            shoal_job_class (job)->id,
-                            shoal_job_state_name (shoal_job_state (job)));
+                shoal_log_task (SHOAL_LOG_INFO, shoal_job_id (job), -1,
+                                "job (%s) %s", shoal_job_class (job)->id,
+                                shoal_job_state_name (shoal_job_state (job)));
                 break;
             }
         }
@@ -270,7 +271,13 @@ s_on_result (shoal_loop_t *self, const char *key, json_t *body, int64_t now)
     if (rc == SHOAL_ENOTFOUND && streq (err.field, "worker"))
         s_send_empty (self, key, SHOAL_MSG_RECONNECT);
     else if (rc)
-        shoal_info ("ignored: %s", err.message);
+        shoal_log_task (SHOAL_LOG_INFO, job_id, task, "ignored: %s",
+                        err.message);
+    else
+        shoal_log_task (SHOAL_LOG_DEBUG, job_id, task,
+                        "attempt %lld finished: %s", (long long) attempt,
+                        known ? json_string_value (json_object_get (
+                                    body, "status")) : "unknown status");
 }
 
 static void
@@ -526,8 +533,8 @@ s_op_submit (shoal_loop_t *self, json_t *request)
                           "the job could not be stored; it was not "
                           "accepted", NULL);
     }
-    shoal_info ("job %s (%s) submitted%s", id, class_id,
-                start ? " and started" : "");
+    shoal_log_task (SHOAL_LOG_INFO, id, -1, "job (%s) submitted%s",
+                    class_id, start ? " and started" : "");
     if (key)
         s_remember_key (self, key, fingerprint, id);
     return s_job_created (job, false);
@@ -544,7 +551,7 @@ s_op_start (shoal_loop_t *self, json_t *request)
     if (rc)
         return s_problem (409, "Job already started", err.message, "state");
     s_persist (self, NULL, 0, NULL);
-    shoal_info ("job %s started", id);
+    shoal_log_task (SHOAL_LOG_INFO, id, -1, "job started");
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
 }
@@ -560,7 +567,7 @@ s_op_cancel (shoal_loop_t *self, json_t *request)
     if (rc)
         return s_problem (409, "Job already ended", err.message, "state");
     s_persist (self, NULL, 0, NULL);
-    shoal_info ("job %s canceled on request", id);
+    shoal_log_task (SHOAL_LOG_INFO, id, -1, "job canceled on request");
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
 }
@@ -576,7 +583,8 @@ s_op_retry (shoal_loop_t *self, json_t *request)
     if (rc)
         return s_problem (409, "Job not failed", err.message, "state");
     s_persist (self, NULL, 0, NULL);
-    shoal_info ("job %s retried from its failed stage", id);
+    shoal_log_task (SHOAL_LOG_INFO, id, -1,
+                    "job retried from its failed stage");
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
 }

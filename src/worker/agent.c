@@ -302,13 +302,14 @@ static void
 s_reject (shoal_agent_t *self, json_t *task_body, const char *status,
           const char *why)
 {
-    shoal_warn ("job %.64s task %lld attempt %lld: not run: %s",
-                json_string_value (json_object_get (task_body, "job")),
-                (long long) json_integer_value (
-                    json_object_get (task_body, "task")),
-                (long long) json_integer_value (
-                    json_object_get (task_body, "attempt")),
-                why);
+    shoal_log_task (SHOAL_LOG_WARN,
+                    json_string_value (json_object_get (task_body, "job")),
+                    (long long) json_integer_value (
+                        json_object_get (task_body, "task")),
+                    "attempt %lld: not run: %s",
+                    (long long) json_integer_value (
+                        json_object_get (task_body, "attempt")),
+                    why);
     json_t *result = s_status_result (task_body, status, why);
     if (result)
         s_on_result (result, self);
@@ -440,8 +441,8 @@ s_on_cancel (shoal_agent_t *self, json_t *body, int64_t now)
     json_int_t task = json_integer_value (json_object_get (body, "task"));
     json_int_t attempt = json_integer_value (json_object_get (body, "attempt"));
     if (shoal_runner_cancel (self->runner, job, task, attempt, now) == 0) {
-        shoal_info ("job %s task %lld attempt %lld: canceling", job,
-                    (long long) task, (long long) attempt);
+        shoal_log_task (SHOAL_LOG_INFO, job, task, "attempt %lld: canceling",
+                        (long long) attempt);
         return;
     }
     for (json_t *queued = zlistx_first (self->queued); job && queued;
@@ -458,9 +459,8 @@ s_on_cancel (shoal_agent_t *self, json_t *body, int64_t now)
         json_decref (queued);
         return;
     }
-    shoal_debug ("job %.64s task %lld attempt %lld: cancel of a task "
-                 "that does not run here", job, (long long) task,
-                 (long long) attempt);
+    shoal_log_task (SHOAL_LOG_DEBUG, job, task, "attempt %lld: cancel of a "
+                    "task that does not run here", (long long) attempt);
 }
 
 /*  True when `value` is a string without NUL bytes: C strings would
@@ -657,7 +657,16 @@ s_on_task (shoal_agent_t *self, json_t *body, int64_t now)
                   why);
         return;
     }
-    if (shoal_runner_running (self->runner) >= (size_t) self->slots) {
+    bool full = shoal_runner_running (self->runner) >= (size_t) self->slots;
+    shoal_log_task (SHOAL_LOG_DEBUG,
+                    json_string_value (json_object_get (body, "job")),
+                    (long long) json_integer_value (json_object_get (body,
+                                                                     "task")),
+                    "attempt %lld received%s",
+                    (long long) json_integer_value (json_object_get (
+                        body, "attempt")),
+                    full ? ": queued until a slot is free" : "");
+    if (full) {
         zlistx_add_end (self->queued, json_incref (body));
         return;
     }

@@ -142,8 +142,8 @@ shoal_runner_destroy (shoal_runner_t **self_p)
         s_proc_t *proc = &self->procs[i];
         if (proc->pid <= 0)
             continue;
-        shoal_warn ("job %s task %lld: killing pid %d at exit", proc->job,
-                    (long long) proc->task, (int) proc->pid);
+        shoal_log_task (SHOAL_LOG_WARN, proc->job, proc->task,
+                        "killing pid %d at exit", (int) proc->pid);
         kill (-proc->pid, SIGKILL);
         while (waitpid (proc->pid, NULL, 0) < 0 && errno == EINTR)
             ;
@@ -399,10 +399,11 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
     proc->deadline = task->timeout_ms > 0 ? now + task->timeout_ms : 0;
     snprintf (proc->command, sizeof proc->command, "%s", task->command);
     self->running++;
-    shoal_info ("job %s task %lld attempt %lld: started %s '%s' as pid %d",
-                proc->job, (long long) proc->task, (long long) proc->attempt,
-                proc->spawn ? SHOAL_KIND_SPAWN : SHOAL_KIND_TASK,
-                proc->command, (int) pid);
+    shoal_log_task (SHOAL_LOG_INFO, proc->job, proc->task,
+                    "attempt %lld: started %s '%s' as pid %d",
+                    (long long) proc->attempt,
+                    proc->spawn ? SHOAL_KIND_SPAWN : SHOAL_KIND_TASK,
+                    proc->command, (int) pid);
 
 done:
     if (status[0] >= 0)
@@ -448,9 +449,9 @@ static void
 s_signal_group (s_proc_t *proc, int sig)
 {
     if (kill (-proc->pid, sig) < 0 && errno != ESRCH)
-        shoal_warn ("job %s task %lld: cannot signal group %d: %s",
-                    proc->job, (long long) proc->task, (int) proc->pid,
-                    strerror (errno));
+        shoal_log_task (SHOAL_LOG_WARN, proc->job, proc->task,
+                        "cannot signal group %d: %s", (int) proc->pid,
+                        strerror (errno));
 }
 
 static void
@@ -494,10 +495,10 @@ shoal_runner_tick (shoal_runner_t *self, int64_t now)
         s_proc_t *proc = &self->procs[i];
         if (proc->pid > 0 && proc->deadline && !proc->signalled
             && now >= proc->deadline) {
-            shoal_info ("job %s task %lld attempt %lld: timed out after "
-                        "%lld ms, stopping it", proc->job,
-                        (long long) proc->task, (long long) proc->attempt,
-                        (long long) (now - proc->started));
+            shoal_log_task (SHOAL_LOG_INFO, proc->job, proc->task,
+                            "attempt %lld: timed out after %lld ms, "
+                            "stopping it", (long long) proc->attempt,
+                            (long long) (now - proc->started));
             proc->timed_out = true;
             s_terminate (proc, now);
             continue;
@@ -505,10 +506,10 @@ shoal_runner_tick (shoal_runner_t *self, int64_t now)
         if (proc->pid <= 0 || !proc->signalled || proc->killed
             || now < proc->kill_at)
             continue;
-        shoal_warn ("job %s task %lld attempt %lld: still running %d ms "
-                    "after SIGTERM, sending SIGKILL", proc->job,
-                    (long long) proc->task, (long long) proc->attempt,
-                    SHOAL_RUNNER_KILL_AFTER_MS);
+        shoal_log_task (SHOAL_LOG_WARN, proc->job, proc->task,
+                        "attempt %lld: still running %d ms after SIGTERM, "
+                        "sending SIGKILL", (long long) proc->attempt,
+                        SHOAL_RUNNER_KILL_AFTER_MS);
         s_signal_group (proc, SIGKILL);
         proc->killed = true;
     }
@@ -687,25 +688,27 @@ shoal_runner_reap (shoal_runner_t *self, int64_t now,
         }
         json_t *result = NULL;
         if (proc->stopped)
-            shoal_info ("job %s task %lld attempt %lld: stopped by shutdown",
-                        proc->job, (long long) proc->task,
-                        (long long) proc->attempt);
+            shoal_log_task (SHOAL_LOG_INFO, proc->job, proc->task,
+                            "attempt %lld: stopped by shutdown",
+                            (long long) proc->attempt);
         else {
             result = s_result (self, proc, wait_status, now);
             if (!result)
-                shoal_error ("job %s task %lld: out of memory for its result",
-                             proc->job, (long long) proc->task);
+                shoal_log_task (SHOAL_LOG_ERROR, proc->job, proc->task,
+                                "out of memory for its result");
         }
         if (result) {
             json_t *code = json_object_get (result, "exit_code");
             json_t *sig = json_object_get (result, "signal");
-            shoal_info ("job %s task %lld attempt %lld: %s (%s %lld) "
-                        "after %lld ms", proc->job, (long long) proc->task,
-                        (long long) proc->attempt,
-                        json_string_value (json_object_get (result, "status")),
-                        code ? "exit code" : "signal",
-                        (long long) json_integer_value (code ? code : sig),
-                        (long long) (now - proc->started));
+            shoal_log_task (SHOAL_LOG_INFO, proc->job, proc->task,
+                            "attempt %lld: %s (%s %lld) after %lld ms",
+                            (long long) proc->attempt,
+                            json_string_value (json_object_get (result,
+                                                                "status")),
+                            code ? "exit code" : "signal",
+                            (long long) json_integer_value (code ? code
+                                                                 : sig),
+                            (long long) (now - proc->started));
         }
         memset (proc, 0, sizeof *proc);
         self->running--;
