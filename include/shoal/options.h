@@ -39,7 +39,8 @@ enum {
     SHOAL_OPT_NO_FILE = 1u << 0,    /* not a configuration key (an action) */
 };
 
-/*  One option. The table is borrowed and must outlive the parser.         */
+/*  One option. The table is copied; its strings, choices and targets are
+    borrowed and must outlive the parser.                                  */
 typedef struct {
     const char *name;           /* long name without "--"; the file key    */
     char short_name;            /* one-letter name, 0 for none             */
@@ -68,8 +69,8 @@ typedef struct shoal_options shoal_options_t;
     saying what the program does; `epilog` (may be NULL) is printed after
     the options. `default_config` (may be NULL) is the file read when
     neither --config nor SHOAL_CONFIG names one, and only if it exists.
-    All strings and the table are borrowed. Returns NULL when out of
-    memory.                                                                */
+    The strings are borrowed; the table is copied. Returns NULL when out
+    of memory.                                                             */
 shoal_options_t *shoal_options_new (const char *program, const char *usage,
                                     const char *summary, const char *epilog,
                                     const char *default_config,
@@ -85,6 +86,14 @@ void shoal_options_destroy (shoal_options_t **self_p);
     and version go to `out`, errors to `err`. Returns SHOAL_OPTIONS_*.    */
 int shoal_options_parse (shoal_options_t *self, int argc, char **argv,
                          FILE *out, FILE *err);
+
+/*  Reads configuration file `path` alone into the targets, checked as
+    shoal_options_parse checks it, for a program that reads its own
+    command line (the `shoal` client, whose options depend on the
+    command). `required`: a missing file is an error; otherwise it is
+    skipped. Returns SHOAL_OPTIONS_RUN or SHOAL_OPTIONS_USAGE.            */
+int shoal_options_read_config (shoal_options_t *self, const char *path,
+                               bool required, FILE *err);
 
 /*  Prints the generated --help text.                                      */
 void shoal_options_help (shoal_options_t *self, FILE *out);

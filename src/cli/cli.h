@@ -55,12 +55,17 @@ enum {
     CLI_OPT_FOLLOW = 1u << 8,
 };
 
-/*  The command line, parsed. Strings point into argv or the environment
-    (borrowed); nothing here is allocated.                                 */
+struct shoal_options;
+
+/*  The command line, parsed. Strings point into argv, the environment or
+    the configuration file read by `config` (freed by
+    cli_options_release).                                                  */
 typedef struct {
-    const char *url;            /* --url, SHOAL_URL or the default         */
-    const char *token;          /* --token or SHOAL_TOKEN, NULL for none   */
-    const char *token_file;     /* --token-file, NULL when not given       */
+    const char *url;            /* --url, SHOAL_URL, the file, the default */
+    const char *token;          /* --token, SHOAL_TOKEN or the file        */
+    const char *token_file;     /* --token-file or the file's token-file   */
+    const char *config_path;    /* --config, NULL when not given           */
+    struct shoal_options *config;  /* owns the file's strings, or NULL     */
     bool json;                  /* --json: print the API's JSON            */
     bool wait;                  /* --wait: follow the job to its end       */
     bool no_start;              /* --no-start: submit in state created     */
@@ -113,12 +118,16 @@ void cli_commands_print (FILE *out);
 
 /* ---- options.c ------------------------------------------------------- */
 
-/*  Reads the environment and argv into `options` and points *command at
-    the command to run. Returns -1 to go on, or an exit code when there is
-    nothing to run: 0 after --help or --version, CLI_EXIT_USAGE after a
-    usage error (already reported on stderr).                              */
+/*  Reads argv, the environment and the configuration file into
+    `options` and points *command at the command to run. Returns -1 to go
+    on, or an exit code when there is nothing to run: 0 after --help or
+    --version, CLI_EXIT_USAGE after a usage error (already reported on
+    stderr). Call cli_options_release afterwards in every case.           */
 int cli_options_parse (int argc, char **argv, cli_options_t *options,
                        const cli_command_t **command);
+
+/*  Frees what cli_options_parse read from the configuration file.         */
+void cli_options_release (cli_options_t *options);
 
 /*  Reports a usage error: "shoal: <message>" and a pointer to --help, on
     stderr. Returns CLI_EXIT_USAGE.                                        */

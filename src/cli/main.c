@@ -30,8 +30,10 @@ main (int argc, char **argv)
     cli_options_t options;
     const cli_command_t *command;
     int rc = cli_options_parse (argc, argv, &options, &command);
-    if (rc >= 0)
+    if (rc >= 0) {
+        cli_options_release (&options);
         return s_close_stdout (rc);
+    }
 
     if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf (stderr, CLI_PROGRAM ": cannot initialise libcurl\n");
@@ -43,5 +45,6 @@ main (int argc, char **argv)
         rc = command->run (&session, &options);
     cli_session_close (&session);
     curl_global_cleanup ();
+    cli_options_release (&options);
     return s_close_stdout (rc);
 }

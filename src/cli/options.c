@@ -9,10 +9,14 @@
     is a usage error that names both. Values are checked here, so a
     command only ever sees a well-formed command line.
 
-    The environment comes first (SHOAL_URL, SHOAL_TOKEN), flags override
-    it. getopt's own messages are off (opterr = 0): ours say "shoal:",
+    The controller's URL and token come from a flag, else the environment
+    (SHOAL_URL, SHOAL_TOKEN), else the configuration file (--config,
+    SHOAL_CLI_CONFIG or ~/.config/shoal/cli.yaml; read with the core's
+    options module), else the default. getopt's own messages are off (opterr = 0): ours say "shoal:",
     not argv[0], and point at --help, as GNU tools do.                     */
 #include "cli.h"
+
+#include "shoal/options.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -44,6 +48,7 @@ enum {
     S_STATE,
     S_LIMIT,
     S_FOLLOW,
+    S_CONFIG,
 };
 
 /*  One option of the table.                                               */
@@ -81,6 +86,9 @@ static const s_option_t s_options[] = {
       "API token, sent as X-Shoal-Token\n(env SHOAL_TOKEN)" },
     { S_TOKEN_FILE, "token-file", 0, "FILE", S_GLOBAL,
       "read the API token from the first line\nof FILE" },
+    { S_CONFIG, "config", 0, "FILE", S_GLOBAL,
+      "read url, token or token-file from FILE\n(YAML; env SHOAL_CLI_CONFIG, "
+      "default\n~/.config/shoal/cli.yaml if it exists)" },
     { S_HELP, "help", 0, NULL, S_GLOBAL, "print this help and exit" },
     { S_VERSION, "version", 0, NULL, S_GLOBAL,
       "print the version and exit" },
@@ -236,6 +244,9 @@ s_take (int id, const char *arg, cli_options_t *options, s_parse_t *parse)
             options->token_file = arg;
             options->token = NULL;
             break;
+        case S_CONFIG:
+            options->config_path = arg;
+            break;
         case S_JSON:
             options->json = true;
             break;
@@ -382,16 +393,77 @@ s_check_values (const cli_options_t *options)
     return -1;
 }
 
+void
+cli_options_release (cli_options_t *options)
+{
+    shoal_options_destroy (&options->config);
+}
+
+/*  Fills what no flag gave of the URL and the token: the environment,
+    then the configuration file, then the default. The token counts as one
+    setting, whether given itself or as a file: a --token-file flag hides
+    SHOAL_TOKEN and both of the file's. Returns -1 or an exit code.        */
+static int
+s_resolve (cli_options_t *options)
+{
+    const char *url = NULL, *token = NULL, *token_file = NULL;
+    const shoal_option_t table[] = {
+        { "url", 0, NULL, SHOAL_OPT_STRING, "URL", "", 0, 0, NULL, &url, 0 },
+        { "token", 0, NULL, SHOAL_OPT_STRING, "TOKEN", "", 0, 0, NULL,
+          &token, 0 },
+        { "token-file", 0, NULL, SHOAL_OPT_STRING, "FILE", "", 0, 0, NULL,
+          &token_file, 0 },
+    };
+    options->config = shoal_options_new (CLI_PROGRAM, "", "", NULL, NULL,
+                                         table, 3);
+    if (!options->config)
+        return cli_usage_error ("out of memory");
+    /* A file the user named must exist; the default one may not. */
+    const char *path = options->config_path;
+    const char *env_path = getenv ("SHOAL_CLI_CONFIG");
+    char home_path[4096];
+    bool required = true;
+    if (!path && env_path && *env_path)
+        path = env_path;
+    if (!path) {
+        const char *xdg = getenv ("XDG_CONFIG_HOME");
+        const char *home = getenv ("HOME");
+        if (xdg && *xdg == '/')
+            snprintf (home_path, sizeof home_path, "%s/shoal/cli.yaml", xdg);
+        else if (home && *home)
+            snprintf (home_path, sizeof home_path,
+                      "%s/.config/shoal/cli.yaml", home);
+        else
+            home_path[0] = '\0';
+        path = *home_path ? home_path : NULL;
+        required = false;
+    }
+    if (path && shoal_options_read_config (options->config, path, required,
+                                           stderr))
+        return CLI_EXIT_USAGE;
+
+    const char *env_url = getenv ("SHOAL_URL");
+    if (!options->url)
+        options->url = env_url && *env_url ? env_url
+                       : url ? url : CLI_DEFAULT_URL;
+    const char *env_token = getenv ("SHOAL_TOKEN");
+    if (!options->token && !options->token_file) {
+        if (env_token && *env_token)
+            options->token = env_token;
+        else if (token_file)
+            options->token_file = token_file;
+        else
+            options->token = token;
+    }
+    return -1;
+}
+
 int
 cli_options_parse (int argc, char **argv, cli_options_t *options,
                    const cli_command_t **command)
 {
     memset (options, 0, sizeof *options);
     *command = NULL;
-    const char *url = getenv ("SHOAL_URL");
-    options->url = url && *url ? url : CLI_DEFAULT_URL;
-    const char *token = getenv ("SHOAL_TOKEN");
-    options->token = token && *token ? token : NULL;
 
     s_parse_t parse = { 0 };
     int rc = s_pass (argc, argv, true, options, &parse);
@@ -458,6 +530,9 @@ cli_options_parse (int argc, char **argv, cli_options_t *options,
         options->args[i] = operands[i];
     options->arg_count = count;
     rc = s_check_values (options);
+    if (rc >= 0)
+        return rc;
+    rc = s_resolve (options);
     if (rc >= 0)
         return rc;
     *command = found;

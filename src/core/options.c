@@ -444,6 +444,16 @@ s_read_file (shoal_options_t *self, const char *path, bool explicit,
     return rc;
 }
 
+int
+shoal_options_read_config (shoal_options_t *self, const char *path,
+                           bool required, FILE *err)
+{
+    for (size_t i = 0; i < self->count; i++)
+        self->slots[i].file_given = false;
+    self->config_file = NULL;
+    return s_read_file (self, path, required, err);
+}
+
 /* ---- the command line ------------------------------------------------- */
 
 /*  The entry of a getopt_long result: 256 + index, or a short name.       */

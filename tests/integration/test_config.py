@@ -209,5 +209,70 @@ class ConfigClusterTest(ClusterTest):
         self.assertEqual(slots, {"flag": 2, "env": 1})
 
 
+class CliConfigTest(ClusterTest):
+    """`shoal` reads url, token and token-file from ~/.config/shoal/cli.yaml
+    (or --config, or SHOAL_CLI_CONFIG) under SHOAL_URL/SHOAL_TOKEN and
+    flags."""
+    definitions = DEFINITIONS
+
+    def setUp(self):
+        self.c = self.make_cluster()
+        token_file = os.path.join(self.c.tmp, "api-token")
+        with open(token_file, "w") as f:
+            f.write("s3cr3t\n")
+        self.c.start_controller(["--api-token-file", token_file])
+        self.home = os.path.join(self.c.tmp, "home")
+        os.makedirs(os.path.join(self.home, ".config", "shoal"))
+        self.url = "http://127.0.0.1:%d" % self.c.http_port
+        self.dead = "http://127.0.0.1:%d" % free_port()
+
+    def write(self, text, path=None):
+        path = path or os.path.join(self.home, ".config", "shoal", "cli.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def shoal(self, *argv, env=None):
+        full = {"HOME": self.home}
+        full.update(env or {})
+        return run([os.path.join(os.path.dirname(CONTROLLER), "shoal"),
+                    "workers", "--json", *argv], full)
+
+    def test_default_file_gives_url_and_token(self):
+        self.assertEqual(self.shoal().returncode, 4)      # no file: refused
+        self.write("url: %s\ntoken: s3cr3t\n" % self.url)
+        out = self.shoal()
+        self.assertEqual(out.returncode, 0, out)
+        self.assertIn('"workers"', out.stdout)
+        token_file = os.path.join(self.c.tmp, "cli-token")
+        self.write("s3cr3t\n", token_file)
+        self.write("url: %s\ntoken-file: %s\n" % (self.url, token_file))
+        self.assertEqual(self.shoal().returncode, 0)
+
+    def test_flag_over_env_over_file(self):
+        self.write("url: %s\ntoken: wrong\n" % self.dead)
+        env = {"SHOAL_URL": self.url, "SHOAL_TOKEN": "s3cr3t"}
+        self.assertEqual(self.shoal(env=env).returncode, 0)
+        self.assertEqual(self.shoal("--url", self.dead, env=env).returncode, 4)
+        self.assertEqual(self.shoal("--token", "wrong", env=env).returncode, 4)
+        self.assertEqual(self.shoal("--url", self.url, "--token", "s3cr3t")
+                         .returncode, 0)
+
+    def test_named_file_and_its_errors(self):
+        named = self.write("url: %s\ntoken: s3cr3t\n" % self.url,
+                           os.path.join(self.c.tmp, "named.yaml"))
+        self.assertEqual(self.shoal("--config", named).returncode, 0)
+        self.assertEqual(self.shoal(env={"SHOAL_CLI_CONFIG": named})
+                         .returncode, 0)
+        bad = self.write("url: %s\nhttp: x\n" % self.url,
+                         os.path.join(self.c.tmp, "bad.yaml"))
+        out = self.shoal("--config", bad)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertIn("%s:2:1: unknown key 'http'" % bad, out.stderr)
+        out = self.shoal("--config", os.path.join(self.c.tmp, "none.yaml"))
+        self.assertEqual(out.returncode, 2, out)
+        self.assertIn("cannot read configuration file", out.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
