@@ -12,6 +12,7 @@ SHOAL_PACKAGES=(
   clang libclang-rt-14-dev llvm
   python3 python3-zmq
   python3-yaml python3-jsonschema shellcheck systemd
+  groff-base man-db
   curl wget ca-certificates
 )
 
