@@ -43,6 +43,22 @@ int shoal_store_save (shoal_store_t *self, shoal_scheduler_t *scheduler,
                       const char *key, uint64_t fingerprint,
                       const char *key_job, shoal_error_t *err);
 
+/*  The same save in pieces, for a caller that walks the scheduler's
+    changes itself (the controller feeds one walk to the store and to its
+    event stream): shoal_store_begin opens the transaction (and, after a
+    failed save, writes everything again); put each job and task that
+    shoal_scheduler_flush reports; shoal_store_commit adds `key` (may be
+    NULL) and commits. When begin fails the caller still flushes the
+    scheduler and skips the rest: the next save writes everything. A put
+    that fails makes the commit fail (and roll back).                     */
+int shoal_store_begin (shoal_store_t *self, shoal_scheduler_t *scheduler,
+                       shoal_error_t *err);
+void shoal_store_put_job (shoal_store_t *self, const shoal_job_t *job);
+void shoal_store_put_task (shoal_store_t *self, const shoal_task_t *task);
+int shoal_store_commit (shoal_store_t *self, const char *key,
+                        uint64_t fingerprint, const char *key_job,
+                        shoal_error_t *err);
+
 /*  Forgets an idempotency key (the oldest, when the controller's table is
     full). Errors are ignored: a stale key only costs a row.              */
 void shoal_store_forget_key (shoal_store_t *self, const char *key);

@@ -7,6 +7,7 @@
     (`type`, `title`, `status`, `detail`, and `field` naming the offending
     input where there is one).                                             */
 #include "http_api.h"
+#include "events.h"
 #include "loop.h"
 #include "metrics.h"
 
@@ -18,7 +19,9 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /*  How long a handler waits for the loop before answering 503.           */
@@ -29,7 +32,7 @@
 #define S_MAX_SEGMENTS 8
 
 /*  Routes in the table, plus one for paths no route matched.             */
-#define S_ROUTE_SLOTS 16
+#define S_ROUTE_SLOTS 24
 
 struct shoal_http {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
@@ -39,6 +42,10 @@ struct shoal_http {
     struct mg_context *ctx;      /* civetweb server                        */
     char *token;                 /* required in X-Shoal-Token on /api/, or
                                     NULL when the API is open              */
+    shoal_events_t *events;      /* the loop's event hub (borrowed), NULL
+                                    until shoal_http_set_events            */
+    int stream_cap;              /* event streams open at once, at most    */
+    int streams;                 /* event streams open now (atomic)        */
 };
 
 /*  One request being handled.                                            */
@@ -151,14 +158,20 @@ s_relay (s_request_t *req, json_t *request)
     int status = (int) json_integer_value (json_object_get (reply, "status"));
     const char *location = json_string_value (json_object_get (reply,
                                                                "location"));
+    json_t *event_id = json_object_get (reply, "event_id");
     char header[200];
     if (location)
         snprintf (header, sizeof header, "Location: %s%s", location,
                   json_is_true (json_object_get (reply, "replayed"))
                       ? "\r\nIdempotent-Replayed: true" : "");
+    else if (event_id)
+        /* The last event whose change this view shows: a client resumes
+           the event stream from it (?last_event_id=N). */
+        snprintf (header, sizeof header, "X-Shoal-Event-Id: %" JSON_INTEGER_FORMAT,
+                  json_integer_value (event_id));
     s_send_json (req, status, json_object_get (reply, "body"),
                  json_is_true (json_object_get (reply, "problem")),
-                 location ? header : NULL);
+                 location || event_id ? header : NULL);
     json_decref (reply);
     return status;
 }
@@ -552,6 +565,285 @@ s_get_openapi (s_request_t *req)
     return 200;
 }
 
+/* ---- the event stream (Server-Sent Events) ------------------------------ */
+
+/*  Events copied out of the hub per read.                                 */
+#define S_STREAM_BATCH 64
+
+/*  A comment line goes out after this long without an event; it also
+    shows whether the client is still there (the write fails if not).     */
+#define S_KEEP_ALIVE_MS 15000
+
+/*  Streams open at once, at most; never more than half of the threads,
+    so streams cannot take every thread from the REST API.                */
+#define S_STREAMS_MAX 64
+
+/*  Room kept in front of a batch for its chunk-size line.                */
+#define S_CHUNK_HEAD 16
+
+/*  One open stream and the batch of text it is about to send.
+    Invariant: text starts at buffer + S_CHUNK_HEAD, `used` bytes long.   */
+typedef struct {
+    s_request_t *req;
+    bool chunked;                /* HTTP/1.1: chunked framing, so the
+                                    connection can be reused after the end;
+                                    HTTP/1.0: the end closes it            */
+    char *buffer;                /* S_CHUNK_HEAD + text + "\r\n" room      */
+    size_t used;                 /* text bytes in the batch                */
+    size_t cap;                  /* bytes allocated                        */
+    bool failed;                 /* a write failed: the client is gone     */
+    int64_t last_write;          /* monotonic ms of the last write         */
+} s_stream_t;
+
+static int64_t
+s_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*  Appends `size` bytes of `text` to the batch.                           */
+static void
+s_stream_add (s_stream_t *self, const char *text, size_t size)
+{
+    size_t need = S_CHUNK_HEAD + self->used + size + 2;
+    if (need > self->cap) {
+        size_t cap = self->cap ? self->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *grown = realloc (self->buffer, cap);
+        if (!grown) {
+            self->failed = true;
+            return;
+        }
+        self->buffer = grown;
+        self->cap = cap;
+    }
+    memcpy (self->buffer + S_CHUNK_HEAD + self->used, text, size);
+    self->used += size;
+}
+
+/*  Appends one event: "id: N\nevent: TYPE\ndata: JSON\n\n".             */
+static void
+s_stream_event (s_stream_t *self, uint64_t id, const char *type,
+                const char *data)
+{
+    char head[96];
+    int size = snprintf (head, sizeof head, "id: %" PRIu64 "\nevent: %s\n"
+                         "data: ", id, type);
+    s_stream_add (self, head, (size_t) size);
+    s_stream_add (self, data, strlen (data));
+    s_stream_add (self, "\n\n", 2);
+}
+
+/*  Sends the batch in one write (one chunk). Returns false once the
+    client is gone.                                                        */
+static bool
+s_stream_flush (s_stream_t *self)
+{
+    if (self->failed)
+        return false;
+    if (self->used == 0)
+        return true;
+    char *start = self->buffer + S_CHUNK_HEAD;
+    size_t size = self->used;
+    if (self->chunked) {
+        char head[S_CHUNK_HEAD + 1];
+        int head_size = snprintf (head, sizeof head, "%zx\r\n", self->used);
+        start -= head_size;
+        memcpy (start, head, (size_t) head_size);
+        memcpy (start + head_size + self->used, "\r\n", 2);
+        size += (size_t) head_size + 2;
+    }
+    self->used = 0;
+    self->last_write = s_mono_ms ();
+    if (mg_write (self->req->conn, start, size) != (int) size)
+        self->failed = true;
+    return !self->failed;
+}
+
+/*  Reads Last-Event-ID (header) or last_event_id (query); the header wins.
+    Returns 1 with *id set, 0 when neither is given, or -1 after a 400
+    problem naming the one that is not a decimal event id.                */
+static int
+s_last_event_id (s_request_t *req, uint64_t *id)
+{
+    const char *value = mg_get_header (req->conn, "Last-Event-ID");
+    const char *field = "header Last-Event-ID";
+    char text[64];
+    if (!value) {
+        const char *query = req->info->query_string;
+        int got = query ? mg_get_var (query, strlen (query), "last_event_id",
+                                      text, sizeof text)
+                        : -1;
+        if (got == -1)
+            return 0;
+        value = got >= 0 ? text : "too long";
+        field = "last_event_id";
+    }
+    size_t len = strlen (value);
+    bool ok = len >= 1 && len <= 20;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = value[i] >= '0' && value[i] <= '9';
+    if (ok) {
+        errno = 0;
+        *id = strtoull (value, NULL, 10);
+        ok = errno == 0;
+    }
+    if (ok)
+        return 1;
+    char detail[160];
+    snprintf (detail, sizeof detail, "%s must be the id of an event (a "
+              "decimal number from 0 to 18446744073709551615)", field);
+    s_problem (req, 400, "Invalid event id", detail, field);
+    return -1;
+}
+
+/*  Serves one stream: the events of job `job` (NULL: every event) after
+    the client's Last-Event-ID, or from now (a job's stream starts with a
+    snapshot of the job). A job's stream ends after the job event that
+    shows the job ended; the other stream ends only when the controller
+    stops or the client goes.                                              */
+static int
+s_stream (s_request_t *req, const char *job)
+{
+    shoal_http_t *http = req->http;
+    uint64_t cursor = 0;
+    int given = s_last_event_id (req, &cursor);
+    if (given < 0)
+        return 400;
+    if (!http->events)
+        return s_problem (req, 503, "Event stream unavailable",
+                          "the controller has no event stream", NULL);
+    int open = __atomic_add_fetch (&http->streams, 1, __ATOMIC_RELAXED);
+    if (open > http->stream_cap) {
+        __atomic_sub_fetch (&http->streams, 1, __ATOMIC_RELAXED);
+        char detail[160];
+        snprintf (detail, sizeof detail, "%d event streams are open, the "
+                  "most this controller serves at once", http->stream_cap);
+        return s_problem_with (req, 503, "Too many event streams", detail,
+                               NULL, "Retry-After: 5");
+    }
+    /* A job's stream: its current state, from the loop, with the id of the
+       last event that state already shows. */
+    json_t *reply = NULL;
+    uint64_t snapshot_id = 0;
+    bool job_ended = false;
+    if (job) {
+        reply = s_loop_call (json_pack ("{s:s, s:s}", "op", "job", "id", job));
+        int status = reply ? (int) json_integer_value (
+                                 json_object_get (reply, "status"))
+                           : 503;
+        if (status != 200) {
+            __atomic_sub_fetch (&http->streams, 1, __ATOMIC_RELAXED);
+            if (!reply)
+                return s_problem (req, 503, "Controller busy",
+                                  "the controller did not answer in time",
+                                  NULL);
+            s_send_json (req, status, json_object_get (reply, "body"), true,
+                         NULL);
+            json_decref (reply);
+            return status;
+        }
+        snapshot_id = (uint64_t) json_integer_value (
+            json_object_get (reply, "event_id"));
+        const char *state = json_string_value (json_object_get (
+            json_object_get (reply, "body"), "state"));
+        job_ended = state && (streq (state, "succeeded")
+                              || streq (state, "failed")
+                              || streq (state, "canceled"));
+    }
+    else if (!given)
+        cursor = shoal_events_last (http->events);
+
+    s_stream_t stream = {
+        .req = req,
+        .chunked = !streq (req->info->http_version, "1.0"),
+        .last_write = s_mono_ms (),
+    };
+    mg_printf (req->conn,
+               "HTTP/1.1 200 OK\r\n"
+               "Content-Type: text/event-stream\r\n"
+               "Cache-Control: no-store\r\n"
+               "%s\r\n",
+               stream.chunked ? "Transfer-Encoding: chunked\r\n"
+                              : "Connection: close\r\n");
+    bool done = false;
+    if (job && !given) {
+        char *text = json_dumps (json_object_get (reply, "body"),
+                                 JSON_COMPACT);
+        s_stream_event (&stream, snapshot_id, "job", text ? text : "{}");
+        free (text);
+        cursor = snapshot_id;
+        done = job_ended;
+    }
+    else if (job && job_ended && cursor >= snapshot_id)
+        done = true;             /* the client has seen the end */
+    json_decref (reply);
+    s_stream_flush (&stream);
+
+    shoal_event_t *batch = calloc (S_STREAM_BATCH, sizeof *batch);
+    if (!batch)
+        done = true;
+    while (!done && !stream.failed) {
+        bool reset = false;
+        int count = shoal_events_read (http->events, &cursor, job, batch,
+                                       S_STREAM_BATCH, S_KEEP_ALIVE_MS,
+                                       &reset);
+        if (count < 0)
+            break;               /* the controller stops */
+        if (reset) {
+            char data[200];
+            snprintf (data, sizeof data, "{\"reason\":\"the events after "
+                      "your Last-Event-ID are no longer held: reload the "
+                      "state over the REST API\"}");
+            s_stream_event (&stream, cursor, "reset", data);
+        }
+        for (int i = 0; i < count; i++) {
+            if (!done) {
+                char *data = shoal_event_data (&batch[i]);
+                if (data)
+                    s_stream_event (&stream, batch[i].id,
+                                    shoal_event_type_name (batch[i].type),
+                                    data);
+                free (data);
+                done = job && batch[i].type == SHOAL_EVENT_JOB
+                       && batch[i].final;
+            }
+            shoal_event_clear (&batch[i]);
+        }
+        /* A job that had ended at the snapshot and whose end the client
+           has seen (or that fell out of the window): nothing more to say. */
+        if (job && job_ended && cursor >= snapshot_id)
+            done = true;
+        if (stream.used == 0 && s_mono_ms () - stream.last_write
+                                    >= S_KEEP_ALIVE_MS)
+            s_stream_add (&stream, ": keep-alive\n\n", 14);
+        s_stream_flush (&stream);
+    }
+    free (batch);
+    if (stream.chunked && !stream.failed)
+        mg_write (req->conn, "0\r\n\r\n", 5);
+    free (stream.buffer);
+    __atomic_sub_fetch (&http->streams, 1, __ATOMIC_RELAXED);
+    return 200;
+}
+
+static int
+s_get_events (s_request_t *req)
+{
+    return s_stream (req, NULL);
+}
+
+static int
+s_get_job_events (s_request_t *req)
+{
+    if (!s_valid_id (req->params[0]))
+        return s_bad_id (req);
+    return s_stream (req, req->params[0]);
+}
+
 typedef int (s_route_fn) (s_request_t *req);
 
 /*  The REST API. `{}` in a pattern captures one path segment.           */
@@ -578,6 +870,9 @@ static const struct {
     { "GET", "/api/v1/jobs/{}/tasks/{}/log", s_get_task_log,
       "/api/v1/jobs/:id/tasks/:task/log" },
     { "GET", "/api/v1/workers", s_get_workers, "/api/v1/workers" },
+    { "GET", "/api/v1/events", s_get_events, "/api/v1/events" },
+    { "GET", "/api/v1/jobs/{}/events", s_get_job_events,
+      "/api/v1/jobs/:id/events" },
     { "GET", "/api/v1/openapi.yaml", s_get_openapi, "/api/v1/openapi.yaml" },
     { "GET", "/metrics", s_get_metrics, "/metrics" },
 };
@@ -746,6 +1041,8 @@ shoal_http_new (const shoal_defs_t *defs, const char *listen, int threads,
         return NULL;
     }
     self->defs = defs;
+    self->stream_cap = threads / 2 < S_STREAMS_MAX ? threads / 2
+                                                    : S_STREAMS_MAX;
     char thread_text[16];
     snprintf (thread_text, sizeof thread_text, "%d", threads);
     const char *options[] = {
@@ -781,10 +1078,19 @@ shoal_http_destroy (shoal_http_t **self_p)
     if (!self_p || !*self_p)
         return;
     shoal_http_t *self = *self_p;
+    /* Open streams wait on the hub: wake them, or mg_stop waits for them. */
+    if (self->events)
+        shoal_events_close (self->events);
     mg_stop (self->ctx);
     if (self->token)
         explicit_bzero (self->token, strlen (self->token));
     free (self->token);
     free (self);
     *self_p = NULL;
+}
+
+void
+shoal_http_set_events (shoal_http_t *self, shoal_events_t *events)
+{
+    self->events = events;
 }

@@ -7,6 +7,8 @@
 #ifndef SHOAL_CONTROLLER_HTTP_API_H
 #define SHOAL_CONTROLLER_HTTP_API_H
 
+#include "events.h"
+
 #include "shoal/defs.h"
 #include "shoal/error.h"
 
@@ -29,7 +31,12 @@ shoal_http_t *shoal_http_new (const shoal_defs_t *defs, const char *listen,
                               int threads, const char *token,
                               shoal_error_t *err);
 
-/*  Stops accepting, waits for handlers to finish, frees everything.      */
+/*  Stops accepting, closes the event hub so open streams end, waits for
+    handlers to finish, frees everything.                                 */
 void shoal_http_destroy (shoal_http_t **self_p);
+
+/*  Serves GET /api/v1/events and /api/v1/jobs/{id}/events from `events`
+    (borrowed; must outlive the server). Until then they answer 503.      */
+void shoal_http_set_events (shoal_http_t *self, shoal_events_t *events);
 
 #endif

@@ -10,8 +10,15 @@
     fail instead of vanishing silently; such a worker is treated as lost.
 
     API requests are one JSON frame {"op": ..., ...} from a REQ socket; the
-    reply is one JSON frame {"status": N, "body": ..., "location": ...}.
-    The ops are a table, like the routes of the HTTP layer.               */
+    reply is one JSON frame {"status": N, "body": ..., "location": ...,
+    "event_id": N}. The ops are a table, like the routes of the HTTP layer.
+
+    Changes leave the loop once per round: the scheduler's change lists
+    are walked once (s_flush) and each changed job and task goes both to
+    the state store and to the event hub, so a task that changed five
+    times in a round is written once and makes one event. Task events are
+    fixed-size records (no JSON in this thread); a changed job is rendered
+    once per round, with its changed stages.                              */
 #include "loop.h"
 
 #include "shoal/log.h"
@@ -37,11 +44,22 @@
 /*  Idempotency keys remembered; the oldest is forgotten past this.       */
 #define S_MAX_IDEMPOTENCY_KEYS 100000
 
+/*  Events gathered before they are handed to the hub in one lock; a big
+    round (a fan-out of 100,000 tasks) goes out in several hand-overs, so
+    the staging buffer stays this small.                                  */
+#define S_STAGE_EVENTS 1024
+
 /*  What an Idempotency-Key was first used for.                           */
 typedef struct {
     uint64_t fingerprint;        /* hash of the request it came with      */
     char job_id[33];             /* the job that request made             */
 } s_idempotent_t;
+
+/*  A worker event waiting for the end of the round.                      */
+typedef struct {
+    char *name;                  /* the worker's name (owned)              */
+    char *text;                  /* its JSON (owned)                       */
+} s_worker_event_t;
 
 struct shoal_loop {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
@@ -57,6 +75,20 @@ struct shoal_loop {
     int64_t wall_start;          /* epoch ms when the loop started         */
     int64_t mono_start;          /* monotonic ms at the same moment        */
     int64_t next_tick;           /* loop time of the next scheduler tick   */
+    shoal_events_t *events;      /* what changed, for the event stream     */
+    shoal_event_t *staged;       /* events of this round not yet handed to
+                                    the hub (S_STAGE_EVENTS, made on first
+                                    use)                                   */
+    size_t staged_count;
+    const shoal_job_t *open_job; /* job whose tasks the flush is reporting:
+                                    its stage and job events follow them   */
+    bool *stage_touched;         /* stages of open_job that changed        */
+    size_t stage_touched_cap;
+    s_worker_event_t *workers;   /* worker events of this round, one per
+                                    worker name (the latest wins)          */
+    size_t worker_count;
+    size_t worker_cap;
+    bool storing;                /* a store transaction is open            */
 };
 
 /* ---- time and ids --------------------------------------------------- */
@@ -142,6 +174,9 @@ s_send_empty (shoal_loop_t *self, const char *key, shoal_msg_type_t type)
     json_decref (body);
 }
 
+static void s_worker_event (shoal_loop_t *self, const shoal_worker_t *worker,
+                            const char *state);
+
 /*  Carries out what the scheduler asked for. A worker that cannot be
     reached is dropped, which may queue more actions: the loop goes on
     until the queue is empty.                                             */
@@ -183,6 +218,7 @@ s_run_actions (shoal_loop_t *self)
             case SHOAL_ACTION_WORKER_LOST:
                 shoal_warn ("worker %s lost: its tasks run elsewhere",
                             shoal_worker_name (action.worker));
+                s_worker_event (self, action.worker, "gone");
                 break;
             case SHOAL_ACTION_JOB_ENDED: {
                 const shoal_job_t *job = action.job;
@@ -200,26 +236,256 @@ s_run_actions (shoal_loop_t *self)
             if (action.type == SHOAL_ACTION_DISPATCH)
                 shoal_scheduler_unsent (self->scheduler, action.task,
                                         action.attempt, s_now (self));
+            s_worker_event (self, action.worker, "gone");
             shoal_scheduler_worker_gone (self->scheduler, key, true,
                                          s_now (self));
         }
     }
 }
 
-/*  Writes what changed since the last save, in one transaction. Returns 0
-    or -1 (logged); a failed save is retried in full by the next one.     */
-static int
-s_persist (shoal_loop_t *self, const char *key, uint64_t fingerprint,
-           const char *key_job)
+/* ---- events and the store: one walk of the changes per round --------- */
+
+/*  Hands the staged events to the hub in one lock.                       */
+static void
+s_stage_publish (shoal_loop_t *self)
 {
-    if (!self->store)
-        return 0;
+    if (self->staged_count == 0)
+        return;
+    if (!shoal_events_publish (self->events, self->staged, self->staged_count))
+        shoal_warn ("event stream: out of memory, held events dropped");
+    self->staged_count = 0;
+}
+
+/*  The next free staged record, zeroed; NULL when out of memory.         */
+static shoal_event_t *
+s_stage_next (shoal_loop_t *self)
+{
+    if (!self->staged) {
+        self->staged = calloc (S_STAGE_EVENTS, sizeof *self->staged);
+        if (!self->staged)
+            return NULL;
+    }
+    if (self->staged_count == S_STAGE_EVENTS)
+        s_stage_publish (self);
+    return &self->staged[self->staged_count++];
+}
+
+static void
+s_copy_job_id (char *out, const char *id)
+{
+    snprintf (out, SHOAL_EVENT_JOB_MAX + 1, "%s", id);
+}
+
+/*  The stage and job events of the job whose tasks were just reported:
+    they follow its task events, so the job event that shows the job ended
+    is the last of its round. One JSON view of the job per round.         */
+static void
+s_close_job (shoal_loop_t *self)
+{
+    const shoal_job_t *job = self->open_job;
+    if (!job)
+        return;
+    self->open_job = NULL;
+    json_t *view = shoal_job_to_json (job);
+    json_t *stages = json_object_get (view, "stages");
+    size_t count = shoal_job_class (job)->stage_count;
+    for (size_t i = 0; i < count && i < self->stage_touched_cap; i++) {
+        if (!self->stage_touched[i])
+            continue;
+        self->stage_touched[i] = false;
+        json_t *stage = json_pack ("{s:s, s:I}", "job", shoal_job_id (job),
+                                   "index", (json_int_t) i);
+        json_object_update (stage, json_array_get (stages, i));
+        shoal_event_t *event = s_stage_next (self);
+        if (event) {
+            event->type = SHOAL_EVENT_STAGE;
+            s_copy_job_id (event->job, shoal_job_id (job));
+            event->text = json_dumps (stage, JSON_COMPACT);
+        }
+        json_decref (stage);
+    }
+    shoal_event_t *event = s_stage_next (self);
+    if (event) {
+        event->type = SHOAL_EVENT_JOB;
+        event->final = shoal_job_state (job) >= SHOAL_JOB_SUCCEEDED;
+        s_copy_job_id (event->job, shoal_job_id (job));
+        event->text = json_dumps (view, JSON_COMPACT);
+    }
+    json_decref (view);
+}
+
+static void
+s_touch_stage (shoal_loop_t *self, size_t stage)
+{
+    if (stage >= self->stage_touched_cap) {
+        size_t cap = stage + 8;
+        bool *grown = realloc (self->stage_touched, cap * sizeof *grown);
+        if (!grown)
+            return;
+        memset (grown + self->stage_touched_cap, 0,
+                (cap - self->stage_touched_cap) * sizeof *grown);
+        self->stage_touched = grown;
+        self->stage_touched_cap = cap;
+    }
+    self->stage_touched[stage] = true;
+}
+
+static void
+s_on_changed_job (const shoal_job_t *job, void *arg)
+{
+    shoal_loop_t *self = arg;
+    if (self->storing)
+        shoal_store_put_job (self->store, job);
+    s_close_job (self);
+    self->open_job = job;
+    shoal_job_record_t record;
+    shoal_job_record (job, &record);
+    s_touch_stage (self, record.stage);
+}
+
+/*  A task's event: a fixed-size record. The only string made here is a
+    task's error (rare), masked through the REST view.                    */
+static void
+s_on_changed_task (const shoal_task_t *task, void *arg)
+{
+    shoal_loop_t *self = arg;
+    if (self->storing)
+        shoal_store_put_task (self->store, task);
+    shoal_task_record_t record;
+    shoal_task_record (task, &record);
+    s_touch_stage (self, record.stage);
+    shoal_event_t *event = s_stage_next (self);
+    if (!event)
+        return;
+    const shoal_job_t *job = shoal_task_job (task);
+    const shoal_stage_def_t *def = &shoal_job_class (job)->stages[record.stage];
+    event->type = SHOAL_EVENT_TASK;
+    s_copy_job_id (event->job, shoal_job_id (job));
+    shoal_event_task_t *out = &event->task;
+    *out = (shoal_event_task_t) {
+        .stage = def->name,
+        .task_class = record.index < 0 && def->spawn_task
+                          ? def->spawn_task->id : def->task_class->id,
+        .state = shoal_task_state_name (record.state),
+        .id = record.id,
+        .stage_index = record.stage,
+        .index = record.index,
+        .attempts = record.attempt,
+        .failures = record.failures,
+        .exit_code = record.exit_code,
+        .signal = record.signal,
+        .started_at = record.started_at,
+        .finished_at = record.finished_at,
+        .duration_ms = record.duration_ms,
+    };
+    if (record.worker && strlen (record.worker) <= SHOAL_EVENT_WORKER_INLINE)
+        memcpy (out->worker, record.worker, strlen (record.worker) + 1);
+    else if (record.worker)
+        out->worker_long = strdup (record.worker);
+    if (record.error) {
+        json_t *view = shoal_task_to_json (task);
+        const char *masked = json_string_value (json_object_get (view,
+                                                                 "error"));
+        out->error = masked ? strdup (masked) : NULL;
+        json_decref (view);
+    }
+}
+
+/*  A worker's state for the event stream, sent at the end of the round;
+    a later event of the same worker in the round replaces it.            */
+static void
+s_worker_event (shoal_loop_t *self, const shoal_worker_t *worker,
+                const char *state)
+{
+    if (!worker)
+        return;
+    json_t *view = shoal_worker_to_json (worker);
+    json_object_set_new (view, "state", json_string (state));
+    char *text = json_dumps (view, JSON_COMPACT);
+    json_decref (view);
+    if (!text)
+        return;
+    const char *name = shoal_worker_name (worker);
+    for (size_t i = 0; i < self->worker_count; i++)
+        if (streq (self->workers[i].name, name)) {
+            free (self->workers[i].text);
+            self->workers[i].text = text;
+            return;
+        }
+    if (self->worker_count == self->worker_cap) {
+        size_t cap = self->worker_cap ? self->worker_cap * 2 : 8;
+        s_worker_event_t *grown = realloc (self->workers, cap * sizeof *grown);
+        if (!grown) {
+            free (text);
+            return;
+        }
+        self->workers = grown;
+        self->worker_cap = cap;
+    }
+    self->workers[self->worker_count].name = strdup (name);
+    self->workers[self->worker_count].text = text;
+    self->worker_count++;
+}
+
+static void
+s_workers_publish (shoal_loop_t *self)
+{
+    for (size_t i = 0; i < self->worker_count; i++) {
+        shoal_event_t *event = s_stage_next (self);
+        if (event) {
+            event->type = SHOAL_EVENT_WORKER;
+            event->text = self->workers[i].text;
+        }
+        else
+            free (self->workers[i].text);
+        free (self->workers[i].name);
+    }
+    self->worker_count = 0;
+}
+
+/*  Takes what changed since the last flush to the store (one transaction,
+    with the idempotency `key` for the job `key_job` when not NULL) and to
+    the event hub. Returns 0, or -1 when the store failed (logged; the next
+    save writes everything again). Events go out either way.              */
+static int
+s_flush (shoal_loop_t *self, const char *key, uint64_t fingerprint,
+         const char *key_job)
+{
     shoal_error_t err;
-    if (shoal_store_save (self->store, self->scheduler, key, fingerprint,
-                          key_job, &err) == 0)
+    if (!key && !self->worker_count
+        && !shoal_scheduler_changed (self->scheduler)) {
+        /* Nothing new; a store that failed earlier tries again. */
+        if (self->store
+            && shoal_store_save (self->store, self->scheduler, NULL, 0, NULL,
+                                 &err)) {
+            shoal_error ("%s", err.message);
+            return -1;
+        }
         return 0;
-    shoal_error ("%s", err.message);
-    return -1;
+    }
+    int rc = 0;
+    if (self->store) {
+        self->storing = shoal_store_begin (self->store, self->scheduler,
+                                           &err) == 0;
+        if (!self->storing) {
+            shoal_error ("%s", err.message);
+            rc = -1;
+        }
+    }
+    shoal_scheduler_flush (self->scheduler, s_on_changed_job,
+                           s_on_changed_task, self);
+    s_close_job (self);
+    if (self->storing) {
+        self->storing = false;
+        if (shoal_store_commit (self->store, key, fingerprint, key_job,
+                                &err)) {
+            shoal_error ("%s", err.message);
+            rc = -1;
+        }
+    }
+    s_workers_publish (self);
+    s_stage_publish (self);
+    return rc;
 }
 
 /* ---- worker messages ------------------------------------------------- */
@@ -306,6 +572,7 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
         shoal_warn ("dropped a message from peer %s: %s", key, err.message);
         return;
     }
+    shoal_worker_t *worker = NULL;
     if (type == SHOAL_MSG_HELLO) {
         const char *name = json_string_value (json_object_get (body, "worker"));
         const char *host = json_string_value (json_object_get (body, "host"));
@@ -357,6 +624,10 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
             if (adopted)
                 shoal_info ("adopted %zu running tasks from worker %s",
                             adopted, name);
+            worker = shoal_scheduler_worker_seen (self->scheduler, key, now);
+            s_worker_event (self, worker,
+                            worker && shoal_worker_draining (worker)
+                                ? "draining" : "connected");
             json_t *welcome = json_pack ("{s:s, s:i}", "controller",
                                          self->instance, "heartbeat_ms",
                                          SHOAL_HEARTBEAT_MS);
@@ -364,7 +635,8 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
             json_decref (welcome);
         }
     }
-    else if (!shoal_scheduler_worker_seen (self->scheduler, key, now)) {
+    else if (!(worker = shoal_scheduler_worker_seen (self->scheduler, key,
+                                                     now))) {
         /* A worker we do not know (we restarted, or dropped it). */
         if (type != SHOAL_MSG_BYE)
             s_send_empty (self, key, SHOAL_MSG_RECONNECT);
@@ -372,14 +644,16 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
     else if (type == SHOAL_MSG_RESULT)
         s_on_result (self, key, body, now);
     else if (type == SHOAL_MSG_BYE) {
-        shoal_info ("worker %s said goodbye",
-                    shoal_worker_name (shoal_scheduler_worker_seen (
-                        self->scheduler, key, now)));
+        shoal_info ("worker %s said goodbye", shoal_worker_name (worker));
+        s_worker_event (self, worker, "gone");
         shoal_scheduler_worker_gone (self->scheduler, key, false, now);
     }
     else if (type == SHOAL_MSG_HEARTBEAT) {
-        if (json_is_true (json_object_get (body, "draining")))
+        if (json_is_true (json_object_get (body, "draining"))
+            && !shoal_worker_draining (worker)) {
             shoal_scheduler_worker_drain (self->scheduler, key);
+            s_worker_event (self, worker, "draining");
+        }
     }
     else
         shoal_warn ("dropped %s from a worker: not a worker command",
@@ -527,7 +801,7 @@ s_op_submit (shoal_loop_t *self, json_t *request)
         return s_problem (shoal_error_http_status (err.code),
                           "Job not accepted", err.message, err.field);
     /* 201 promises the job survives a crash: commit it first. */
-    if (s_persist (self, key, fingerprint, id)) {
+    if (s_flush (self, key, fingerprint, id)) {
         shoal_scheduler_cancel (self->scheduler, id, s_now (self), NULL);
         return s_problem (503, "State store unavailable",
                           "the job could not be stored; it was not "
@@ -550,7 +824,7 @@ s_op_start (shoal_loop_t *self, json_t *request)
         return s_job_not_found (id);
     if (rc)
         return s_problem (409, "Job already started", err.message, "state");
-    s_persist (self, NULL, 0, NULL);
+    s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1, "job started");
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
@@ -566,7 +840,7 @@ s_op_cancel (shoal_loop_t *self, json_t *request)
         return s_job_not_found (id);
     if (rc)
         return s_problem (409, "Job already ended", err.message, "state");
-    s_persist (self, NULL, 0, NULL);
+    s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1, "job canceled on request");
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
                              self->scheduler, id)));
@@ -582,7 +856,7 @@ s_op_retry (shoal_loop_t *self, json_t *request)
         return s_job_not_found (id);
     if (rc)
         return s_problem (409, "Job not failed", err.message, "state");
-    s_persist (self, NULL, 0, NULL);
+    s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1,
                     "job retried from its failed stage");
     return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
@@ -702,21 +976,26 @@ s_op_ping (shoal_loop_t *self, json_t *request)
 
 typedef json_t *(s_op_fn) (shoal_loop_t *self, json_t *request);
 
+/*  `snapshot`: the answer is a view a client may pair with the event
+    stream, so what changed before it is flushed first and the reply's
+    event_id is the last event whose change the view shows. The writing
+    ops flush before they answer anyway.                                  */
 static const struct {
     const char *name;
     s_op_fn *fn;
+    bool snapshot;
 } s_ops[] = {
-    { "submit", s_op_submit },
-    { "start", s_op_start },
-    { "cancel", s_op_cancel },
-    { "retry", s_op_retry },
-    { "job", s_op_job },
-    { "jobs", s_op_jobs },
-    { "tasks", s_op_tasks },
-    { "task_log", s_op_task_log },
-    { "workers", s_op_workers },
-    { "ping", s_op_ping },
-    { "metrics", s_op_metrics },
+    { "submit", s_op_submit, false },
+    { "start", s_op_start, false },
+    { "cancel", s_op_cancel, false },
+    { "retry", s_op_retry, false },
+    { "job", s_op_job, true },
+    { "jobs", s_op_jobs, true },
+    { "tasks", s_op_tasks, true },
+    { "task_log", s_op_task_log, false },
+    { "workers", s_op_workers, true },
+    { "ping", s_op_ping, false },
+    { "metrics", s_op_metrics, false },
 };
 
 static void
@@ -734,7 +1013,12 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
     json_t *reply = NULL;
     for (size_t i = 0; op && i < sizeof s_ops / sizeof s_ops[0]; i++)
         if (streq (op, s_ops[i].name)) {
+            if (s_ops[i].snapshot)
+                s_flush (self, NULL, 0, NULL);
             reply = s_ops[i].fn (self, request);
+            if (reply && s_ops[i].snapshot)
+                json_object_set_new (reply, "event_id", json_integer (
+                    (json_int_t) shoal_events_last (self->events)));
             break;
         }
     if (!reply)
@@ -815,6 +1099,15 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     self->api = zsock_new (ZMQ_ROUTER);
     self->idempotency = zhashx_new ();
     self->idempotency_order = zlistx_new ();
+    /* Ids of this run start above any id of an earlier run (unless that
+       one averaged 1,000 events per millisecond): an old Last-Event-ID
+       then gets a reset, never events it did not ask for. */
+    struct timespec start;
+    clock_gettime (CLOCK_REALTIME, &start);
+    self->events = shoal_events_new (
+        config->event_buffer ? config->event_buffer : SHOAL_EVENTS_CAPACITY,
+        ((uint64_t) start.tv_sec * 1000 + (uint64_t) start.tv_nsec / 1000000)
+            * 1000);
     if (self->idempotency)
         zhashx_set_destructor (self->idempotency,
                                (zhashx_destructor_fn *) zstr_free);
@@ -822,7 +1115,7 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
         zlistx_set_destructor (self->idempotency_order,
                                (zlistx_destructor_fn *) zstr_free);
     if (!self->data_dir || !self->scheduler || !self->router || !self->api
-        || !self->idempotency || !self->idempotency_order) {
+        || !self->idempotency || !self->idempotency_order || !self->events) {
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         shoal_loop_destroy (&self);
         return NULL;
@@ -878,15 +1171,29 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     zsock_destroy (&self->api);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
-    if (self->store && self->scheduler)
-        s_persist (self, NULL, 0, NULL);
+    if (self->scheduler && self->events)
+        s_flush (self, NULL, 0, NULL);
     shoal_store_destroy (&self->store);
     shoal_scheduler_destroy (&self->scheduler);
     zhashx_destroy (&self->idempotency);
     zlistx_destroy (&self->idempotency_order);
+    for (size_t i = 0; i < self->worker_count; i++) {
+        free (self->workers[i].name);
+        free (self->workers[i].text);
+    }
+    free (self->workers);
+    free (self->staged);
+    free (self->stage_touched);
+    shoal_events_destroy (&self->events);
     free (self->data_dir);
     free (self);
     *self_p = NULL;
+}
+
+shoal_events_t *
+shoal_loop_events (shoal_loop_t *self)
+{
+    return self->events;
 }
 
 /*  Takes up to S_BATCH messages waiting on `socket` without blocking.    */
@@ -943,7 +1250,7 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
             self->next_tick = s_mono_ms () + SHOAL_HEARTBEAT_MS;
         }
         /* One commit for everything this round of events changed. */
-        s_persist (self, NULL, 0, NULL);
+        s_flush (self, NULL, 0, NULL);
     }
     return 0;
 }

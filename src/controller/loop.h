@@ -6,6 +6,8 @@
 #ifndef SHOAL_CONTROLLER_LOOP_H
 #define SHOAL_CONTROLLER_LOOP_H
 
+#include "events.h"
+
 #include "shoal/defs.h"
 #include "shoal/error.h"
 
@@ -30,6 +32,8 @@ typedef struct {
                                     no CURVE                               */
     const char *curve_clients;   /* directory of authorized workers' public
                                     keys, read again when it changes       */
+    size_t event_buffer;         /* events held for the event stream;
+                                    0: SHOAL_EVENTS_CAPACITY               */
 } shoal_loop_config_t;
 
 /*  Binds the worker endpoint (as a CURVE server when a key is given) and
@@ -44,5 +48,10 @@ shoal_loop_t *shoal_loop_new (const shoal_loop_config_t *config,
 int shoal_loop_run (shoal_loop_t *self, int stop_fd);
 
 void shoal_loop_destroy (shoal_loop_t **self_p);
+
+/*  The hub the loop publishes its events to (borrowed: it lives as long
+    as the loop). The HTTP threads read it; shoal_events_close wakes them
+    when the controller stops.                                             */
+shoal_events_t *shoal_loop_events (shoal_loop_t *self);
 
 #endif

@@ -39,6 +39,7 @@ typedef struct {
     bool healthcheck;            /* probe a running controller and exit    */
     bool ephemeral;              /* keep state in memory only              */
     int http_threads;            /* civetweb handler threads               */
+    int event_buffer;            /* events held for the event stream       */
     bool check_only;             /* load the definitions and exit          */
 } s_options_t;
 
@@ -64,6 +65,7 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
         .log_level = "info",
         .log_format = "text",
         .http_threads = 16,
+        .event_buffer = SHOAL_EVENTS_CAPACITY,
     };
     const shoal_option_t table[] = {
         { "definitions", 'd', "SHOAL_DEFINITIONS", SHOAL_OPT_STRING, "FILE",
@@ -98,6 +100,10 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
         { "http-threads", 0, "SHOAL_HTTP_THREADS", SHOAL_OPT_INT, "N",
           "HTTP handler threads, 1..1024 (default 16)", 1, 1024, NULL,
           &opts->http_threads, 0 },
+        { "event-buffer", 0, "SHOAL_EVENT_BUFFER", SHOAL_OPT_INT, "N",
+          "events held for clients of the event\n"
+          "stream that reconnect, 1..1048576\n"
+          "(default 65536)", 1, 1048576, NULL, &opts->event_buffer, 0 },
         { "api-token-file", 0, "SHOAL_API_TOKEN_FILE", SHOAL_OPT_STRING,
           "FILE", "require the token in FILE (first line)\n"
           "in the X-Shoal-Token header of /api/ calls\n"
@@ -344,11 +350,14 @@ s_run (s_options_t opts)
         .store_path = opts.ephemeral ? NULL : store_path,
         .curve_secret = opts.curve_secret,
         .curve_clients = opts.curve_clients,
+        .event_buffer = (size_t) opts.event_buffer,
     };
     shoal_loop_t *loop = shoal_loop_new (&config, &err);
     if (loop)
         http = shoal_http_new (defs, opts.http, opts.http_threads, token,
                                &err);
+    if (http)
+        shoal_http_set_events (http, shoal_loop_events (loop));
     if (token)
         explicit_bzero (token, strlen (token));
     free (token);

@@ -279,29 +279,47 @@ s_put_task (const shoal_task_t *task, void *arg)
 }
 
 int
-shoal_store_save (shoal_store_t *self, shoal_scheduler_t *scheduler,
-                  const char *key, uint64_t fingerprint, const char *key_job,
-                  shoal_error_t *err)
+shoal_store_begin (shoal_store_t *self, shoal_scheduler_t *scheduler,
+                   shoal_error_t *err)
 {
-    if (!key && !self->resync && !shoal_scheduler_changed (scheduler))
-        return 0;
-    if (s_exec (self, "BEGIN", err))
+    if (s_exec (self, "BEGIN", err)) {
+        /* The caller flushes the scheduler all the same: those changes
+           are then only in memory, so the next save writes everything. */
+        self->resync = true;
         return SHOAL_EIO;
+    }
     self->failed = SQLITE_OK;
     if (self->resync) {
         /* The last save failed: its changes are gone from the scheduler's
            list, so write everything. O(jobs + tasks), only after an I/O
-           error. */
+           error. What the caller puts next is written twice, harmlessly. */
         for (size_t i = 0; i < shoal_scheduler_job_count (scheduler); i++) {
             shoal_job_t *job = shoal_scheduler_job_at (scheduler, i);
             s_put_job (job, self);
             for (uint32_t t = 0; t < shoal_job_task_count (job); t++)
                 s_put_task (shoal_job_task (job, t), self);
         }
-        shoal_scheduler_flush (scheduler, NULL, NULL, NULL);
     }
-    else
-        shoal_scheduler_flush (scheduler, s_put_job, s_put_task, self);
+    return 0;
+}
+
+void
+shoal_store_put_job (shoal_store_t *self, const shoal_job_t *job)
+{
+    s_put_job (job, self);
+}
+
+void
+shoal_store_put_task (shoal_store_t *self, const shoal_task_t *task)
+{
+    s_put_task (task, self);
+}
+
+int
+shoal_store_commit (shoal_store_t *self, const char *key,
+                    uint64_t fingerprint, const char *key_job,
+                    shoal_error_t *err)
+{
     if (key) {
         sqlite3_stmt *stmt = self->stmt[S_PUT_KEY];
         s_bind_text (stmt, 1, key);
@@ -321,6 +339,21 @@ shoal_store_save (shoal_store_t *self, shoal_scheduler_t *scheduler,
     self->resync = true;
     return shoal_error_set (err, SHOAL_EIO, "store", "state store: %s",
                             self->failure);
+}
+
+int
+shoal_store_save (shoal_store_t *self, shoal_scheduler_t *scheduler,
+                  const char *key, uint64_t fingerprint, const char *key_job,
+                  shoal_error_t *err)
+{
+    if (!key && !self->resync && !shoal_scheduler_changed (scheduler))
+        return 0;
+    if (shoal_store_begin (self, scheduler, err)) {
+        shoal_scheduler_flush (scheduler, NULL, NULL, NULL);
+        return SHOAL_EIO;
+    }
+    shoal_scheduler_flush (scheduler, s_put_job, s_put_task, self);
+    return shoal_store_commit (self, key, fingerprint, key_job, err);
 }
 
 void
