@@ -14,6 +14,7 @@ SHOAL_PACKAGES=(
   python3-yaml python3-jsonschema shellcheck systemd
   groff-base man-db
   curl wget ca-certificates
+  chromium fonts-dejavu-core
   # tests/containers: the image and compose.yaml for real, with Podman
   podman runc netavark aardvark-dns iptables docker-compose debootstrap
 )

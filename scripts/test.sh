@@ -14,6 +14,9 @@ if command -v npm >/dev/null 2>&1; then
   # The Kubernetes and Compose schemas for tests/integration/test_deploy.py.
   (cd "$root/tests/deploy-schemas" && npm ci --no-audit --no-fund --loglevel=error) \
     || echo "npm ci failed in tests/deploy-schemas: the schema checks will fail" >&2
+  # playwright-core drives Debian's chromium for test_dashboard.py.
+  (cd "$root/tests/browser" && npm ci --no-audit --no-fund --loglevel=error) \
+    || echo "npm ci failed in tests/browser: the dashboard test will fail" >&2
 fi
 
 if [ "${SHOAL_SANITIZE:-0}" = 1 ]; then

@@ -7,6 +7,7 @@
     (`type`, `title`, `status`, `detail`, and `field` naming the offending
     input where there is one).                                             */
 #include "http_api.h"
+#include "dashboard.h"
 #include "events.h"
 #include "loop.h"
 #include "metrics.h"
@@ -565,6 +566,24 @@ s_get_openapi (s_request_t *req)
     return 200;
 }
 
+/*  The dashboard's page and files (dashboard.c), open like /healthz. The
+    path as sent, before civetweb folds "//" and "..": only the exact
+    paths name a file.                                                    */
+static int
+s_get_dashboard (s_request_t *req)
+{
+    const char *raw = req->info->local_uri_raw;
+    int status = shoal_dashboard_serve (req->conn,
+                                        raw ? raw : req->info->local_uri);
+    if (status == 404)
+        return s_problem (req, 404, "Not found",
+                          "the dashboard has no such file", NULL);
+    if (status >= 500)
+        return s_problem (req, 500, "Internal error",
+                          "cannot send the dashboard file", NULL);
+    return status;
+}
+
 /* ---- the event stream (Server-Sent Events) ------------------------------ */
 
 /*  Events copied out of the hub per read.                                 */
@@ -875,6 +894,8 @@ static const struct {
       "/api/v1/jobs/:id/events" },
     { "GET", "/api/v1/openapi.yaml", s_get_openapi, "/api/v1/openapi.yaml" },
     { "GET", "/metrics", s_get_metrics, "/metrics" },
+    { "GET", "/", s_get_dashboard, "/" },
+    { "GET", "/ui/{}", s_get_dashboard, "/ui/:file" },
 };
 
 #define S_ROUTES (sizeof s_routes / sizeof s_routes[0])

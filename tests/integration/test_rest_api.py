@@ -222,7 +222,7 @@ class RestApiTest(ClusterTest):
 
     def test_unknown_path_is_404_and_wrong_method_405(self):
         self.assertProblem(self.c.get("/api/v2/jobs"), 404)
-        self.assertProblem(self.c.get("/"), 404)
+        self.assertProblem(self.c.get("/index.html"), 404)
         wrong = self.c.request("DELETE", "/api/v1/jobs")
         self.assertProblem(wrong, 405)
         self.assertEqual(wrong.headers.get("Allow"), "POST, GET")
