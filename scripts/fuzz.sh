@@ -36,7 +36,7 @@ core_sources() {
     defs)     echo "error defs template" ;;
     protocol) echo "error protocol" ;;
     template) echo "error template" ;;
-    spawn)    echo "error spawn" ;;
+    spawn)    echo "error protocol spawn" ;;
     params)   echo "error params defs template" ;;
   esac
 }

@@ -94,4 +94,98 @@ int shoal_msg_decode (const void *command, size_t command_size,
 char *shoal_msg_encode (shoal_msg_type_t type, json_t *body, size_t *size,
                         shoal_error_t *err);
 
+/* ---- scanning JSON text without building it -------------------------- */
+
+/*  A strict JSON scanner over text that is not copied and not built into
+    a tree: it accepts exactly what jansson's json_loadb accepts (RFC 8259,
+    UTF-8 checked, no \u0000, integers within int64, no real overflow,
+    nesting below SHOAL_JSCAN_MAX_DEPTH). The hot wire messages and spawn
+    lists are read with it; anything it finds wrong is a syntax error at
+    `error_pos`, and nothing is allocated.                                 */
+#define SHOAL_JSCAN_MAX_DEPTH 2048
+
+typedef enum {
+    SHOAL_JSCAN_ERROR = 0,
+    SHOAL_JSCAN_OBJECT,
+    SHOAL_JSCAN_ARRAY,
+    SHOAL_JSCAN_STRING,
+    SHOAL_JSCAN_INTEGER,
+    SHOAL_JSCAN_REAL,
+    SHOAL_JSCAN_TRUE,
+    SHOAL_JSCAN_FALSE,
+    SHOAL_JSCAN_NULL,
+} shoal_jscan_type_t;
+
+typedef struct {
+    const char *text;            /* borrowed, not NUL-terminated           */
+    size_t size;
+    size_t pos;                  /* next byte to read                      */
+    const char *error;           /* first syntax error, NULL while none    */
+    size_t error_pos;            /* where it was found                     */
+} shoal_jscan_t;
+
+/*  A string token: the bytes between its quotes, still escaped.           */
+typedef struct {
+    const char *raw;
+    size_t size;
+    bool escaped;                /* holds a backslash: decode before use   */
+} shoal_jscan_string_t;
+
+void shoal_jscan_init (shoal_jscan_t *self, const char *text, size_t size);
+/*  Skips whitespace; returns the next byte, or -1 at the end.            */
+int shoal_jscan_peek (shoal_jscan_t *self);
+/*  Consumes `c` after whitespace; false (a syntax error set) otherwise.  */
+bool shoal_jscan_expect (shoal_jscan_t *self, char c);
+/*  Scans a string at the next token. False on a syntax error.            */
+bool shoal_jscan_string (shoal_jscan_t *self, shoal_jscan_string_t *out);
+/*  Scans any value at the next token, checking all of it; an integer's
+    value goes to *integer when not NULL. Returns its type, or
+    SHOAL_JSCAN_ERROR on a syntax error.                                   */
+shoal_jscan_type_t shoal_jscan_value (shoal_jscan_t *self,
+                                      long long *integer);
+/*  True when only whitespace is left; a syntax error otherwise.          */
+bool shoal_jscan_end (shoal_jscan_t *self);
+/*  Decodes a checked string into `out` (room for `size` bytes and a NUL;
+    the decoded text is never longer than the raw). Returns its length,
+    or (size_t) -1 when it does not fit.                                   */
+size_t shoal_jscan_decode (const shoal_jscan_string_t *string, char *out,
+                           size_t size);
+/*  1-based line and column (in characters) of byte `pos` of the text.    */
+void shoal_jscan_position (const shoal_jscan_t *self, size_t pos, int *line,
+                           int *column);
+
+/* ---- fast paths for the hot messages ---------------------------------- */
+
+/*  The command of a command frame, or -1 when unknown.                   */
+int shoal_msg_command (const void *command, size_t size);
+
+/*  A HEARTBEAT body read without jansson. Returns 0 with *draining set
+    when the body is valid; 1 when it is not what the fast path reads
+    (the caller then uses shoal_msg_decode, which also says what is
+    wrong).                                                                */
+int shoal_msg_heartbeat_fast (const void *body, size_t size, bool *draining);
+
+/*  A RESULT body read without building it: strings decoded into the
+    buffers of this struct, the spawn list left as its JSON text.         */
+#define SHOAL_RESULT_JOB_MAX 128
+#define SHOAL_RESULT_ERROR_MAX 1024
+typedef struct {
+    char job[SHOAL_RESULT_JOB_MAX];
+    long long task, attempt;
+    char status[16];
+    bool has_exit_code, has_signal, has_error, has_duration;
+    long long exit_code, signal, duration_ms;
+    char error[SHOAL_RESULT_ERROR_MAX];
+    const char *spawn;           /* borrowed from the body; NULL: none     */
+    size_t spawn_size;
+} shoal_result_wire_t;
+
+/*  Returns 0 when `body` is a valid RESULT the fast path reads (every
+    rule of shoal_msg_decode holds; the spawn list's contents are checked
+    later, by the scheduler); 1 when the caller should use
+    shoal_msg_decode instead (something is wrong or unusual: a string too
+    long for its buffer, an unknown field with an odd value...).          */
+int shoal_msg_result_fast (const void *body, size_t size,
+                           shoal_result_wire_t *out);
+
 #endif

@@ -94,6 +94,9 @@ typedef struct {
     const char *error;          /* borrowed, may be NULL                   */
     int64_t duration_ms;        /* as measured by the worker               */
     json_t *spawn;              /* borrowed spawn list, NULL when none     */
+    const char *spawn_text;     /* or the list as JSON text (borrowed),
+                                   checked here; read before `spawn`      */
+    size_t spawn_size;
 } shoal_result_t;
 
 typedef enum {
@@ -115,6 +118,11 @@ typedef struct {
 /*  Creates a scheduler over `defs` (borrowed; must outlive it).           */
 shoal_scheduler_t *shoal_scheduler_new (const shoal_defs_t *defs);
 void shoal_scheduler_destroy (shoal_scheduler_t **self_p);
+
+/*  Bounds the entries of one spawn list (default SHOAL_SPAWN_MAX_ENTRIES);
+    a longer list fails its spawn task before any of it is kept.         */
+void shoal_scheduler_set_max_spawn_entries (shoal_scheduler_t *self,
+                                            size_t max_entries);
 
 /*  Takes the next action, oldest first. Returns false when none is left.
     Actions about a worker that was lost meanwhile, or a task attempt that
@@ -300,7 +308,12 @@ typedef struct {
     int signal;
     const char *error;           /* NULL when none                         */
     const char *worker;          /* last worker's name, NULL when none     */
-    json_t *entry;               /* spawn entry, NULL when none            */
+    json_t *entry;               /* spawn entry, NULL when none; read back
+                                    only when entry_text is NULL: the
+                                    scheduler hands out entry_text         */
+    const char *entry_text;      /* the entry as JSON text, not
+                                    NUL-terminated; NULL when none         */
+    size_t entry_size;
     int64_t started_at, finished_at, duration_ms, wake_at;
 } shoal_task_record_t;
 
@@ -377,6 +390,13 @@ json_t *shoal_task_params (const shoal_task_t *task);
 
 /*  The TASK message body for the current attempt. New reference.         */
 json_t *shoal_task_wire_body (const shoal_task_t *task);
+
+/*  The same body as JSON text, written without a JSON tree into *buf
+    (grown with realloc as needed; *buf and *cap are the caller's, start
+    them at NULL and 0 and reuse them). Returns its length, 0 when out of
+    memory.                                                                */
+size_t shoal_task_wire_text (const shoal_task_t *task, char **buf,
+                             size_t *cap);
 
 /*  JSON views for the REST API, secrets masked. New references.          */
 json_t *shoal_job_to_json (const shoal_job_t *job);

@@ -89,6 +89,8 @@ struct shoal_loop {
     size_t worker_count;
     size_t worker_cap;
     bool storing;                /* a store transaction is open            */
+    char *wire;                  /* TASK bodies are written here, reused   */
+    size_t wire_cap;
 };
 
 /* ---- time and ids --------------------------------------------------- */
@@ -140,17 +142,9 @@ s_identity_from_key (const char *key, byte *identity)
 /*  Sends [identity][command][body] to the worker with `key`. Returns 0,
     or -1 when the peer cannot be reached (the caller drops the worker). */
 static int
-s_send (shoal_loop_t *self, const char *key, shoal_msg_type_t type,
-        json_t *body)
+s_send_text (shoal_loop_t *self, const char *key, shoal_msg_type_t type,
+             const char *text, size_t size)
 {
-    shoal_error_t err;
-    size_t size;
-    char *text = shoal_msg_encode (type, body, &size, &err);
-    if (!text) {
-        shoal_error ("cannot encode %s: %s", shoal_msg_name (type),
-                     err.message);
-        return 0;
-    }
     byte identity[S_MAX_IDENTITY];
     size_t identity_size = s_identity_from_key (key, identity);
     void *socket = zsock_resolve (self->router);
@@ -162,8 +156,25 @@ s_send (shoal_loop_t *self, const char *key, shoal_msg_type_t type,
                        ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (rc >= 0)
         rc = zmq_send (socket, text, size, ZMQ_DONTWAIT);
-    free (text);
     return rc < 0 ? -1 : 0;
+}
+
+/*  Checks `body` against the protocol and sends it (see s_send_text).    */
+static int
+s_send (shoal_loop_t *self, const char *key, shoal_msg_type_t type,
+        json_t *body)
+{
+    shoal_error_t err;
+    size_t size;
+    char *text = shoal_msg_encode (type, body, &size, &err);
+    if (!text) {
+        shoal_error ("cannot encode %s: %s", shoal_msg_name (type),
+                     err.message);
+        return 0;
+    }
+    int rc = s_send_text (self, key, type, text, size);
+    free (text);
+    return rc;
 }
 
 static void
@@ -190,9 +201,14 @@ s_run_actions (shoal_loop_t *self)
         int rc = 0;
         switch (action.type) {
             case SHOAL_ACTION_DISPATCH: {
-                json_t *body = shoal_task_wire_body (action.task);
-                rc = s_send (self, key, SHOAL_MSG_TASK, body);
-                json_decref (body);
+                /* Written straight into a reused buffer: no JSON tree. */
+                size_t size = shoal_task_wire_text (action.task, &self->wire,
+                                                    &self->wire_cap);
+                if (size)
+                    rc = s_send_text (self, key, SHOAL_MSG_TASK, self->wire,
+                                      size);
+                else
+                    shoal_error ("out of memory writing a TASK");
                 shoal_log_task (SHOAL_LOG_DEBUG, shoal_job_id (action.job),
                                 shoal_task_id (action.task),
                                 "attempt %u dispatched to worker %s",
@@ -209,12 +225,9 @@ s_run_actions (shoal_loop_t *self)
                 json_decref (body);
                 break;
             }
-            case SHOAL_ACTION_HEARTBEAT: {
-                json_t *body = json_object ();
-                rc = s_send (self, key, SHOAL_MSG_HEARTBEAT, body);
-                json_decref (body);
+            case SHOAL_ACTION_HEARTBEAT:
+                rc = s_send_text (self, key, SHOAL_MSG_HEARTBEAT, "{}", 2);
                 break;
-            }
             case SHOAL_ACTION_WORKER_LOST:
                 shoal_warn ("worker %s lost: its tasks run elsewhere",
                             shoal_worker_name (action.worker));
@@ -508,13 +521,15 @@ s_result_status (const char *text, bool *known)
     return SHOAL_RESULT_ERROR;
 }
 
+static void s_apply_result (shoal_loop_t *self, const char *key,
+                            const char *job_id, long long task,
+                            long long attempt, const char *status,
+                            shoal_result_t *result, int64_t now);
+
 static void
 s_on_result (shoal_loop_t *self, const char *key, json_t *body, int64_t now)
 {
-    bool known;
     shoal_result_t result = {
-        .status = s_result_status (
-            json_string_value (json_object_get (body, "status")), &known),
         .exit_code = (int) json_integer_value (json_object_get (body,
                                                                 "exit_code")),
         .signal = (int) json_integer_value (json_object_get (body, "signal")),
@@ -523,11 +538,41 @@ s_on_result (shoal_loop_t *self, const char *key, json_t *body, int64_t now)
                                                             "duration_ms")),
         .spawn = json_object_get (body, "spawn"),
     };
+    s_apply_result (self, key,
+                    json_string_value (json_object_get (body, "job")),
+                    json_integer_value (json_object_get (body, "task")),
+                    json_integer_value (json_object_get (body, "attempt")),
+                    json_string_value (json_object_get (body, "status")),
+                    &result, now);
+}
+
+/*  The same from a RESULT read by the fast path, without jansson.        */
+static void
+s_on_result_wire (shoal_loop_t *self, const char *key,
+                  const shoal_result_wire_t *wire, int64_t now)
+{
+    shoal_result_t result = {
+        .exit_code = (int) wire->exit_code,
+        .signal = (int) wire->signal,
+        .error = wire->has_error ? wire->error : NULL,
+        .duration_ms = wire->duration_ms,
+        .spawn_text = wire->spawn,
+        .spawn_size = wire->spawn_size,
+    };
+    s_apply_result (self, key, wire->job, wire->task, wire->attempt,
+                    wire->status, &result, now);
+}
+
+static void
+s_apply_result (shoal_loop_t *self, const char *key, const char *job_id,
+                long long task, long long attempt, const char *status,
+                shoal_result_t *result_in, int64_t now)
+{
+    bool known;
+    shoal_result_t result = *result_in;
+    result.status = s_result_status (status, &known);
     if (!known)
         result.error = "worker sent an unknown result status";
-    const char *job_id = json_string_value (json_object_get (body, "job"));
-    json_int_t task = json_integer_value (json_object_get (body, "task"));
-    json_int_t attempt = json_integer_value (json_object_get (body, "attempt"));
     if (task > UINT32_MAX || attempt > UINT32_MAX)
         return;
     shoal_error_t err;
@@ -542,8 +587,42 @@ s_on_result (shoal_loop_t *self, const char *key, json_t *body, int64_t now)
     else
         shoal_log_task (SHOAL_LOG_DEBUG, job_id, task,
                         "attempt %lld finished: %s", (long long) attempt,
-                        known ? json_string_value (json_object_get (
-                                    body, "status")) : "unknown status");
+                        known ? status : "unknown status");
+}
+
+/*  HEARTBEAT and RESULT, the messages every worker sends all the time,
+    read without jansson when they look as workers write them. Returns 1
+    when the message needs the full, checking decoder instead.            */
+static int
+s_on_hot_message (shoal_loop_t *self, const char *key, int type,
+                  const void *body, size_t size, int64_t now)
+{
+    bool draining = false;
+    shoal_result_wire_t *wire = NULL;
+    shoal_result_wire_t result;
+    if (type == SHOAL_MSG_HEARTBEAT) {
+        if (shoal_msg_heartbeat_fast (body, size, &draining))
+            return 1;
+    }
+    else if (type == SHOAL_MSG_RESULT) {
+        if (shoal_msg_result_fast (body, size, &result))
+            return 1;
+        wire = &result;
+    }
+    else
+        return 1;
+    shoal_worker_t *worker = shoal_scheduler_worker_seen (self->scheduler,
+                                                          key, now);
+    if (!worker)
+        s_send_text (self, key, SHOAL_MSG_RECONNECT, "{}", 2);
+    else if (wire)
+        s_on_result_wire (self, key, wire, now);
+    else if (draining && !shoal_worker_draining (worker)) {
+        shoal_scheduler_worker_drain (self->scheduler, key);
+        s_worker_event (self, worker, "draining");
+    }
+    s_run_actions (self);
+    return 0;
 }
 
 static void
@@ -562,6 +641,12 @@ s_on_worker_message (shoal_loop_t *self, zmsg_t *msg)
         return;
     char key[2 * S_MAX_IDENTITY + 1];
     s_key_from_identity (zframe_data (identity), zframe_size (identity), key);
+    if (s_on_hot_message (self, key,
+                          shoal_msg_command (zframe_data (command),
+                                             zframe_size (command)),
+                          zframe_data (body_frame), zframe_size (body_frame),
+                          now) == 0)
+        return;
 
     shoal_msg_type_t type;
     json_t *body;
@@ -1185,6 +1270,7 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     free (self->staged);
     free (self->stage_touched);
     shoal_events_destroy (&self->events);
+    free (self->wire);
     free (self->data_dir);
     free (self);
     *self_p = NULL;

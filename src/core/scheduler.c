@@ -33,9 +33,13 @@
 
 /* ---- data --------------------------------------------------------- */
 
+/*  A task record. Records live in chunks owned by their job (see
+    s_task_at), never one allocation each, and a spawned task's params
+    overlay stays the JSON text of its spawn entry in the job's entry
+    arena, parsed only when the task is sent or shown: a pending task
+    costs this struct and the bytes of its entry.                          */
 struct shoal_task {
     shoal_job_t *job;            /* owner                                   */
-    json_t *entry;               /* spawn entry overlaying the job params  */
     char *error;                 /* why it failed, NULL when it did not    */
     const char *worker_name;     /* last worker (interned), NULL if none   */
     shoal_worker_t *worker;      /* holder of the current attempt, or NULL */
@@ -49,18 +53,26 @@ struct shoal_task {
     int64_t started_at;          /* dispatch time of the last attempt, ms  */
     int64_t finished_at;         /* ms, 0 while not final                  */
     int64_t duration_ms;         /* as reported by the worker              */
-    uint32_t id;                 /* index in job->tasks                    */
+    uint32_t id;                 /* its number in the job, from 0          */
     uint32_t stage;              /* index in the job class's stages        */
     int32_t index;               /* position in its stage, -1: spawn task  */
     uint32_t attempt;            /* dispatches so far; the fence           */
     uint32_t losses;             /* times its worker was lost              */
     uint32_t failures;           /* failed runs so far (retries use them)  */
     int64_t wake_at;             /* end of its retry back-off, ms          */
+    uint32_t entry_offset;       /* its spawn entry in job->entries        */
+    uint32_t entry_size;         /* 0: no entry                            */
     int exit_code;               /* -1 until it exited                     */
     int signal;                  /* 0 unless killed by a signal            */
     shoal_task_state_t state;
     bool dirty;                  /* changed since the last flush           */
 };
+
+/*  Task chunks of a job: chunk k holds S_CHUNK_FIRST << k records, so a
+    job of 2 tasks takes one small chunk and a stage of a million ~18, and
+    a record never moves once made.                                        */
+#define S_CHUNK_FIRST 4
+#define S_CHUNKS 30
 
 /*  One stage of a job. Invariant: counts[] sum to task_count.             */
 typedef struct {
@@ -85,9 +97,12 @@ struct shoal_job {
     uint32_t retries;            /* times it was retried after failing     */
     uint32_t stage;              /* current stage while running            */
     s_stage_t *stages;           /* cls->stage_count of them               */
-    shoal_task_t **tasks;        /* all tasks by id                        */
+    shoal_task_t *chunks[S_CHUNKS]; /* all tasks by id, see s_task_at     */
     uint32_t task_count;
-    uint32_t task_cap;
+    char *entries;               /* spawn entries' JSON text, one after
+                                    another; tasks hold offsets into it    */
+    size_t entries_size;
+    size_t entries_cap;
     shoal_task_t *ready_head;    /* FIFO of tasks waiting for a slot       */
     shoal_task_t *ready_tail;
     shoal_job_t *rr_prev;        /* ring of jobs with ready tasks          */
@@ -122,6 +137,13 @@ struct shoal_worker {
     bool draining;               /* finishing before it stops: no new work */
 };
 
+/*  The class part of a TASK body, as JSON text (see s_class_wire).       */
+typedef struct {
+    const shoal_task_class_t *cls;
+    char *text;
+    size_t size;
+} s_class_wire_t;
+
 struct shoal_scheduler {
     const shoal_defs_t *defs;
     zhashx_t *jobs;              /* id -> shoal_job_t (owned via vector)   */
@@ -148,6 +170,10 @@ struct shoal_scheduler {
     shoal_scheduler_stats_t stats; /* counters; gauges filled on demand    */
     uint64_t ready_count;        /* tasks in ready queues                  */
     uint64_t jobs_active;        /* created or running                     */
+    size_t max_spawn_entries;    /* bound on one spawn list                */
+    s_class_wire_t *class_wire;  /* TASK body parts made so far, by class  */
+    size_t class_wire_count;
+    size_t class_wire_cap;
     shoal_action_t *actions;     /* FIFO ring buffer of pending actions    */
     size_t action_head;
     size_t action_count;
@@ -194,16 +220,32 @@ shoal_job_state_parse (const char *name)
 
 /* ---- lifecycle --------------------------------------------------- */
 
+/*  Chunk of task `id` and its place there.                               */
+static inline void
+s_task_place (uint32_t id, uint32_t *chunk, uint32_t *offset)
+{
+    uint32_t n = id / S_CHUNK_FIRST + 1;
+    uint32_t k = 31 - (uint32_t) __builtin_clz (n);
+    *chunk = k;
+    *offset = id - S_CHUNK_FIRST * ((1u << k) - 1);
+}
+
+static inline shoal_task_t *
+s_task_at (const shoal_job_t *job, uint32_t id)
+{
+    uint32_t chunk, offset;
+    s_task_place (id, &chunk, &offset);
+    return &job->chunks[chunk][offset];
+}
+
 static void
 s_job_free (shoal_job_t *job)
 {
-    for (uint32_t i = 0; i < job->task_count; i++) {
-        shoal_task_t *task = job->tasks[i];
-        json_decref (task->entry);
-        free (task->error);
-        free (task);
-    }
-    free (job->tasks);
+    for (uint32_t i = 0; i < job->task_count; i++)
+        free (s_task_at (job, i)->error);
+    for (size_t k = 0; k < S_CHUNKS; k++)
+        free (job->chunks[k]);
+    free (job->entries);
     free (job->stages);
     json_decref (job->params);
     free (job->error);
@@ -236,6 +278,7 @@ shoal_scheduler_new (const shoal_defs_t *defs)
     if (!self)
         return NULL;
     self->defs = defs;
+    self->max_spawn_entries = SHOAL_SPAWN_MAX_ENTRIES;
     self->jobs = zhashx_new ();
     self->workers = zhashx_new ();
     self->names = zhashx_new ();
@@ -252,6 +295,13 @@ shoal_scheduler_new (const shoal_defs_t *defs)
     zhashx_set_destructor (self->names, (zhashx_destructor_fn *) zstr_free);
     zlistx_set_comparator (self->waiting, s_wake_compare);
     return self;
+}
+
+void
+shoal_scheduler_set_max_spawn_entries (shoal_scheduler_t *self,
+                                       size_t max_entries)
+{
+    self->max_spawn_entries = max_entries;
 }
 
 static void
@@ -282,6 +332,9 @@ shoal_scheduler_destroy (shoal_scheduler_t **self_p)
     zhashx_destroy (&self->names);
     zlistx_destroy (&self->waiting);
     zlistx_destroy (&self->orphans);
+    for (size_t i = 0; i < self->class_wire_count; i++)
+        free (self->class_wire[i].text);
+    free (self->class_wire);
     free (self->actions);
     free (self);
     *self_p = NULL;
@@ -545,28 +598,55 @@ s_task_set_state (shoal_task_t *task, shoal_task_state_t state)
     task->state = state;
 }
 
-static shoal_task_t *
-s_task_new (shoal_job_t *job, uint32_t stage, int32_t index, json_t *entry)
+/*  Makes room for `size` more bytes of spawn entries. 0 or an error code:
+    offsets are 32-bit, so one job keeps at most 4 GiB of entries.        */
+static int
+s_entries_reserve (shoal_job_t *job, size_t size)
 {
-    if (job->task_count == job->task_cap) {
-        uint32_t cap = job->task_cap ? job->task_cap * 2 : 4;
-        shoal_task_t **grown = realloc (job->tasks, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        job->tasks = grown;
-        job->task_cap = cap;
-    }
-    shoal_task_t *task = calloc (1, sizeof *task);
-    if (!task)
+    if (size > UINT32_MAX - job->entries_size)
+        return SHOAL_ELIMIT;
+    if (job->entries_size + size <= job->entries_cap)
+        return 0;
+    size_t cap = job->entries_cap ? job->entries_cap : 256;
+    while (cap < job->entries_size + size)
+        cap *= 2;
+    char *grown = realloc (job->entries, cap);
+    if (!grown)
+        return SHOAL_ENOMEM;
+    job->entries = grown;
+    job->entries_cap = cap;
+    return 0;
+}
+
+static shoal_task_t *
+s_task_new (shoal_job_t *job, uint32_t stage, int32_t index,
+            const char *entry, size_t entry_size)
+{
+    if (job->task_count == UINT32_MAX
+        || (entry_size && s_entries_reserve (job, entry_size)))
         return NULL;
+    uint32_t chunk, offset;
+    s_task_place (job->task_count, &chunk, &offset);
+    if (!job->chunks[chunk]) {
+        /* Untouched pages of a large chunk cost no memory until used. */
+        job->chunks[chunk] = calloc ((size_t) S_CHUNK_FIRST << chunk,
+                                     sizeof (shoal_task_t));
+        if (!job->chunks[chunk])
+            return NULL;
+    }
+    shoal_task_t *task = &job->chunks[chunk][offset];
     task->job = job;
-    task->id = job->task_count;
+    task->id = job->task_count++;
     task->stage = stage;
     task->index = index;
-    task->entry = entry ? json_incref (entry) : NULL;
+    if (entry_size) {
+        task->entry_offset = (uint32_t) job->entries_size;
+        task->entry_size = (uint32_t) entry_size;
+        memcpy (job->entries + job->entries_size, entry, entry_size);
+        job->entries_size += entry_size;
+    }
     task->exit_code = -1;
     task->state = SHOAL_TASK_PENDING;
-    job->tasks[job->task_count++] = task;
     s_touch_task (task);
     s_stage_t *s = &job->stages[stage];
     s->task_count++;
@@ -620,7 +700,7 @@ s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
         s_task_set_state (task, SHOAL_TASK_CANCELED);
     s_rr_remove (self, job);
     for (uint32_t i = 0; i < job->task_count; i++) {
-        task = job->tasks[i];
+        task = s_task_at (job, i);
         if (task->state == SHOAL_TASK_PENDING)  /* in retry back-off */
             s_task_set_state (task, SHOAL_TASK_CANCELED);
         if (task->state == SHOAL_TASK_RUNNING) {
@@ -670,7 +750,7 @@ s_stage_start (shoal_scheduler_t *self, shoal_job_t *job, uint32_t index,
     stage->first_task = job->task_count;
     stage->spawn_pending = def->spawn_task != NULL;
     shoal_task_t *task = s_task_new (job, index, def->spawn_task ? -1 : 0,
-                                     NULL);
+                                     NULL, 0);
     if (!task) {
         stage->spawn_pending = false;
         stage->state = SHOAL_STAGE_FAILED;
@@ -680,25 +760,58 @@ s_stage_start (shoal_scheduler_t *self, shoal_job_t *job, uint32_t index,
     s_ready_push (self, task, false);
 }
 
-/*  Fans a stage out from a spawn list: one task per entry.               */
+typedef struct {
+    shoal_scheduler_t *self;
+    shoal_task_t *spawn;
+} s_fan_t;
+
 static int
-s_fan_out (shoal_scheduler_t *self, shoal_task_t *spawn, json_t *list,
-           shoal_error_t *err)
+s_fan_entry (void *arg, size_t index, const char *text, size_t size)
 {
-    int rc = shoal_spawn_check (list, SHOAL_SPAWN_MAX_ENTRIES, err);
+    s_fan_t *fan = arg;
+    /* "{}" overlays nothing: keep no text for it. */
+    bool empty = size == 2 && text[0] == '{';
+    shoal_task_t *task = s_task_new (fan->spawn->job, fan->spawn->stage,
+                                     (int32_t) index, text, empty ? 0 : size);
+    if (!task)
+        return SHOAL_ENOMEM;
+    s_ready_push (fan->self, task, false);
+    return 0;
+}
+
+/*  Fans a stage out from a spawn list, given as its JSON text: one task
+    per entry. The text is checked whole (and its entries counted) before
+    the first task is made, so a refused list leaves nothing behind.      */
+static int
+s_fan_out (shoal_scheduler_t *self, shoal_task_t *spawn, const char *text,
+           size_t size, shoal_error_t *err)
+{
+    size_t count;
+    int rc = shoal_spawn_scan (text, size, self->max_spawn_entries, NULL,
+                               NULL, &count, err);
+    if (rc == SHOAL_ELIMIT) {
+        char why[sizeof err->message];
+        snprintf (why, sizeof why, "%s", err->message);
+        return shoal_error_set (err, SHOAL_ELIMIT, err->field,
+                                "%s (shoal-controller --max-spawn-entries)",
+                                why);
+    }
     if (rc)
         return rc;
-    size_t index;
-    json_t *entry;
-    json_array_foreach (list, index, entry) {
-        shoal_task_t *task
-            = s_task_new (spawn->job, spawn->stage, (int32_t) index, entry);
-        if (!task)
-            return shoal_error_set (err, SHOAL_ENOMEM, NULL,
-                                    "out of memory after %zu spawn entries",
-                                    index);
-        s_ready_push (self, task, false);
-    }
+    shoal_job_t *job = spawn->job;
+    if (count > UINT32_MAX - job->task_count
+        || s_entries_reserve (job, size))
+        return shoal_error_set (err, SHOAL_ELIMIT, SHOAL_SPAWN_FILE,
+                                "%s: %zu tasks and %zu bytes of entries are "
+                                "more than one job holds", SHOAL_SPAWN_FILE,
+                                count, size);
+    s_fan_t fan = { self, spawn };
+    rc = shoal_spawn_scan (text, size, self->max_spawn_entries, s_fan_entry,
+                           &fan, NULL, err);
+    if (rc)
+        return shoal_error_set (err, SHOAL_ENOMEM, NULL,
+                                "out of memory fanning out %zu spawn entries",
+                                count);
     return 0;
 }
 
@@ -1091,7 +1204,7 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
                                 "result from an unknown worker");
     worker->last_seen = now;
     shoal_job_t *job = zhashx_lookup (self->jobs, job_id);
-    shoal_task_t *task = job && task_id < job->task_count ? job->tasks[task_id]
+    shoal_task_t *task = job && task_id < job->task_count ? s_task_at (job, task_id)
                                                           : NULL;
     if (!task || task->worker != worker || task->attempt != attempt) {
         /* Not an attempt we placed there: one of the untracked slots the
@@ -1137,11 +1250,21 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
                   && result->exit_code == 0;
         if (ok && task->index < 0) {
             shoal_error_t spawn_err = { 0 };
-            json_t *list = result->spawn;
+            const char *list = result->spawn_text;
+            size_t list_size = result->spawn_size;
+            char *dumped = NULL;
+            if (!list && result->spawn) {
+                dumped = json_dumps (result->spawn, JSON_COMPACT);
+                list = dumped;
+                list_size = dumped ? strlen (dumped) : 0;
+            }
             if (!list)
                 shoal_error_set (&spawn_err, SHOAL_EINVAL, "spawn",
                                  "spawn task sent no spawn list");
-            if (!list || s_fan_out (self, task, list, &spawn_err)) {
+            int fanned = list ? s_fan_out (self, task, list, list_size,
+                                           &spawn_err) : SHOAL_EINVAL;
+            free (dumped);
+            if (fanned) {
                 s_task_failed (self, task, spawn_err.message, now);
                 s_dispatch (self, now);
                 return 0;
@@ -1268,7 +1391,10 @@ shoal_task_record (const shoal_task_t *task, shoal_task_record_t *record)
         .signal = task->signal,
         .error = task->error,
         .worker = task->worker_name,
-        .entry = task->entry,
+        .entry = NULL,
+        .entry_text = task->entry_size ? task->job->entries
+                                             + task->entry_offset : NULL,
+        .entry_size = task->entry_size,
         .started_at = task->started_at,
         .finished_at = task->finished_at,
         .duration_ms = task->duration_ms,
@@ -1359,8 +1485,19 @@ shoal_scheduler_restore_task (shoal_scheduler_t *self, shoal_job_t *job,
         return shoal_error_set (err, SHOAL_EINVAL, "task",
                                 "job %s: stored task %u is out of order or "
                                 "malformed", job->id, record->id);
+    char *dumped = NULL;
+    const char *entry = record->entry_text;
+    size_t entry_size = record->entry_size;
+    if (!entry && record->entry) {
+        dumped = json_dumps (record->entry, JSON_COMPACT);
+        entry = dumped;
+        entry_size = dumped ? strlen (dumped) : 0;
+    }
+    if (entry && entry_size == 2 && entry[0] == '{')
+        entry_size = 0;   /* {} overlays nothing */
     shoal_task_t *task = s_task_new (job, record->stage, record->index,
-                                     record->entry);
+                                     entry, entry ? entry_size : 0);
+    free (dumped);
     if (!task)
         return shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
     s_stage_t *stage = &job->stages[task->stage];
@@ -1398,7 +1535,7 @@ shoal_scheduler_restore_done (shoal_scheduler_t *self, int64_t now,
                 continue;
             uint32_t count = 0;
             for (uint32_t t = stage->first_task; t < job->task_count
-                 && job->tasks[t]->stage == s; t++)
+                 && s_task_at (job, t)->stage == s; t++)
                 count++;
             if (count != stage->task_count) {
                 /* An earlier run of a retried stage: recount the current
@@ -1406,7 +1543,7 @@ shoal_scheduler_restore_done (shoal_scheduler_t *self, int64_t now,
                 memset (stage->counts, 0, sizeof stage->counts);
                 for (uint32_t t = stage->first_task;
                      t < stage->first_task + count; t++)
-                    stage->counts[job->tasks[t]->state]++;
+                    stage->counts[s_task_at (job, t)->state]++;
                 stage->task_count = count;
             }
         }
@@ -1414,7 +1551,7 @@ shoal_scheduler_restore_done (shoal_scheduler_t *self, int64_t now,
             continue;
         s_stage_t *stage = &job->stages[job->stage];
         for (uint32_t t = stage->first_task; t < job->task_count; t++) {
-            shoal_task_t *task = job->tasks[t];
+            shoal_task_t *task = s_task_at (job, t);
             if (task->state == SHOAL_TASK_PENDING) {
                 if (task->failures && task->wake_at > now)
                     zlistx_insert (self->waiting, task, false);
@@ -1439,7 +1576,7 @@ shoal_scheduler_adopt (shoal_scheduler_t *self, const char *key,
     self->now = now;
     shoal_worker_t *worker = zhashx_lookup (self->workers, key);
     shoal_job_t *job = zhashx_lookup (self->jobs, job_id);
-    shoal_task_t *task = job && task_id < job->task_count ? job->tasks[task_id]
+    shoal_task_t *task = job && task_id < job->task_count ? s_task_at (job, task_id)
                                                           : NULL;
     if (!worker || !task || task->state != SHOAL_TASK_RUNNING
         || task->attempt != attempt || task->worker == worker)
@@ -1520,7 +1657,7 @@ size_t shoal_job_task_count (const shoal_job_t *job) { return job->task_count; }
 shoal_task_t *
 shoal_job_task (const shoal_job_t *job, uint32_t task_id)
 {
-    return task_id < job->task_count ? job->tasks[task_id] : NULL;
+    return task_id < job->task_count ? s_task_at (job, task_id) : NULL;
 }
 
 shoal_job_t *shoal_task_job (const shoal_task_t *task) { return task->job; }
@@ -1546,15 +1683,20 @@ json_t *
 shoal_task_params (const shoal_task_t *task)
 {
     json_t *params = json_copy (task->job->params);
+    if (!task->entry_size)
+        return params;
+    json_t *entry = json_loadb (task->job->entries + task->entry_offset,
+                                task->entry_size, 0, NULL);
     const char *key;
     json_t *value;
-    json_object_foreach (task->entry, key, value) {
+    json_object_foreach (entry, key, value) {
         char text[64];
         if (json_is_string (value))
             json_object_set (params, key, value);
         else if (shoal_params_scalar_string (value, text, sizeof text))
             json_object_set_new (params, key, json_string (text));
     }
+    json_decref (entry);
     return params;
 }
 
@@ -1595,6 +1737,270 @@ shoal_task_wire_body (const shoal_task_t *task)
         json_object_set_new (body, "timeout_ms",
                              json_integer (cls->timeout_ms));
     return body;
+}
+
+/* ---- TASK bodies without a JSON tree ---------------------------------- */
+
+/*  A growing output buffer; `failed` once an allocation failed.          */
+typedef struct {
+    char **data;
+    size_t *cap;
+    size_t size;
+    bool failed;
+} s_out_t;
+
+static bool
+s_out_room (s_out_t *out, size_t more)
+{
+    if (out->failed)
+        return false;
+    if (out->size + more <= *out->cap)
+        return true;
+    size_t cap = *out->cap ? *out->cap : 512;
+    while (cap < out->size + more)
+        cap *= 2;
+    char *grown = realloc (*out->data, cap);
+    if (!grown) {
+        out->failed = true;
+        return false;
+    }
+    *out->data = grown;
+    *out->cap = cap;
+    return true;
+}
+
+static void
+s_out_put (s_out_t *out, const char *text, size_t size)
+{
+    if (s_out_room (out, size)) {
+        memcpy (*out->data + out->size, text, size);
+        out->size += size;
+    }
+}
+
+static void
+s_out_str (s_out_t *out, const char *text)
+{
+    s_out_put (out, text, strlen (text));
+}
+
+/*  `text` as a JSON string, quotes included, escaped as jansson does.    */
+static void
+s_out_json_string (s_out_t *out, const char *text, size_t size)
+{
+    if (!s_out_room (out, size * 6 + 2))
+        return;
+    char *p = *out->data + out->size;
+    *p++ = '"';
+    for (size_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char) text[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char) c;
+        }
+        else if (c < 0x20) {
+            static const char *short_forms[32] = {
+                ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n",
+                ['\r'] = "\\r", ['\t'] = "\\t" };
+            if (short_forms[c]) {
+                memcpy (p, short_forms[c], 2);
+                p += 2;
+            }
+            else
+                p += sprintf (p, "\\u%04x", c);
+        }
+        else
+            *p++ = (char) c;
+    }
+    *p++ = '"';
+    out->size = (size_t) (p - *out->data);
+}
+
+static void
+s_out_uint (s_out_t *out, uint64_t value)
+{
+    char text[24];
+    int n = snprintf (text, sizeof text, "%" PRIu64, value);
+    s_out_put (out, text, (size_t) n);
+}
+
+/*  The part of a TASK body that only depends on the task class, from
+    ,"command" to the end of "inputs" (and timeout_ms), made once.        */
+static const char *
+s_class_wire (shoal_scheduler_t *self, const shoal_task_class_t *cls,
+              size_t *size)
+{
+    for (size_t i = 0; i < self->class_wire_count; i++)
+        if (self->class_wire[i].cls == cls) {
+            *size = self->class_wire[i].size;
+            return self->class_wire[i].text;
+        }
+    json_t *body = json_object ();
+    json_t *args = json_array ();
+    for (size_t i = 0; i < cls->exec_argc; i++)
+        json_array_append_new (args, json_string (cls->exec_args[i]));
+    json_object_set_new (body, "command", json_string (cls->exec_command));
+    json_object_set_new (body, "args", args);
+    json_object_set_new (body, "inputs", s_inputs_to_wire (cls));
+    if (cls->timeout_ms)
+        json_object_set_new (body, "timeout_ms",
+                             json_integer (cls->timeout_ms));
+    char *text = json_dumps (body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref (body);
+    if (!text)
+        return NULL;
+    if (self->class_wire_count == self->class_wire_cap) {
+        size_t cap = self->class_wire_cap ? self->class_wire_cap * 2 : 8;
+        void *grown = realloc (self->class_wire, cap * sizeof *self->class_wire);
+        if (!grown) {
+            free (text);
+            return NULL;
+        }
+        self->class_wire = grown;
+        self->class_wire_cap = cap;
+    }
+    /* Without its braces: it goes inside the TASK object. */
+    size_t length = strlen (text);
+    memmove (text, text + 1, length - 2);
+    text[length - 2] = '\0';
+    self->class_wire[self->class_wire_count++] = (s_class_wire_t) {
+        .cls = cls, .text = text, .size = length - 2 };
+    *size = length - 2;
+    return text;
+}
+
+/*  Most keys a spawn entry may have for the direct encoder; an entry with
+    more goes through jansson.                                            */
+#define S_WIRE_ENTRY_KEYS 32
+
+size_t
+shoal_task_wire_text (const shoal_task_t *task, char **buf, size_t *cap)
+{
+    shoal_job_t *job = task->job;
+    size_t class_size;
+    const char *class_text = s_class_wire (job->owner, s_task_class (task),
+                                           &class_size);
+    /* The spawn entry's keys and values, decoded from its text. */
+    struct {
+        shoal_jscan_string_t key;
+        shoal_jscan_type_t type;
+        const char *raw;
+        size_t raw_size;
+    } fields[S_WIRE_ENTRY_KEYS];
+    size_t field_count = 0;
+    bool direct = class_text != NULL;
+    if (direct && task->entry_size) {
+        shoal_jscan_t scan;
+        shoal_jscan_init (&scan, job->entries + task->entry_offset,
+                          task->entry_size);
+        shoal_jscan_expect (&scan, '{');
+        if (shoal_jscan_peek (&scan) == '}')
+            scan.pos++;
+        else
+            while (direct) {
+                if (field_count == S_WIRE_ENTRY_KEYS) {
+                    direct = false;
+                    break;
+                }
+                shoal_jscan_string (&scan, &fields[field_count].key);
+                shoal_jscan_expect (&scan, ':');
+                shoal_jscan_peek (&scan);
+                size_t start = scan.pos;
+                shoal_jscan_type_t type = shoal_jscan_value (&scan, NULL);
+                fields[field_count].type = type;
+                fields[field_count].raw = scan.text + start;
+                fields[field_count].raw_size = scan.pos - start;
+                if ((type == SHOAL_JSCAN_INTEGER || type == SHOAL_JSCAN_REAL)
+                    && fields[field_count].raw_size >= 64)
+                    direct = false;   /* longer than the number buffer */
+                field_count++;
+                if (shoal_jscan_peek (&scan) != ',')
+                    break;
+                scan.pos++;
+            }
+        for (size_t i = 0; i < field_count; i++)
+            if (fields[i].key.escaped)
+                direct = false;   /* rare: compare keys decoded, in jansson */
+    }
+    if (!direct) {
+        json_t *body = shoal_task_wire_body (task);
+        char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+        json_decref (body);
+        size_t size = text ? strlen (text) : 0;
+        s_out_t out = { buf, cap, 0, false };
+        if (text)
+            s_out_put (&out, text, size);
+        free (text);
+        return text && !out.failed ? out.size : 0;
+    }
+    s_out_t out = { buf, cap, 0, false };
+    s_out_str (&out, "{\"job\":");
+    s_out_json_string (&out, job->id, strlen (job->id));
+    s_out_str (&out, ",\"task\":");
+    s_out_uint (&out, task->id);
+    s_out_str (&out, ",\"attempt\":");
+    s_out_uint (&out, task->attempt);
+    s_out_str (&out, task->index < 0 ? ",\"kind\":\"" SHOAL_KIND_SPAWN "\","
+                                     : ",\"kind\":\"" SHOAL_KIND_TASK "\",");
+    s_out_put (&out, class_text, class_size);
+    s_out_str (&out, ",\"params\":{");
+    bool first = true;
+    const char *key;
+    json_t *value;
+    json_object_foreach (job->params, key, value) {
+        size_t key_size = strlen (key);
+        bool overlaid = false;
+        for (size_t i = 0; i < field_count && !overlaid; i++)
+            overlaid = fields[i].key.size == key_size
+                       && memcmp (fields[i].key.raw, key, key_size) == 0;
+        if (overlaid || !json_is_string (value))
+            continue;
+        if (!first)
+            s_out_put (&out, ",", 1);
+        first = false;
+        s_out_json_string (&out, key, key_size);
+        s_out_put (&out, ":", 1);
+        s_out_json_string (&out, json_string_value (value),
+                           json_string_length (value));
+    }
+    for (size_t i = 0; i < field_count; i++) {
+        if (!first)
+            s_out_put (&out, ",", 1);
+        first = false;
+        s_out_put (&out, "\"", 1);
+        s_out_put (&out, fields[i].key.raw, fields[i].key.size);
+        s_out_put (&out, "\":", 2);
+        char text[64];
+        const char *string = text;
+        switch (fields[i].type) {
+            case SHOAL_JSCAN_STRING:
+                /* Checked JSON string text already: copied as it is. */
+                s_out_put (&out, fields[i].raw, fields[i].raw_size);
+                continue;
+            case SHOAL_JSCAN_TRUE:
+                string = "true";
+                break;
+            case SHOAL_JSCAN_FALSE:
+                string = "false";
+                break;
+            default: {   /* a number, written as shoal_params_scalar_string */
+                char number[64];
+                size_t size = fields[i].raw_size;
+                memcpy (number, fields[i].raw, size);
+                number[size] = '\0';
+                if (fields[i].type == SHOAL_JSCAN_INTEGER)
+                    snprintf (text, sizeof text, "%lld",
+                              strtoll (number, NULL, 10));
+                else
+                    snprintf (text, sizeof text, "%.17g",
+                              strtod (number, NULL));
+                break;
+            }
+        }
+        s_out_json_string (&out, string, strlen (string));
+    }
+    s_out_str (&out, "}}");
+    return out.failed ? 0 : out.size;
 }
 
 /*  An ISO 8601 UTC time, or JSON null for 0.                              */
@@ -1722,7 +2128,7 @@ shoal_job_tasks_to_json (const shoal_job_t *job)
 {
     json_t *tasks = json_array ();
     for (uint32_t i = 0; i < job->task_count; i++)
-        json_array_append_new (tasks, shoal_task_to_json (job->tasks[i]));
+        json_array_append_new (tasks, shoal_task_to_json (s_task_at (job, i)));
     return json_pack ("{s:s, s:o}", "job", job->id, "tasks", tasks);
 }
 

@@ -270,7 +270,11 @@ s_put_task (const shoal_task_t *task, void *arg)
     sqlite3_bind_int (stmt, 10, record.signal);
     s_bind_text (stmt, 11, record.error);
     s_bind_text (stmt, 12, record.worker);
-    s_bind_json (stmt, 13, record.entry);
+    if (record.entry_text)   /* the scheduler keeps entries as text */
+        sqlite3_bind_text (stmt, 13, record.entry_text,
+                           (int) record.entry_size, SQLITE_STATIC);
+    else
+        s_bind_json (stmt, 13, record.entry);
     sqlite3_bind_int64 (stmt, 14, record.started_at);
     sqlite3_bind_int64 (stmt, 15, record.finished_at);
     sqlite3_bind_int64 (stmt, 16, record.duration_ms);
@@ -388,7 +392,7 @@ s_load_tasks (shoal_store_t *self, sqlite3_stmt *stmt, shoal_scheduler_t *sch,
     int rc = 0;
     int step;
     while (!rc && (step = sqlite3_step (stmt)) == SQLITE_ROW) {
-        json_t *entry = s_column_json (stmt, 12);
+        const char *entry = s_column_text (stmt, 12);
         shoal_task_record_t record = {
             .id = (uint32_t) sqlite3_column_int64 (stmt, 1),
             .stage = (uint32_t) sqlite3_column_int64 (stmt, 2),
@@ -401,14 +405,15 @@ s_load_tasks (shoal_store_t *self, sqlite3_stmt *stmt, shoal_scheduler_t *sch,
             .signal = sqlite3_column_int (stmt, 9),
             .error = s_column_text (stmt, 10),
             .worker = s_column_text (stmt, 11),
-            .entry = entry,
+            .entry_text = entry,
+            .entry_size = entry ? (size_t) sqlite3_column_bytes (stmt, 12)
+                                : 0,
             .started_at = sqlite3_column_int64 (stmt, 13),
             .finished_at = sqlite3_column_int64 (stmt, 14),
             .duration_ms = sqlite3_column_int64 (stmt, 15),
             .wake_at = sqlite3_column_int64 (stmt, 16),
         };
         rc = shoal_scheduler_restore_task (sch, job, &record, err);
-        json_decref (entry);
     }
     if (!rc && step != SQLITE_DONE)
         rc = s_fail (self, err, "reading tasks");

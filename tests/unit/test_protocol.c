@@ -8,6 +8,7 @@
     as a round trip that no longer matches.                                */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -461,6 +462,98 @@ test_encoded_body_is_compact_json (void **state)
     json_decref (body);
 }
 
+/* ---- the fast paths --------------------------------------------------- */
+
+/*  The fast RESULT reader never accepts what the full decoder refuses,
+    and where it accepts, it reads the same values.                        */
+static void
+test_fast_result_agrees_with_the_decoder (void **state)
+{
+    static const char *bodies[] = {
+        "{\"job\": \"j1\", \"task\": 3, \"attempt\": 2, \"status\": \"exited\","
+        " \"exit_code\": 0, \"duration_ms\": 12}",
+        "{\"job\":\"j\\u0031\",\"task\":0,\"attempt\":1,\"status\":\"error\","
+        "\"error\":\"no \\\"such\\\" file\\n\"}",
+        "{\"job\": \"j1\", \"task\": 1, \"attempt\": 1, \"status\": \"exited\","
+        " \"exit_code\": 0, \"spawn\": [{\"i\": 1}, {\"s\": \"x]\"}]}",
+        "{\"job\": \"j1\", \"task\": 1, \"attempt\": 1, \"status\": \"signaled\","
+        " \"signal\": 9}",
+        "{\"job\": \"j1\", \"task\": -1, \"attempt\": 1, \"status\": \"exited\"}",
+        "{\"job\": \"j1\", \"task\": 1.5, \"attempt\": 1, \"status\": \"exited\"}",
+        "{\"job\": \"j1\", \"attempt\": 1, \"status\": \"exited\"}",
+        "{\"job\": \"j1\", \"task\": 1, \"task\": 2, \"attempt\": 1,"
+        " \"status\": \"exited\"}",
+        "{\"job\": 1, \"task\": 1, \"attempt\": 1, \"status\": \"exited\"}",
+        "{\"job\": \"j1\", \"task\": 1, \"attempt\": 1, \"status\": \"exited\","
+        " \"spawn\": {}}",
+        "{\"job\": \"j1\", \"task\": 1, \"attempt\": 1, \"status\": \"exited\","
+        " \"extra\": [1, 2]}",
+        "{\"job\": \"j1\", \"task\": 1, \"attempt\": 1, \"status\": \"exited\"} x",
+        "{\"job\": \"j1\", \"task\": 1, \"attempt\": 1, \"status\": \"exited\",}",
+        "{\"job\": \"j1\", \"task\": 99999999999999999999, \"attempt\": 1,"
+        " \"status\": \"exited\"}",
+        "[]", "", "{}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        const char *body = bodies[i];
+        shoal_result_wire_t wire;
+        int fast = shoal_msg_result_fast (body, strlen (body), &wire);
+        shoal_msg_type_t type;
+        json_t *decoded = NULL;
+        int slow = shoal_msg_decode ("RESULT", 6, body, strlen (body), &type,
+                                     &decoded, NULL);
+        if (fast == 0 && slow != 0)
+            fail_msg ("fast path accepts what the decoder refuses: %s", body);
+        if (fast == 0) {
+            assert_string_equal (wire.job, json_string_value (
+                                     json_object_get (decoded, "job")));
+            assert_int_equal (wire.task, json_integer_value (
+                                  json_object_get (decoded, "task")));
+            assert_int_equal (wire.attempt, json_integer_value (
+                                  json_object_get (decoded, "attempt")));
+            assert_string_equal (wire.status, json_string_value (
+                                     json_object_get (decoded, "status")));
+            json_t *error = json_object_get (decoded, "error");
+            assert_int_equal (wire.has_error, error != NULL);
+            if (error)
+                assert_string_equal (wire.error, json_string_value (error));
+            json_t *spawn = json_object_get (decoded, "spawn");
+            assert_int_equal (wire.spawn != NULL, spawn != NULL);
+            if (spawn) {
+                json_t *again = json_loadb (wire.spawn, wire.spawn_size, 0,
+                                            NULL);
+                assert_true (json_equal (again, spawn));
+                json_decref (again);
+            }
+        }
+        json_decref (decoded);
+    }
+    /* What workers send takes the fast path. */
+    shoal_result_wire_t wire;
+    assert_int_equal (shoal_msg_result_fast (bodies[0], strlen (bodies[0]),
+                                             &wire), 0);
+    assert_int_equal (wire.duration_ms, 12);
+    assert_true (wire.has_exit_code && wire.has_duration);
+}
+
+static void
+test_fast_heartbeat_reads_what_workers_send (void **state)
+{
+    bool draining = true;
+    assert_int_equal (shoal_msg_heartbeat_fast ("{}", 2, &draining), 0);
+    assert_false (draining);
+    const char *drain = "{\"draining\":true}";
+    assert_int_equal (shoal_msg_heartbeat_fast (drain, strlen (drain),
+                                                &draining), 0);
+    assert_true (draining);
+    /* Anything else goes to the full decoder. */
+    assert_int_equal (shoal_msg_heartbeat_fast ("{ }", 3, &draining), 1);
+    assert_int_equal (shoal_msg_heartbeat_fast ("{", 1, &draining), 1);
+    assert_int_equal (shoal_msg_command ("HEARTBEAT", 9), SHOAL_MSG_HEARTBEAT);
+    assert_int_equal (shoal_msg_command ("HEARTBEATS", 10), -1);
+    assert_int_equal (shoal_msg_command ("BYE\0", 4), -1);
+}
+
 int
 main (void)
 {
@@ -492,6 +585,8 @@ main (void)
         cmocka_unit_test (test_encode_refuses_a_body_decode_would_refuse),
         cmocka_unit_test (test_encode_refuses_an_unknown_type_naming_command),
         cmocka_unit_test (test_encoded_body_is_compact_json),
+        cmocka_unit_test (test_fast_result_agrees_with_the_decoder),
+        cmocka_unit_test (test_fast_heartbeat_reads_what_workers_send),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -260,6 +260,82 @@ test_spawn_fans_stage_out_one_task_per_entry (void **state)
     json_decref (body);
 }
 
+/*  The TASK body written directly as text says what the jansson-built
+    body says, for every kind of spawn entry value, and the list may come
+    as JSON text (as the controller receives it).                          */
+static void
+test_wire_text_matches_wire_body (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 16, 0, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j1");
+    const char *list = "[{\"item\": \"a \\\"q\\\" \\u00e9\\n\"}, {\"item\": -7},"
+                       " {\"item\": 2.5e3}, {\"item\": true, \"x\": false},"
+                       " {\"token\": \"override\"}, {}, {\"\\u0069tem\": \"esc\"},"
+                       " {\"item\": 12345678901234567890123456789012345678901234"
+                       "5678901234567890.5}]";
+    shoal_result_t result = { .status = SHOAL_RESULT_EXITED,
+                              .spawn_text = list,
+                              .spawn_size = strlen (list) };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "j1",
+                                              shoal_task_id (spawn.task),
+                                              spawn.attempt, &result, 1000,
+                                              NULL), 0);
+    assert_int_equal (s_drain (fx), 8);
+    char *buf = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i <= 8; i++) {
+        shoal_task_t *task = i < 8 ? s_find (fx, SHOAL_ACTION_DISPATCH,
+                                             i)->task
+                                   : spawn.task;
+        json_t *want = shoal_task_wire_body (task);
+        size_t size = shoal_task_wire_text (task, &buf, &cap);
+        assert_true (size > 0);
+        json_error_t json_err;
+        json_t *got = json_loadb (buf, size, JSON_REJECT_DUPLICATES,
+                                  &json_err);
+        if (!got)
+            fail_msg ("task %zu: not JSON: %s: %.*s", i, json_err.text,
+                      (int) size, buf);
+        if (!json_equal (got, want)) {
+            char *a = json_dumps (want, JSON_SORT_KEYS);
+            char *b = json_dumps (got, JSON_SORT_KEYS);
+            fail_msg ("task %zu:\n  body %s\n  text %s", i, a, b);
+        }
+        json_decref (got);
+        json_decref (want);
+    }
+    free (buf);
+}
+
+/*  A spawn list over the scheduler's bound fails the spawn task, naming
+    the bound and the option that sets it, and makes no task.            */
+static void
+test_spawn_list_over_the_bound_fails_the_spawn_task (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_set_max_spawn_entries (fx->sched, 2);
+    shoal_job_t *job = s_submit (fx, "j1", "tolerant", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
+    s_drain (fx);
+    shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    const char *list = "[{}, {}, {}]";
+    shoal_result_t result = { .status = SHOAL_RESULT_EXITED,
+                              .spawn_text = list,
+                              .spawn_size = strlen (list) };
+    shoal_scheduler_result (fx->sched, "w1", "j1", shoal_task_id (spawn.task),
+                            spawn.attempt, &result, 1000, NULL);
+    assert_int_equal (shoal_task_state (spawn.task), SHOAL_TASK_FAILED);
+    json_t *view = shoal_task_to_json (spawn.task);
+    const char *error = json_string_value (json_object_get (view, "error"));
+    assert_non_null (strstr (error, "over the limit of 2"));
+    assert_non_null (strstr (error, "--max-spawn-entries"));
+    json_decref (view);
+    /* The spawn task, then the next stage's task: nothing fanned out. */
+    assert_int_equal (shoal_job_task_count (job), 2);
+}
+
 static void
 test_empty_spawn_list_completes_stage (void **state)
 {
@@ -929,6 +1005,8 @@ main (void)
         T (test_stages_run_in_order),
         T (test_spawn_fans_stage_out_one_task_per_entry),
         T (test_empty_spawn_list_completes_stage),
+        T (test_wire_text_matches_wire_body),
+        T (test_spawn_list_over_the_bound_fails_the_spawn_task),
         T (test_fail_policy_true_fails_job_and_cancels_the_rest),
         T (test_fail_policy_false_records_failures_and_goes_on),
         T (test_spawn_failure_fails_its_stage),

@@ -6,6 +6,7 @@
     key, which line and column.                                            */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -138,7 +139,143 @@ static void
 test_more_entries_than_the_limit_are_refused (void **state)
 {
     s_assert_refused ("[{}, {}, {}, {}]", 3, SHOAL_ELIMIT, SHOAL_SPAWN_FILE,
-                      "4 entries, over the limit of 3");
+                      "more than 3 entries, over the limit of 3");
+}
+
+/*  The limit is found before the rest of the text is read: a list over
+    it is refused as such even when it is broken further on.              */
+static void
+test_limit_is_found_before_the_end (void **state)
+{
+    s_assert_refused ("[{}, {}, {}, {}, ", 3, SHOAL_ELIMIT, SHOAL_SPAWN_FILE,
+                      "over the limit of 3");
+}
+
+/* ---- scanning without building ---------------------------------------- */
+
+typedef struct {
+    size_t calls;
+    char seen[256];              /* the entries handed over, '|' between */
+} s_collect_t;
+
+static int
+s_collect (void *arg, size_t index, const char *text, size_t size)
+{
+    s_collect_t *collect = arg;
+    assert_int_equal (index, collect->calls);
+    collect->calls++;
+    size_t used = strlen (collect->seen);
+    snprintf (collect->seen + used, sizeof collect->seen - used, "%s%.*s",
+              used ? "|" : "", (int) size, text);
+    return 0;
+}
+
+static void
+test_scan_hands_over_each_entry_text (void **state)
+{
+    const char *text = " [ {\"i\": 1} ,{\"s\": \"a,]}\\\"\"},\n{} ] ";
+    s_collect_t collect = { 0 };
+    size_t count = 0;
+    shoal_error_t err;
+    assert_int_equal (shoal_spawn_scan (text, strlen (text), 10, s_collect,
+                                        &collect, &count, &err), 0);
+    assert_int_equal (count, 3);
+    assert_int_equal (collect.calls, 3);
+    assert_string_equal (collect.seen,
+                         "{\"i\": 1}|{\"s\": \"a,]}\\\"\"}|{}");
+}
+
+static int
+s_stop (void *arg, size_t index, const char *text, size_t size)
+{
+    return index == 1 ? SHOAL_ENOMEM : 0;
+}
+
+static void
+test_scan_stops_when_the_callback_says_so (void **state)
+{
+    const char *text = "[{}, {}, {}]";
+    assert_int_equal (shoal_spawn_scan (text, strlen (text), 10, s_stop, NULL,
+                                        NULL, NULL), SHOAL_ENOMEM);
+}
+
+static void
+test_scan_calls_nothing_for_a_bad_list (void **state)
+{
+    //  Entry 2 is broken: entries 0 and 1 must not have been handed over.
+    const char *text = "[{\"a\": 1}, {}, {\"b\": [1]}]";
+    s_collect_t collect = { 0 };
+    shoal_error_t err;
+    assert_int_equal (shoal_spawn_scan (text, strlen (text), 10, s_collect,
+                                        &collect, NULL, &err), SHOAL_EINVAL);
+    assert_int_equal (collect.calls, 0);
+    s_assert_contains (err.message, "entry 2 key 'b'");
+}
+
+/*  The scanner accepts exactly what jansson accepts (the controller reads
+    spawn lists with the one and the worker with the other).              */
+static void
+test_scan_agrees_with_jansson (void **state)
+{
+    static const char *texts[] = {
+        "[{\"a\": \"\\u00e9\\ud83d\\ude00\"}]",   /* escapes, a pair */
+        "[{\"a\": \"\\ud83d\"}]",                  /* lone high half   */
+        "[{\"a\": \"\\ude00\"}]",                  /* lone low half    */
+        "[{\"a\": \"\\u0000\"}]",                  /* NUL              */
+        "[{\"a\": \"\\x\"}]",                      /* bad escape       */
+        "[{\"a\": \"\xc3\xa9\"}]",                 /* UTF-8 é          */
+        "[{\"a\": \"\xc0\xaf\"}]",                 /* overlong         */
+        "[{\"a\": \"\xed\xa0\x80\"}]",            /* UTF-8 surrogate  */
+        "[{\"a\": \"\xf4\x90\x80\x80\"}]",       /* past U+10FFFF    */
+        "[{\"a\": \"\x01\"}]",                      /* control char     */
+        "[{\"a\": 01}]", "[{\"a\": -}]", "[{\"a\": 1.}]",
+        "[{\"a\": .5}]", "[{\"a\": 1e}]", "[{\"a\": -0}]",
+        "[{\"a\": 1E+2}]", "[{\"a\": 9223372036854775807}]",
+        "[{\"a\": 9223372036854775808}]", "[{\"a\": -9223372036854775809}]",
+        "[{\"a\": 1e400}]", "[{\"a\": 1e-400}]",
+        "[{\"a\": tru}]", "[{\"a\": true, }]", "[{}, ]", "[,]",
+        "[{\"a\" 1}]", "[{\"a\": 1}", "[{\"a\": 1}]x", " \t\r\n[]\n",
+        "[{\"\\u0061\": 1, \"a\": 2}]",            /* escaped duplicate */
+        "[{\"a\": 1, \"b\": 2, \"c\": 3, \"d\": 4, \"e\": 5, \"f\": 6,"
+        " \"g\": 7, \"h\": 8, \"i\": 9, \"j\": 10, \"k\": 11, \"l\": 12,"
+        " \"m\": 13, \"n\": 14, \"o\": 15, \"p\": 16, \"q\": 17,"
+        " \"r\": 18, \"a\": 19}]",                   /* duplicate, hashed */
+        "[{\"a\": [[[[{\"x\": [1, {\"y\": null}]}]]]]}]",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        const char *text = texts[i];
+        json_t *tree = json_loadb (text, strlen (text), JSON_REJECT_DUPLICATES,
+                                   NULL);
+        bool jansson_ok = tree && shoal_spawn_check (tree, 10, NULL) == 0;
+        json_decref (tree);
+        shoal_error_t err;
+        bool scan_ok = shoal_spawn_scan (text, strlen (text), 10, NULL, NULL,
+                                         NULL, &err) == 0;
+        if (scan_ok != jansson_ok)
+            fail_msg ("'%s': jansson %s, the scanner %s (%s)", text,
+                      jansson_ok ? "accepts" : "refuses",
+                      scan_ok ? "accepts" : "refuses",
+                      scan_ok ? "" : err.message);
+    }
+}
+
+static void
+test_scan_depth_is_bounded (void **state)
+{
+    size_t depth = 5000;
+    char *text = malloc (2 * depth + 16);
+    size_t n = 0;
+    n += (size_t) sprintf (text, "[{\"a\": ");
+    for (size_t i = 0; i < depth; i++)
+        text[n++] = '[';
+    for (size_t i = 0; i < depth; i++)
+        text[n++] = ']';
+    n += (size_t) sprintf (text + n, "}]");
+    shoal_error_t err;
+    assert_int_equal (shoal_spawn_scan (text, n, 10, NULL, NULL, NULL, &err),
+                      SHOAL_EINVAL);
+    s_assert_contains (err.message, "depth");
+    free (text);
 }
 
 static void
@@ -227,6 +364,12 @@ main (void)
         cmocka_unit_test (test_nested_value_is_refused_naming_entry_and_key),
         cmocka_unit_test (test_more_entries_than_the_limit_are_refused),
         cmocka_unit_test (test_default_limit_is_enforced),
+        cmocka_unit_test (test_limit_is_found_before_the_end),
+        cmocka_unit_test (test_scan_hands_over_each_entry_text),
+        cmocka_unit_test (test_scan_stops_when_the_callback_says_so),
+        cmocka_unit_test (test_scan_calls_nothing_for_a_bad_list),
+        cmocka_unit_test (test_scan_agrees_with_jansson),
+        cmocka_unit_test (test_scan_depth_is_bounded),
         cmocka_unit_test (test_syntax_error_names_line_and_column),
         cmocka_unit_test (test_empty_text_is_a_syntax_error),
         cmocka_unit_test (test_bare_scalar_is_a_syntax_error),
