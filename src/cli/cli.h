@@ -39,7 +39,8 @@ enum {
     digits; it refuses ids over 64 bytes).                                 */
 #define CLI_ID_MAX 255
 
-/*  How often a follower (--wait, logs -f) asks the controller again.      */
+/*  How often `logs -f` asks the controller again, and how often --wait
+    shows the job's progress at most.                                      */
 #define CLI_POLL_MS 200
 
 /*  Option bits: which options a command accepts.                          */
@@ -182,8 +183,9 @@ void cli_sleep_ms (long ms);
 
 /* ---- watch.c --------------------------------------------------------- */
 
-/*  Follows job `id` until it has ended, asking every CLI_POLL_MS, and
-    shows its progress: bars redrawn in place on a terminal, one line per
+/*  Follows job `id` until it has ended, reading its event stream (and
+    resuming it with Last-Event-ID when it breaks), and shows its
+    progress at most every CLI_POLL_MS: bars redrawn in place on a terminal, one line per
     change otherwise, nothing with --json (which prints the final job).
     Tolerates the controller being away for a while (a restart). Returns
     CLI_EXIT_OK, CLI_EXIT_JOB_FAILED or CLI_EXIT_JOB_CANCELED by how the

@@ -35,6 +35,11 @@ struct cli_client {
     cli_response_t *response;   /* the response being filled (borrowed)    */
     size_t capacity;            /* bytes allocated in response->body       */
     bool too_big;               /* the body crossed CLI_BODY_MAX           */
+    cli_stream_fn *on_data;     /* a stream's reader, NULL for a request   */
+    void *stream_arg;           /* its argument                            */
+    int streaming;              /* -1: not known yet, 1: the answer is the
+                                   stream, 0: an ordinary body            */
+    bool stopped;               /* on_data asked to stop                   */
 };
 
 void
@@ -168,6 +173,19 @@ s_on_body (char *data, size_t unit, size_t count, void *arg)
     cli_client_t *self = arg;
     cli_response_t *response = self->response;
     size_t bytes = unit * count;
+    if (self->on_data && self->streaming < 0) {
+        long status = 0;
+        curl_easy_getinfo (self->curl, CURLINFO_RESPONSE_CODE, &status);
+        self->streaming = status == 200
+                          && strncasecmp (response->content_type,
+                                          "text/event-stream", 17) == 0;
+    }
+    if (self->streaming == 1) {
+        if (self->on_data (self->stream_arg, data, bytes))
+            return bytes;
+        self->stopped = true;
+        return 0;
+    }
     if (bytes > CLI_BODY_MAX - response->size) {
         self->too_big = true;
         return 0;
@@ -282,12 +300,55 @@ s_setup (cli_client_t *self, const char *method, const char *url,
     return rc;
 }
 
+/*  curl's progress callback while streaming: a tick for the reader, so
+    it can act on time passing while the stream is quiet.                 */
+static int
+s_on_progress (void *arg, curl_off_t dltotal, curl_off_t dlnow,
+               curl_off_t ultotal, curl_off_t ulnow)
+{
+    cli_client_t *self = arg;
+    if (self->streaming == 1 && !self->on_data (self->stream_arg, NULL, 0)) {
+        self->stopped = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int s_perform (cli_client_t *self, const char *method,
+                      const char *path, const char *body,
+                      const char *const *headers, size_t count,
+                      cli_response_t *response);
+
 int
 cli_client_request (cli_client_t *self, const char *method, const char *path,
                     const char *body, const char *const *headers,
                     size_t count, cli_response_t *response)
 {
+    self->on_data = NULL;
+    return s_perform (self, method, path, body, headers, count, response);
+}
+
+int
+cli_client_stream (cli_client_t *self, const char *path,
+                   const char *const *headers, size_t count,
+                   cli_stream_fn *on_data, void *arg,
+                   cli_response_t *response)
+{
+    self->on_data = on_data;
+    self->stream_arg = arg;
+    int rc = s_perform (self, "GET", path, NULL, headers, count, response);
+    self->on_data = NULL;
+    return rc;
+}
+
+static int
+s_perform (cli_client_t *self, const char *method, const char *path,
+           const char *body, const char *const *headers, size_t count,
+           cli_response_t *response)
+{
     memset (response, 0, sizeof *response);
+    self->streaming = -1;
+    self->stopped = false;
     self->error[0] = '\0';
     self->curl_error[0] = '\0';
     self->response = response;
@@ -307,7 +368,9 @@ cli_client_request (cli_client_t *self, const char *method, const char *path,
     struct curl_slist *list = NULL;
     bool ok = true;
     const char *fixed[] = {
-        "Accept: application/json, application/problem+json, text/plain",
+        self->on_data ? "Accept: text/event-stream, application/problem+json"
+                      : "Accept: application/json, application/problem+json, "
+                        "text/plain",
         body ? "Content-Type: application/json" : NULL,
         self->token_header,
     };
@@ -325,10 +388,22 @@ cli_client_request (cli_client_t *self, const char *method, const char *path,
     }
     CURLcode rc = ok ? s_setup (self, method, url, body, list)
                      : CURLE_OUT_OF_MEMORY;
+    if (rc == CURLE_OK && self->on_data) {
+        rc = curl_easy_setopt (self->curl, CURLOPT_XFERINFOFUNCTION,
+                               s_on_progress);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt (self->curl, CURLOPT_XFERINFODATA, self);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt (self->curl, CURLOPT_NOPROGRESS, 0L);
+    }
     if (rc == CURLE_OK)
         rc = curl_easy_perform (self->curl);
     curl_slist_free_all (list);
     self->response = NULL;
+    //  A reader that stopped the stream ended it on purpose.
+    if (self->stopped && (rc == CURLE_WRITE_ERROR
+                          || rc == CURLE_ABORTED_BY_CALLBACK))
+        rc = CURLE_OK;
 
     if (rc == CURLE_OK && !response->body) {
         //  An empty body: keep the invariant that body is a string.

@@ -68,6 +68,23 @@ int cli_client_request (cli_client_t *self, const char *method,
                         const char *const *headers, size_t count,
                         cli_response_t *response);
 
+/*  Receives an event stream's bytes as they arrive (`data`, `size`), and
+    is also called about once a second with data NULL while the stream is
+    quiet. Returns false to stop reading (the request then ends as
+    complete).                                                             */
+typedef bool (cli_stream_fn) (void *arg, const char *data, size_t size);
+
+/*  GET `path` as a stream (text/event-stream): a 200 answer with that
+    content type goes to `on_data` as it arrives and never into
+    `response->body`; any other answer fills `response` as
+    cli_client_request does. Returns 0 when the answer ended (the server
+    ended the stream, or `on_data` stopped it), -1 when none came or the
+    connection broke midway (reason in cli_client_error ()).             */
+int cli_client_stream (cli_client_t *self, const char *path,
+                       const char *const *headers, size_t count,
+                       cli_stream_fn *on_data, void *arg,
+                       cli_response_t *response);
+
 /*  Why the last request failed; "" after a success. Borrowed, valid until
     the next request.                                                      */
 const char *cli_client_error (const cli_client_t *self);

@@ -1,6 +1,10 @@
 /*  watch.c: follows a job until it ends (`--wait`).
 
-    Asks GET /api/v1/jobs/{id} every CLI_POLL_MS and shows what changed:
+    Reads the job's event stream, GET /api/v1/jobs/{id}/events (Server-Sent
+    Events): the controller sends the job as it is, then the job again each
+    time it changes, and ends the stream after the job has ended. The job
+    events are shown at most every CLI_POLL_MS (a big job changes
+    thousands of times a second), the final one at once:
 
     - on a terminal, one progress bar per stage, redrawn in place: the
       cursor goes back up over the lines drawn last time ("ESC[nA"), each
@@ -15,9 +19,11 @@
       sent it.
 
     The controller may go away for a while (a restart: it keeps its state
-    on disk and carries on), so a refused connection or a 503 is retried
-    for up to S_AWAY_MAX_MS before the watch gives up, once the job has
-    been seen. Any other error ends it at once.                            */
+    on disk and carries on), so a refused connection, a broken stream or a
+    503 is retried for up to S_AWAY_MAX_MS before the watch gives up, once
+    the job has been seen; the stream is resumed with Last-Event-ID. When
+    the controller no longer holds the events missed (a `reset` event), the
+    job is read once over REST. Any other error ends the watch at once.    */
 #include "cli.h"
 #include "table.h"
 
@@ -33,6 +39,13 @@
 
 /*  Stages drawn as bars; more are summed up in one line.                  */
 #define S_BARS_MAX 40
+
+/*  Longest line of the event stream kept (a job event is one line).       */
+#define S_LINE_MAX ((size_t) 16 * 1024 * 1024)
+
+/*  On a terminal the bars are redrawn this often while nothing changes,
+    so the elapsed time moves.                                             */
+#define S_REDRAW_MS 1000
 
 /*  Widest bar and widest stage name drawn.                                */
 #define S_BAR_WIDTH 30
@@ -58,6 +71,20 @@ typedef struct {
     json_t *last;               /* previous job view; owned                */
     int lines;                  /* lines drawn by the last redraw          */
     struct timespec start;      /* when the watch started (monotonic)      */
+    json_t *pending;            /* a newer view not shown yet; owned       */
+    struct timespec shown;      /* when a view was last shown (monotonic)  */
+    unsigned long long last_id; /* id of the last event read               */
+    bool have_id;               /* last_id is set                          */
+    bool reload;                /* a reset: read the job over REST         */
+    bool done;                  /* the job ended; rc says how             */
+    int rc;                     /* exit code once done                     */
+    char *line;                 /* the stream line being read (owned)      */
+    size_t used;                /* its bytes                               */
+    size_t cap;                 /* bytes allocated                         */
+    char type[16];              /* `event:` of the event being read        */
+    char *data;                 /* its `data:` (owned), NULL when none     */
+    unsigned long long event_id;/* its `id:`                               */
+    bool has_id;                /* it had one                              */
 } s_watch_t;
 
 /*  Milliseconds since `since` on the monotonic clock.                     */
@@ -283,20 +310,205 @@ s_final (s_watch_t *self, const json_t *job)
     fflush (stdout);
 }
 
+/*  Shows `job` now: bars or lines (nothing with --json until the end).  */
+static void
+s_show_now (s_watch_t *self, json_t *job)
+{
+    if (!self->session->json && self->session->tty)
+        s_bars (self, job);
+    else if (!self->session->json)
+        s_plain (self, job);
+    clock_gettime (CLOCK_MONOTONIC, &self->shown);
+    if (job != self->last) {
+        json_decref (self->last);
+        self->last = json_incref (job);
+    }
+    if (job == self->pending) {
+        json_decref (self->pending);
+        self->pending = NULL;
+    }
+}
+
+/*  A job view from the stream (or REST): the final one ends the watch;
+    others are shown at most every CLI_POLL_MS. `text` is its JSON as
+    sent, printed at the end with --json. Takes `job`.                    */
+static void
+s_on_job (s_watch_t *self, json_t *job, const char *text)
+{
+    const char *state = cli_json_str (job, "state", NULL);
+    if (!state) {
+        json_decref (job);
+        return;
+    }
+    json_decref (self->pending);
+    self->pending = job;
+    if (s_ended (state)) {
+        s_show_now (self, job);
+        if (self->session->json)
+            printf ("%s\n", text);
+        else
+            s_final (self, job);
+        fflush (stdout);
+        self->rc = cli_exit_for_state (state);
+        self->done = true;
+        return;
+    }
+    if (!self->last || s_elapsed_ms (&self->shown) >= CLI_POLL_MS)
+        s_show_now (self, job);
+}
+
+/*  One whole event: a job view, or a reset.                              */
+static void
+s_on_event (s_watch_t *self)
+{
+    if (self->has_id) {
+        self->last_id = self->event_id;
+        self->have_id = true;
+    }
+    if (strcmp (self->type, "job") == 0 && self->data)
+        s_on_job (self, json_loads (self->data, 0, NULL), self->data);
+    else if (strcmp (self->type, "reset") == 0)
+        self->reload = true;
+    free (self->data);
+    self->data = NULL;
+    self->type[0] = '\0';
+    self->has_id = false;
+}
+
+/*  One line of the stream (without its line break).                      */
+static void
+s_on_line (s_watch_t *self, char *line)
+{
+    if (*line == '\0') {
+        if (self->data || self->type[0] || self->has_id)
+            s_on_event (self);
+        return;
+    }
+    if (*line == ':')
+        return;                  /* a comment: the keep-alive */
+    char *value = strchr (line, ':');
+    if (value) {
+        *value++ = '\0';
+        if (*value == ' ')
+            value++;
+    }
+    else
+        value = line + strlen (line);
+    if (strcmp (line, "event") == 0)
+        snprintf (self->type, sizeof self->type, "%s", value);
+    else if (strcmp (line, "id") == 0) {
+        char *end;
+        self->event_id = strtoull (value, &end, 10);
+        self->has_id = *value && !*end;
+    }
+    else if (strcmp (line, "data") == 0) {
+        //  Several data lines make one text, joined by line breaks.
+        size_t old = self->data ? strlen (self->data) : 0;
+        char *data = realloc (self->data, old + strlen (value) + 2);
+        if (!data)
+            return;
+        if (old)
+            data[old++] = '\n';
+        strcpy (data + old, value);
+        self->data = data;
+    }
+}
+
+/*  The stream's bytes, cut into lines; NULL data is curl's tick.          */
+static bool
+s_on_data (void *arg, const char *data, size_t size)
+{
+    s_watch_t *self = arg;
+    if (!data) {
+        if (self->pending && s_elapsed_ms (&self->shown) >= CLI_POLL_MS)
+            s_show_now (self, self->pending);
+        else if (self->last && self->session->tty && !self->session->json
+                 && s_elapsed_ms (&self->shown) >= S_REDRAW_MS)
+            s_show_now (self, self->last);
+        return true;
+    }
+    for (size_t i = 0; i < size && !self->done; i++) {
+        char c = data[i];
+        if (c == '\n') {
+            if (self->used && self->line[self->used - 1] == '\r')
+                self->used--;
+            self->line[self->used] = '\0';
+            s_on_line (self, self->line);
+            self->used = 0;
+            continue;
+        }
+        if (self->used + 2 > self->cap) {
+            size_t cap = self->cap ? self->cap * 2 : 4096;
+            char *line = cap <= S_LINE_MAX ? realloc (self->line, cap) : NULL;
+            if (!line) {
+                fprintf (stderr, CLI_PROGRAM ": an event of the job's stream "
+                         "is over %zu MiB\n", S_LINE_MAX / (1024 * 1024));
+                self->rc = CLI_EXIT_API;
+                self->done = true;
+                return false;
+            }
+            self->line = line;
+            self->cap = cap;
+        }
+        self->line[self->used++] = c;
+    }
+    return !self->done;
+}
+
+/*  Reads the job once over REST (after a reset). Returns 0, or -1 when
+    the controller could not be asked (the caller treats it as away).     */
+static int
+s_reload (s_watch_t *self)
+{
+    char path[CLI_PATH_MAX];
+    if (cli_job_path (self->id, "", path, sizeof path))
+        return -1;
+    cli_response_t response;
+    int sent = cli_client_request (self->session->client, "GET", path, NULL,
+                                   NULL, 0, &response);
+    if (sent || response.status == 503) {
+        cli_response_clear (&response);
+        return -1;
+    }
+    if (response.status != 200) {
+        cli_session_report (self->session, &response);
+        self->rc = CLI_EXIT_API;
+        self->done = true;
+    }
+    else {
+        self->reload = false;
+        s_on_job (self, json_loadb (response.body, response.size, 0, NULL),
+                  response.body);
+    }
+    cli_response_clear (&response);
+    return 0;
+}
+
 int
 cli_watch_job (cli_session_t *session, const char *id)
 {
     s_watch_t self = { .session = session, .id = id };
-    int rc = cli_job_path (id, "", self.path, sizeof self.path);
+    int rc = cli_job_path (id, "/events", self.path, sizeof self.path);
     if (rc)
         return rc;
     clock_gettime (CLOCK_MONOTONIC, &self.start);
     struct timespec away_since = { 0 };
     bool away = false;
-    for (;;) {
+    while (!self.done) {
+        char resume[64];
+        const char *headers[1] = { resume };
+        snprintf (resume, sizeof resume, "Last-Event-ID: %llu", self.last_id);
         cli_response_t response;
-        int sent = cli_client_request (session->client, "GET", self.path,
-                                       NULL, NULL, 0, &response);
+        self.used = 0;
+        int sent = cli_client_stream (session->client, self.path, headers,
+                                      self.have_id ? 1 : 0, s_on_data, &self,
+                                      &response);
+        if (!self.done && self.reload && (sent || response.status == 200))
+            sent = s_reload (&self) ? -1 : 0;
+        if (self.done) {
+            cli_response_clear (&response);
+            break;
+        }
         if (sent || response.status == 503) {
             //  Away: wait for it to come back, within bounds.
             if (!away) {
@@ -309,48 +521,28 @@ cli_watch_job (cli_session_t *session, const char *id)
                 else
                     cli_session_report (session, &response);
                 cli_response_clear (&response);
-                rc = CLI_EXIT_API;
+                self.rc = CLI_EXIT_API;
                 break;
             }
             cli_response_clear (&response);
             cli_sleep_ms (CLI_POLL_MS);
             continue;
         }
-        away = false;
         if (response.status != 200) {
             cli_session_report (session, &response);
             cli_response_clear (&response);
-            rc = CLI_EXIT_API;
+            self.rc = CLI_EXIT_API;
             break;
         }
-        json_t *job = json_loadb (response.body, response.size, 0, NULL);
-        const char *state = cli_json_str (job, "state", NULL);
-        if (!state) {
-            fprintf (stderr, CLI_PROGRAM ": GET %s: the answer is not a job\n",
-                     self.path);
-            json_decref (job);
-            cli_response_clear (&response);
-            rc = CLI_EXIT_API;
-            break;
-        }
-        if (!session->json && session->tty)
-            s_bars (&self, job);
-        else if (!session->json)
-            s_plain (&self, job);
-        json_decref (self.last);
-        self.last = job;
-        if (s_ended (state)) {
-            if (session->json)
-                cli_print_raw (&response);
-            else
-                s_final (&self, job);
-            cli_response_clear (&response);
-            rc = cli_exit_for_state (state);
-            break;
-        }
+        //  The stream ended before the job did: the controller is
+        //  stopping. Resume where it left off.
+        away = false;
         cli_response_clear (&response);
         cli_sleep_ms (CLI_POLL_MS);
     }
     json_decref (self.last);
-    return rc;
+    json_decref (self.pending);
+    free (self.line);
+    free (self.data);
+    return self.rc;
 }

@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import re
+import signal
 import struct
 import subprocess
 import termios
@@ -175,6 +176,44 @@ class CliTest(ClusterTest):
         stdout, stderr = waiter.communicate(timeout=120)
         self.assertEqual(waiter.returncode, EXIT_CANCELED, stdout + stderr)
         self.assertIn("job %s canceled" % job["id"], stdout)
+
+    def http_requests(self, route, method="GET"):
+        """Requests the controller answered on `route`, from /metrics."""
+        text = self.cluster.get("/metrics").body
+        total = 0
+        for line in text.splitlines():
+            if line.startswith('shoal_http_requests_total{method="%s",route="%s",'
+                               % (method, route)):
+                total += int(line.rsplit(" ", 1)[1])
+        return total
+
+    def test_wait_follows_the_event_stream_instead_of_polling(self):
+        self.start(worker_env={"ACT_SLEEP": "1.5"})
+        out = self.shoal("submit", "fan", "-p", "modes=slow,slow", "--wait")
+        self.assertExit(out, EXIT_OK)
+        self.assertIn("stage 'Download Data' succeeded: 3/3 done",
+                      out.stdout.splitlines())
+        # One stream, counted once the server has closed it; the job itself
+        # was never asked for (polling would have asked several times a
+        # second for the whole 1.5 s).
+        wait_for(lambda: self.http_requests("/api/v1/jobs/:id/events") == 1,
+                 what="the stream to be counted")
+        self.assertEqual(self.http_requests("/api/v1/jobs/:id"), 0)
+
+    def test_wait_resumes_the_stream_across_a_controller_restart(self):
+        c = self.start(worker_env={"ACT_SLEEP": "4"})
+        job = c.submit("fan", {"modes": "slow"})
+        waiter = subprocess.Popen(self.argv(["status", job["id"], "--wait"]),
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env=self.env())
+        wait_for(lambda: self.marker("one-0"), what="the slow task to start")
+        c.kill(c.controller, signal.SIGTERM)
+        self.assertEqual(c.controller.returncode, 0)
+        c.start_controller()
+        stdout, stderr = waiter.communicate(timeout=120)
+        self.assertEqual(waiter.returncode, EXIT_OK, stdout + stderr)
+        self.assertIn("job %s succeeded" % job["id"], stdout)
 
     def on_terminal(self, args, env):
         """Runs shoal with stdout on a 100-column pseudo-terminal; returns
