@@ -1180,6 +1180,9 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     self->defs = defs;
     self->data_dir = strdup (data_dir);
     self->scheduler = shoal_scheduler_new (defs);
+    if (self->scheduler && config->max_spawn_entries)
+        shoal_scheduler_set_max_spawn_entries (self->scheduler,
+                                               config->max_spawn_entries);
     self->router = zsock_new (ZMQ_ROUTER);
     self->api = zsock_new (ZMQ_ROUTER);
     self->idempotency = zhashx_new ();

@@ -34,6 +34,8 @@ typedef struct {
                                     keys, read again when it changes       */
     size_t event_buffer;         /* events held for the event stream;
                                     0: SHOAL_EVENTS_CAPACITY               */
+    size_t max_spawn_entries;    /* bound on one spawn list; 0:
+                                    SHOAL_SPAWN_MAX_ENTRIES                */
 } shoal_loop_config_t;
 
 /*  Binds the worker endpoint (as a CURVE server when a key is given) and

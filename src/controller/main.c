@@ -10,6 +10,7 @@
 #include "shoal/endpoint.h"
 #include "shoal/log.h"
 #include "shoal/options.h"
+#include "shoal/spawn.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -40,6 +41,7 @@ typedef struct {
     bool ephemeral;              /* keep state in memory only              */
     int http_threads;            /* civetweb handler threads               */
     int event_buffer;            /* events held for the event stream       */
+    int max_spawn_entries;       /* bound on one spawn list                */
     bool check_only;             /* load the definitions and exit          */
 } s_options_t;
 
@@ -66,6 +68,7 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
         .log_format = "text",
         .http_threads = 16,
         .event_buffer = SHOAL_EVENTS_CAPACITY,
+        .max_spawn_entries = SHOAL_SPAWN_MAX_ENTRIES,
     };
     const shoal_option_t table[] = {
         { "definitions", 'd', "SHOAL_DEFINITIONS", SHOAL_OPT_STRING, "FILE",
@@ -104,6 +107,10 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
           "events held for clients of the event\n"
           "stream that reconnect, 1..1048576\n"
           "(default 65536)", 1, 1048576, NULL, &opts->event_buffer, 0 },
+        { "max-spawn-entries", 0, "SHOAL_MAX_SPAWN_ENTRIES", SHOAL_OPT_INT,
+          "N", "entries one spawn list may have (tasks\n"
+          "in a spawned stage), 1..1000000\n(default 1000000)", 1,
+          SHOAL_SPAWN_MAX_ENTRIES, NULL, &opts->max_spawn_entries, 0 },
         { "api-token-file", 0, "SHOAL_API_TOKEN_FILE", SHOAL_OPT_STRING,
           "FILE", "require the token in FILE (first line)\n"
           "in the X-Shoal-Token header of /api/ calls\n"
@@ -351,6 +358,7 @@ s_run (s_options_t opts)
         .curve_secret = opts.curve_secret,
         .curve_clients = opts.curve_clients,
         .event_buffer = (size_t) opts.event_buffer,
+        .max_spawn_entries = (size_t) opts.max_spawn_entries,
     };
     shoal_loop_t *loop = shoal_loop_new (&config, &err);
     if (loop)
