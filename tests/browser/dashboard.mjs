@@ -43,6 +43,10 @@ async function api(method, route, body, headers) {
 function watchProblems(page) {
   const problems = [];
   const allowed = [];            // {status, url} answers a check expects
+  const inflight = new Set();    // requests sent and not yet answered
+  page.on('request', (req) => inflight.add(req));
+  page.on('requestfinished', (req) => inflight.delete(req));
+  page.on('requestfailed', (req) => inflight.delete(req));
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     const url = (msg.location() && msg.location().url) || '';
@@ -61,6 +65,15 @@ function watchProblems(page) {
   });
   return {
     allow(status, urlPart) { allowed.push({ status, urlPart }); },
+    // Resolves once no request is open (bounded by WAIT).
+    async settled() {
+      const deadline = Date.now() + WAIT;
+      while (inflight.size) {
+        assert.ok(Date.now() < deadline, 'requests still open: '
+                  + [...inflight].map((r) => r.url()).join(', '));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     unexpected() {
       return problems.filter((p) => {
         const ok = allowed.find((a) => p.url && p.url.includes(a.urlPart)
@@ -228,6 +241,9 @@ async function tokenMode(page, problems) {
   await page.click('#token-submit');
   await page.locator('#token-error:not([hidden])').waitFor({ timeout: WAIT });
   assert.match(await page.locator('#token-error').innerText(), /refused/);
+  // Every request made with the wrong token has had its 401 (the page
+  // sends none while it asks); from here on nothing may fail.
+  await problems.settled();
   const before = problems.all.length;
   await page.fill('#token-input', TOKEN);
   await page.click('#token-submit');
