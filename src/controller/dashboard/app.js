@@ -82,9 +82,13 @@
 
   function since(iso) {
     if (!iso) return '–';
-    const ms = Date.now() - Date.parse(iso);
-    if (ms < 5000) return 'just now';
-    return fmtDuration(ms).replace(/ \d+ (s|m)$/, '') + ' ago';
+    const s = Math.floor((Date.now() - Date.parse(iso)) / 1000);
+    if (isNaN(s)) return '–';
+    if (s < 5) return 'just now';
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+    return Math.floor(s / 86400) + ' d ago';
   }
 
   function jobDuration(job) {
@@ -601,7 +605,7 @@
       el('td', { class: 'col-state' }, badge(job.state)),
       el('td', { class: 'col-stages' }, stages),
       el('td', { class: 'col-time' }, timeEl(job.created_at)),
-      el('td', { class: 'num duration' }, fmtDuration(jobDuration(job))));
+      el('td', { class: 'num duration col-dur' }, fmtDuration(jobDuration(job))));
   }
 
   // ---- the detail panel -----------------------------------------------------
@@ -967,6 +971,8 @@
       const cell = entry && entry.row.querySelector('.duration');
       if (cell) setText(cell, fmtDuration(jobDuration(job)));
     }
+    const selected = state.selected && state.jobs.get(state.selected);
+    if (selected && !ENDED.has(selected.state)) scheduleRender();
   }, 1000);
 
   const hash = /^#job=([A-Za-z0-9_-]+)$/.exec(location.hash);
