@@ -1,6 +1,7 @@
 """The man pages in man/: each renders without a warning (groff -ww, and
 man -l as a reader would see it), has the sections a man page needs, and
-documents every long option its binary's --help prints.
+documents every long option its binary's --help prints; and the
+configuration tables of docs/operations.md hold every key.
 """
 import os
 import re
@@ -109,6 +110,26 @@ class ManPageTest(unittest.TestCase):
                                  [])
                 self.assertIn("/etc/shoal/%s.yaml"
                               % binary.split("-")[1], text)
+
+
+class OperationsDocTest(unittest.TestCase):
+    """docs/operations.md lists every configuration key of each daemon."""
+
+    def test_every_key_is_in_the_tables(self):
+        with open(os.path.join(SOURCE_DIR, "docs", "operations.md")) as f:
+            doc = f.read()
+        section = doc.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+        flag_only = {"--check", "--healthcheck", "--config", "--help",
+                     "--version"}
+        for binary in ("shoal-controller", "shoal-worker"):
+            if not os.path.exists(os.path.join(BUILD_DIR, binary)):
+                self.skipTest("%s is not built" % binary)
+            keys = sorted(o[2:] for o in long_options(help_text(binary))
+                          if o not in flag_only)
+            with self.subTest(binary=binary):
+                self.assertGreater(len(keys), 5)
+                self.assertEqual([k for k in keys
+                                  if "| `%s` |" % k not in section], [])
 
 
 if __name__ == "__main__":
