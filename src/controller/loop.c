@@ -283,10 +283,14 @@ s_stage_next (shoal_loop_t *self)
     return &self->staged[self->staged_count++];
 }
 
+/*  Copies a job id into an event, cut to SHOAL_EVENT_JOB_MAX (the loop
+    makes 16 hex digits). Once per task event: no snprintf.              */
 static void
 s_copy_job_id (char *out, const char *id)
 {
-    snprintf (out, SHOAL_EVENT_JOB_MAX + 1, "%s", id);
+    size_t len = strnlen (id, SHOAL_EVENT_JOB_MAX);
+    memcpy (out, id, len);
+    out[len] = '\0';
 }
 
 /*  The stage and job events of the job whose tasks were just reported:
