@@ -45,8 +45,6 @@ struct shoal_task {
     shoal_worker_t *worker;      /* holder of the current attempt, or NULL */
     shoal_task_t *worker_prev;   /* links in worker->tasks                 */
     shoal_task_t *worker_next;
-    shoal_task_t *ready_next;    /* link in job's ready FIFO               */
-    shoal_task_t *dirty_next;    /* link in job's list of changed tasks    */
     int64_t ready_at;            /* when it last became ready, ms          */
     int64_t lease_until;         /* running with no worker (restored after
                                     a restart): re-queued after this, ms   */
@@ -57,16 +55,25 @@ struct shoal_task {
     uint32_t stage;              /* index in the job class's stages        */
     int32_t index;               /* position in its stage, -1: spawn task  */
     uint32_t attempt;            /* dispatches so far; the fence           */
-    uint32_t losses;             /* times its worker was lost              */
-    uint32_t failures;           /* failed runs so far (retries use them)  */
+    uint32_t ready_next;         /* id of the next task in the job's ready
+                                    FIFO, S_NO_TASK at its end             */
+    uint32_t dirty_next;         /* id of the next in the job's changed
+                                    tasks, S_NO_TASK at its end            */
+    uint16_t losses;             /* times its worker was lost (at most
+                                    SHOAL_MAX_WORKER_LOSSES)               */
+    uint16_t failures;           /* failed runs so far (retries use them;
+                                    at most SHOAL_TASK_MAX_RETRIES)        */
     int64_t wake_at;             /* end of its retry back-off, ms          */
     uint32_t entry_offset;       /* its spawn entry in job->entries        */
     uint32_t entry_size;         /* 0: no entry                            */
     int exit_code;               /* -1 until it exited                     */
-    int signal;                  /* 0 unless killed by a signal            */
-    shoal_task_state_t state;
+    int16_t signal;              /* 0 unless killed by a signal            */
+    uint8_t state;               /* a shoal_task_state_t                   */
     bool dirty;                  /* changed since the last flush           */
 };
+
+/*  The end of a list of tasks linked by id.                              */
+#define S_NO_TASK UINT32_MAX
 
 /*  Task chunks of a job: chunk k holds S_CHUNK_FIRST << k records, so a
     job of 2 tasks takes one small chunk and a stage of a million ~18, and
@@ -487,17 +494,17 @@ static void
 s_ready_push (shoal_scheduler_t *self, shoal_task_t *task, bool front)
 {
     shoal_job_t *job = task->job;
-    task->ready_next = NULL;
+    task->ready_next = S_NO_TASK;
     task->ready_at = self->now;
     self->ready_count++;
     if (!job->ready_head)
         job->ready_head = job->ready_tail = task;
     else if (front) {
-        task->ready_next = job->ready_head;
+        task->ready_next = job->ready_head->id;
         job->ready_head = task;
     }
     else {
-        job->ready_tail->ready_next = task;
+        job->ready_tail->ready_next = task->id;
         job->ready_tail = task;
     }
     s_rr_add (self, job);
@@ -509,10 +516,11 @@ s_ready_pop (shoal_job_t *job)
     shoal_task_t *task = job->ready_head;
     if (task) {
         job->owner->ready_count--;
-        job->ready_head = task->ready_next;
+        job->ready_head = task->ready_next == S_NO_TASK
+                              ? NULL : s_task_at (job, task->ready_next);
         if (!job->ready_head)
             job->ready_tail = NULL;
-        task->ready_next = NULL;
+        task->ready_next = S_NO_TASK;
     }
     return task;
 }
@@ -575,7 +583,8 @@ s_touch_task (shoal_task_t *task)
     if (task->dirty)
         return;
     task->dirty = true;
-    task->dirty_next = task->job->dirty_tasks;
+    task->dirty_next = task->job->dirty_tasks ? task->job->dirty_tasks->id
+                                              : S_NO_TASK;
     task->job->dirty_tasks = task;
 }
 
@@ -646,6 +655,7 @@ s_task_new (shoal_job_t *job, uint32_t stage, int32_t index,
         job->entries_size += entry_size;
     }
     task->exit_code = -1;
+    task->ready_next = task->dirty_next = S_NO_TASK;
     task->state = SHOAL_TASK_PENDING;
     s_touch_task (task);
     s_stage_t *s = &job->stages[stage];
@@ -1417,9 +1427,10 @@ shoal_scheduler_flush (shoal_scheduler_t *self, shoal_job_fn *job_fn,
             job_fn (job, arg);
         while (job->dirty_tasks) {
             shoal_task_t *task = job->dirty_tasks;
-            job->dirty_tasks = task->dirty_next;
+            job->dirty_tasks = task->dirty_next == S_NO_TASK
+                                   ? NULL : s_task_at (job, task->dirty_next);
             task->dirty = false;
-            task->dirty_next = NULL;
+            task->dirty_next = S_NO_TASK;
             if (task_fn)
                 task_fn (task, arg);
         }
