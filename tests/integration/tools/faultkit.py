@@ -11,7 +11,9 @@ import signal
 FINAL_STATES = ("succeeded", "failed", "canceled")
 
 # The line the controller logs once when a job ends (loop.c, JOB_ENDED).
-_ENDED = re.compile(r"\bjob ([0-9A-Za-z_-]+) \([^)]*\) (succeeded|failed|canceled)\s*$")
+# The job id is a field of its own: "job=ID ... job (class) STATE".
+_ENDED = re.compile(r"\bjob=([0-9A-Za-z_-]+) .*\bjob \([^)]*\) "
+                    r"(succeeded|failed|canceled)\s*$")
 
 
 # ---- markers ---------------------------------------------------------------
