@@ -88,6 +88,10 @@ struct shoal_loop {
                                     worker name (the latest wins)          */
     size_t worker_count;
     size_t worker_cap;
+    zhashx_t *worker_names;      /* name -> connections with that name, so
+                                    a worker is "gone" only when its last
+                                    connection goes (a count, no values
+                                    to free)                               */
     bool storing;                /* a store transaction is open            */
     char *wire;                  /* TASK bodies are written here, reused   */
     size_t wire_cap;
@@ -187,6 +191,7 @@ s_send_empty (shoal_loop_t *self, const char *key, shoal_msg_type_t type)
 
 static void s_worker_event (shoal_loop_t *self, const shoal_worker_t *worker,
                             const char *state);
+static void s_worker_down (shoal_loop_t *self, const shoal_worker_t *worker);
 
 /*  Carries out what the scheduler asked for. A worker that cannot be
     reached is dropped, which may queue more actions: the loop goes on
@@ -231,7 +236,7 @@ s_run_actions (shoal_loop_t *self)
             case SHOAL_ACTION_WORKER_LOST:
                 shoal_warn ("worker %s lost: its tasks run elsewhere",
                             shoal_worker_name (action.worker));
-                s_worker_event (self, action.worker, "gone");
+                s_worker_down (self, action.worker);
                 break;
             case SHOAL_ACTION_JOB_ENDED: {
                 const shoal_job_t *job = action.job;
@@ -249,7 +254,7 @@ s_run_actions (shoal_loop_t *self)
             if (action.type == SHOAL_ACTION_DISPATCH)
                 shoal_scheduler_unsent (self->scheduler, action.task,
                                         action.attempt, s_now (self));
-            s_worker_event (self, action.worker, "gone");
+            /* Its WORKER_LOST action says "gone". */
             shoal_scheduler_worker_gone (self->scheduler, key, true,
                                          s_now (self));
         }
@@ -442,6 +447,35 @@ s_worker_event (shoal_loop_t *self, const shoal_worker_t *worker,
     self->workers[self->worker_count].name = strdup (name);
     self->workers[self->worker_count].text = text;
     self->worker_count++;
+}
+
+/*  Another connection under `worker`'s name: counted, so that a worker
+    that reconnected before its old connection was found lost does not
+    look gone.                                                            */
+static void
+s_worker_up (shoal_loop_t *self, const char *name)
+{
+    if (!name)
+        return;
+    uintptr_t count = (uintptr_t) zhashx_lookup (self->worker_names, name);
+    zhashx_update (self->worker_names, name, (void *) (count + 1));
+}
+
+/*  A connection of `worker` went: "gone" once no other connection has its
+    name.                                                                 */
+static void
+s_worker_down (shoal_loop_t *self, const shoal_worker_t *worker)
+{
+    if (!worker)
+        return;
+    const char *name = shoal_worker_name (worker);
+    uintptr_t count = (uintptr_t) zhashx_lookup (self->worker_names, name);
+    if (count > 1) {
+        zhashx_update (self->worker_names, name, (void *) (count - 1));
+        return;
+    }
+    zhashx_delete (self->worker_names, name);
+    s_worker_event (self, worker, "gone");
 }
 
 static void
@@ -670,8 +704,11 @@ s_on_worker_message (shoal_loop_t *self, zmq_msg_t frames[3])
                                                                   "running"));
         if (running > slots + queue)
             running = slots + queue;
+        bool known = shoal_scheduler_worker_seen (self->scheduler, key, now);
         if (shoal_scheduler_worker_hello (self->scheduler, key, name, host,
                                           slots, (uint32_t) running, now)) {
+            if (!known)
+                s_worker_up (self, name);
             /* Credit: its slots plus the tasks it queues to start at once
                when a slot frees. */
             shoal_scheduler_worker_queue (self->scheduler, key, queue);
@@ -702,6 +739,8 @@ s_on_worker_message (shoal_loop_t *self, zmq_msg_t frames[3])
             }
             if (*old_key) {
                 shoal_info ("worker %s reconnected", name);
+                s_worker_down (self, shoal_scheduler_worker_seen (
+                                         self->scheduler, old_key, now));
                 shoal_scheduler_worker_gone (self->scheduler, old_key, false,
                                              now);
             }
@@ -731,7 +770,7 @@ s_on_worker_message (shoal_loop_t *self, zmq_msg_t frames[3])
         s_on_result (self, key, body, now);
     else if (type == SHOAL_MSG_BYE) {
         shoal_info ("worker %s said goodbye", shoal_worker_name (worker));
-        s_worker_event (self, worker, "gone");
+        s_worker_down (self, worker);
         shoal_scheduler_worker_gone (self->scheduler, key, false, now);
     }
     else if (type == SHOAL_MSG_HEARTBEAT) {
@@ -1188,6 +1227,7 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     self->api = zsock_new (ZMQ_ROUTER);
     self->idempotency = zhashx_new ();
     self->idempotency_order = zlistx_new ();
+    self->worker_names = zhashx_new ();
     /* Ids of this run start above any id of an earlier run (unless that
        one averaged 1,000 events per millisecond): an old Last-Event-ID
        then gets a reset, never events it did not ask for. */
@@ -1204,7 +1244,8 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
         zlistx_set_destructor (self->idempotency_order,
                                (zlistx_destructor_fn *) zstr_free);
     if (!self->data_dir || !self->scheduler || !self->router || !self->api
-        || !self->idempotency || !self->idempotency_order || !self->events) {
+        || !self->idempotency || !self->idempotency_order || !self->events
+        || !self->worker_names) {
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         shoal_loop_destroy (&self);
         return NULL;
@@ -1271,6 +1312,7 @@ shoal_loop_destroy (shoal_loop_t **self_p)
         free (self->workers[i].text);
     }
     free (self->workers);
+    zhashx_destroy (&self->worker_names);
     free (self->staged);
     free (self->stage_touched);
     shoal_events_destroy (&self->events);

@@ -336,6 +336,31 @@ class EventStreamTest(ClusterTest):
             return s.status == 200
         wait_for(free, timeout=40, interval=0.5, what="a stream place to free")
 
+    def test_worker_events_follow_its_connections(self):
+        self.c.start_controller()
+        s = self.stream("/api/v1/events")
+        self.c.start_worker("ev-w1", slots=1)
+        # Killed without a goodbye and started again at once: the new
+        # connection is up before the old one is found lost, so the worker
+        # never looks gone.
+        self.c.kill(self.c.workers["ev-w1"])
+        self.c.start_worker("ev-w1", slots=1, wait=False)
+        wait_for(lambda: len(self.c.worker_names()) == 2,
+                 what="both connections of ev-w1 to be listed")
+        wait_for(lambda: self.c.worker_names() == ["ev-w1"], timeout=60,
+                 what="the old connection to be found lost")
+        # A goodbye: now it is gone.
+        self.c.kill(self.c.workers["ev-w1"], signal.SIGTERM)
+        self.assertEqual(self.c.workers["ev-w1"].returncode, 0)
+        events = s.until(lambda e: e["event"] == "worker"
+                         and e["data"]["state"] == "gone")
+        states = [e["data"]["state"] for e in events
+                  if e["event"] == "worker" and e["data"]["id"] == "ev-w1"]
+        self.assertEqual(states[-1], "gone")
+        self.assertNotIn("gone", states[:-1], states)
+        self.assertGreaterEqual(states.count("connected"), 2, states)
+        self.assertEqual(events[-1]["data"]["slots"], 1)
+
     def test_controller_stops_promptly_with_open_streams(self):
         self.c.start_controller()
         job = self.c.submit("one")                   # never runs: no worker
