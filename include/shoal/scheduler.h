@@ -322,6 +322,10 @@ void shoal_job_stage_record (const shoal_job_t *job, uint32_t stage,
                              shoal_stage_record_t *record);
 void shoal_task_record (const shoal_task_t *task,
                         shoal_task_record_t *record);
+/*  A stage's tasks by state (they sum to its task count), as the REST
+    view's `tasks` shows them.                                             */
+void shoal_job_stage_counts (const shoal_job_t *job, uint32_t stage,
+                             uint32_t counts[SHOAL_TASK_STATE_COUNT]);
 
 /*  Reports every job and task changed since the last call, then forgets
     the changes. `job_fn` sees a job before any of its tasks. A job's row

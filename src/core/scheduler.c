@@ -1387,6 +1387,14 @@ shoal_job_stage_record (const shoal_job_t *job, uint32_t stage,
 }
 
 void
+shoal_job_stage_counts (const shoal_job_t *job, uint32_t stage,
+                        uint32_t counts[SHOAL_TASK_STATE_COUNT])
+{
+    memcpy (counts, job->stages[stage].counts,
+            sizeof job->stages[stage].counts);
+}
+
+void
 shoal_task_record (const shoal_task_t *task, shoal_task_record_t *record)
 {
     *record = (shoal_task_record_t) {
