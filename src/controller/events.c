@@ -12,6 +12,7 @@
     for a copy, never for JSON being made or a socket being written.       */
 #include "events.h"
 
+#include "shoal/params.h"
 #include "shoal/protocol.h"
 
 #include <errno.h>
@@ -61,8 +62,15 @@ shoal_event_clear (shoal_event_t *event)
     if (!event)
         return;
     free (event->text);
-    free (event->task.worker_long);
-    free (event->task.error);
+    if (event->type == SHOAL_EVENT_TASK) {
+        free (event->task.worker_long);
+        free (event->task.error);
+    }
+    else if (event->type == SHOAL_EVENT_JOB) {
+        free (event->job_state.params);
+        free (event->job_state.error);
+        free (event->job_state.stages);
+    }
     memset (event, 0, sizeof *event);
 }
 
@@ -188,6 +196,16 @@ s_strdup (const char *text)
     return text ? strdup (text) : NULL;
 }
 
+/*  `count` records of `size` bytes copied, or NULL.                     */
+static void *
+s_memdup (const void *from, size_t size)
+{
+    void *to = from ? malloc (size) : NULL;
+    if (to)
+        memcpy (to, from, size);
+    return to;
+}
+
 /*  Copies `from` into `to` with strings of its own; false when out of
     memory (then `to` is cleared).                                         */
 static bool
@@ -195,15 +213,27 @@ s_copy (shoal_event_t *to, const shoal_event_t *from)
 {
     *to = *from;
     to->text = s_strdup (from->text);
-    to->task.worker_long = s_strdup (from->task.worker_long);
-    to->task.error = s_strdup (from->task.error);
-    if ((from->text && !to->text)
-        || (from->task.worker_long && !to->task.worker_long)
-        || (from->task.error && !to->task.error)) {
-        shoal_event_clear (to);
-        return false;
+    bool ok = !from->text || to->text;
+    if (from->type == SHOAL_EVENT_TASK) {
+        to->task.worker_long = s_strdup (from->task.worker_long);
+        to->task.error = s_strdup (from->task.error);
+        ok = ok && (!from->task.worker_long || to->task.worker_long)
+             && (!from->task.error || to->task.error);
     }
-    return true;
+    else if (from->type == SHOAL_EVENT_JOB) {
+        const shoal_event_job_t *job = &from->job_state;
+        size_t stages = job->job_class ? job->job_class->stage_count : 0;
+        to->job_state.params = s_strdup (job->params);
+        to->job_state.error = s_strdup (job->error);
+        to->job_state.stages = s_memdup (job->stages,
+                                         stages * sizeof *job->stages);
+        ok = ok && (!job->params || to->job_state.params)
+             && (!job->error || to->job_state.error)
+             && (!job->stages || to->job_state.stages);
+    }
+    if (!ok)
+        shoal_event_clear (to);
+    return ok;
 }
 
 int
@@ -319,10 +349,205 @@ s_task_data (const shoal_event_t *event)
     return text;
 }
 
+/*  A stage as in the job view's `stages[]`, into `object`.               */
+static void
+s_stage_fields (json_t *object, const shoal_stage_def_t *def,
+                const shoal_event_counts_t *now)
+{
+    uint32_t total = 0;
+    for (int i = 0; i < SHOAL_TASK_STATE_COUNT; i++)
+        total += now->counts[i];
+    json_object_set_new (object, "name", json_string (def->name));
+    json_object_set_new (object, "state", json_string (
+                             shoal_stage_state_name (now->state)));
+    json_object_set_new (object, "task_class",
+                         json_string (def->task_class->id));
+    json_object_set_new (object, "spawn_task", s_string_or_null (
+                             def->spawn_task ? def->spawn_task->id : NULL));
+    json_object_set_new (object, "job_failed_on_error",
+                         json_boolean (def->job_failed_on_error));
+    json_object_set_new (object, "tasks", json_pack (
+        "{s:i, s:i, s:i, s:i, s:i, s:i}",
+        "total", (int) total,
+        "pending", (int) now->counts[SHOAL_TASK_PENDING],
+        "running", (int) now->counts[SHOAL_TASK_RUNNING],
+        "succeeded", (int) now->counts[SHOAL_TASK_SUCCEEDED],
+        "failed", (int) now->counts[SHOAL_TASK_FAILED],
+        "canceled", (int) now->counts[SHOAL_TASK_CANCELED]));
+}
+
+/*  {"job": ID, "index": N, ...the stage as in the job view}.            */
+static char *
+s_stage_data (const shoal_event_t *event)
+{
+    const shoal_event_stage_t *stage = &event->stage;
+    if (!stage->job_class || stage->index >= stage->job_class->stage_count)
+        return NULL;
+    json_t *object = json_pack ("{s:s, s:I}", "job", event->job, "index",
+                                (json_int_t) stage->index);
+    if (!object)
+        return NULL;
+    s_stage_fields (object, &stage->job_class->stages[stage->index],
+                    &stage->now);
+    char *text = json_dumps (object, JSON_COMPACT);
+    json_decref (object);
+    return text;
+}
+
+/*  The job exactly as GET /api/v1/jobs/{id} shows it.                    */
+static char *
+s_job_data (const shoal_event_t *event)
+{
+    const shoal_event_job_t *job = &event->job_state;
+    if (!job->job_class || !job->stages)
+        return NULL;
+    json_t *stages = json_array ();
+    for (size_t i = 0; stages && i < job->job_class->stage_count; i++) {
+        json_t *stage = json_object ();
+        s_stage_fields (stage, &job->job_class->stages[i], &job->stages[i]);
+        json_array_append_new (stages, stage);
+    }
+    json_t *params = job->params ? json_loads (job->params, 0, NULL) : NULL;
+    json_t *object = json_pack (
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
+        "id", event->job,
+        "job", job->job_class->id,
+        "state", shoal_job_state_name (job->state),
+        "params", params ? params : json_object (),
+        "created_at", s_time_json (job->created_at),
+        "started_at", s_time_json (job->started_at),
+        "finished_at", s_time_json (job->finished_at),
+        "error", s_string_or_null (job->error),
+        "retries", (json_int_t) job->retries,
+        "stages", stages);
+    char *text = object ? json_dumps (object, JSON_COMPACT) : NULL;
+    json_decref (object);
+    return text;
+}
+
 char *
 shoal_event_data (const shoal_event_t *event)
 {
-    if (event->type == SHOAL_EVENT_TASK)
-        return s_task_data (event);
-    return s_strdup (event->text);
+    switch (event->type) {
+        case SHOAL_EVENT_TASK: return s_task_data (event);
+        case SHOAL_EVENT_JOB: return s_job_data (event);
+        case SHOAL_EVENT_STAGE: return s_stage_data (event);
+        default: return s_strdup (event->text);
+    }
+}
+
+/* ---- records from the scheduler (the loop thread) ------------------- */
+
+/*  Copies a job id, cut to SHOAL_EVENT_JOB_MAX (the loop makes 16 hex
+    digits). Once per event: no snprintf.                                 */
+static void
+s_copy_job_id (char *out, const char *id)
+{
+    size_t len = strnlen (id, SHOAL_EVENT_JOB_MAX);
+    memcpy (out, id, len);
+    out[len] = '\0';
+}
+
+static void
+s_counts (const shoal_job_t *job, uint32_t stage, shoal_event_counts_t *out)
+{
+    shoal_stage_record_t record;
+    shoal_job_stage_record (job, stage, &record);
+    out->state = record.state;
+    shoal_job_stage_counts (job, stage, out->counts);
+}
+
+void
+shoal_event_set_task (shoal_event_t *event, const shoal_task_t *task)
+{
+    shoal_task_record_t record;
+    shoal_task_record (task, &record);
+    const shoal_job_t *job = shoal_task_job (task);
+    const shoal_stage_def_t *def = &shoal_job_class (job)->stages[record.stage];
+    event->type = SHOAL_EVENT_TASK;
+    s_copy_job_id (event->job, shoal_job_id (job));
+    shoal_event_task_t *out = &event->task;
+    *out = (shoal_event_task_t) {
+        .stage = def->name,
+        .task_class = record.index < 0 && def->spawn_task
+                          ? def->spawn_task->id : def->task_class->id,
+        .state = shoal_task_state_name (record.state),
+        .id = record.id,
+        .stage_index = record.stage,
+        .index = record.index,
+        .attempts = record.attempt,
+        .failures = record.failures,
+        .exit_code = record.exit_code,
+        .signal = record.signal,
+        .started_at = record.started_at,
+        .finished_at = record.finished_at,
+        .duration_ms = record.duration_ms,
+    };
+    size_t len = record.worker ? strlen (record.worker) : 0;
+    if (record.worker && len <= SHOAL_EVENT_WORKER_INLINE)
+        memcpy (out->worker, record.worker, len + 1);
+    else if (record.worker)
+        out->worker_long = strdup (record.worker);
+    if (record.error) {
+        /* Rare: the REST view masks the job's secrets in it. */
+        json_t *view = shoal_task_to_json (task);
+        out->error = s_strdup (json_string_value (json_object_get (view,
+                                                                  "error")));
+        json_decref (view);
+    }
+}
+
+void
+shoal_event_set_stage (shoal_event_t *event, const shoal_job_t *job,
+                       uint32_t stage)
+{
+    event->type = SHOAL_EVENT_STAGE;
+    s_copy_job_id (event->job, shoal_job_id (job));
+    event->stage.job_class = shoal_job_class (job);
+    event->stage.index = stage;
+    s_counts (job, stage, &event->stage.now);
+}
+
+char *
+shoal_event_job_params (const shoal_job_t *job)
+{
+    shoal_job_record_t record;
+    shoal_job_record (job, &record);
+    json_t *masked = shoal_params_masked (shoal_job_class (job),
+                                          record.params);
+    char *text = masked ? json_dumps (masked, JSON_COMPACT) : NULL;
+    json_decref (masked);
+    return text;
+}
+
+void
+shoal_event_set_job (shoal_event_t *event, const shoal_job_t *job,
+                     const char *params)
+{
+    shoal_job_record_t record;
+    shoal_job_record (job, &record);
+    const shoal_job_class_t *job_class = shoal_job_class (job);
+    event->type = SHOAL_EVENT_JOB;
+    event->final = record.state >= SHOAL_JOB_SUCCEEDED;
+    s_copy_job_id (event->job, record.id);
+    shoal_event_job_t *out = &event->job_state;
+    *out = (shoal_event_job_t) {
+        .job_class = job_class,
+        .state = record.state,
+        .retries = record.retries,
+        .created_at = record.created_at,
+        .started_at = record.started_at,
+        .finished_at = record.finished_at,
+        .params = params ? strdup (params) : shoal_event_job_params (job),
+        .stages = calloc (job_class->stage_count, sizeof *out->stages),
+    };
+    for (uint32_t i = 0; out->stages && i < job_class->stage_count; i++)
+        s_counts (job, i, &out->stages[i]);
+    if (record.error) {
+        /* Rare (an ended job): the REST view masks secrets in it. */
+        json_t *view = shoal_job_to_json (job);
+        out->error = s_strdup (json_string_value (json_object_get (view,
+                                                                  "error")));
+        json_decref (view);
+    }
 }

@@ -7,11 +7,13 @@
     a client that reconnects with Last-Event-ID gets exactly what it
     missed; one that fell further behind is told to reset.
 
-    Cost: the loop thread fills fixed-size records. Task events, the bulk,
-    are never rendered there: their JSON is made by the HTTP thread that
-    sends them (shoal_event_data). Job, stage and worker events carry a
-    JSON text rendered once by the loop. The ring is allocated in chunks as
-    it fills, so a controller that has published nothing holds nothing.
+    Cost: the loop thread fills fixed-size records (shoal_event_set_*):
+    ids, states, counts, times, pointers into the definitions, and a few
+    strings (a job's masked params, an error). No JSON is made there: the
+    HTTP thread that sends an event renders it (shoal_event_data), the same
+    text the REST views give. Worker events, rare, carry a JSON text. The
+    ring is allocated in chunks as it fills, so a controller that has
+    published nothing holds nothing.
 
     Sequence numbers are contiguous within a run: the event with id N sits
     at slot (N - base - 1) % capacity. A run starts numbering after `base`
@@ -28,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "shoal/scheduler.h"
 
 /*  Events held when the controller is not told otherwise.                 */
 #define SHOAL_EVENTS_CAPACITY 65536
@@ -71,18 +75,49 @@ typedef struct {
                                     NULL when none                         */
 } shoal_event_task_t;
 
-/*  One event. `text` and the task's strings are owned by the record:
-    shoal_events_publish takes them, shoal_events_read hands out copies
-    that shoal_event_clear frees.                                          */
+/*  A stage's state and its tasks by state.                                */
+typedef struct {
+    uint32_t counts[SHOAL_TASK_STATE_COUNT]; /* tasks by state; they sum to
+                                    the stage's total                      */
+    shoal_stage_state_t state;
+} shoal_event_counts_t;
+
+/*  The state of a job as the event shows it.                              */
+typedef struct {
+    const shoal_job_class_t *job_class; /* definitions (borrowed)          */
+    shoal_job_state_t state;
+    uint32_t retries;            /* times it was retried                   */
+    int64_t created_at;          /* ms since the epoch                     */
+    int64_t started_at;          /* ms, 0: not yet                         */
+    int64_t finished_at;         /* ms, 0: not final                       */
+    char *params;                /* its params as JSON, secrets masked
+                                    (owned)                                */
+    char *error;                 /* why it failed, masked (owned), or NULL */
+    shoal_event_counts_t *stages;/* one per stage of the class (owned)     */
+} shoal_event_job_t;
+
+/*  The state of one stage of a job.                                       */
+typedef struct {
+    const shoal_job_class_t *job_class; /* definitions (borrowed)          */
+    uint32_t index;              /* which stage                            */
+    shoal_event_counts_t now;    /* its state and counts                   */
+} shoal_event_stage_t;
+
+/*  One event. Its strings are owned by the record: shoal_events_publish
+    takes them, shoal_events_read hands out copies that shoal_event_clear
+    frees.                                                                 */
 typedef struct {
     uint64_t id;                 /* sequence number, set when published    */
     shoal_event_type_t type;
     bool final;                  /* a job event whose job has ended        */
     char job[SHOAL_EVENT_JOB_MAX + 1]; /* the job it is about, "" for a
                                     worker                                 */
-    char *text;                  /* JOB, STAGE, WORKER, RESET: the data
-                                    line's JSON (owned)                    */
-    shoal_event_task_t task;     /* TASK only                              */
+    char *text;                  /* WORKER, RESET: the data line (owned)   */
+    union {
+        shoal_event_task_t task;     /* TASK                               */
+        shoal_event_job_t job_state; /* JOB                                */
+        shoal_event_stage_t stage;   /* STAGE                              */
+    };
 } shoal_event_t;
 
 typedef struct shoal_events shoal_events_t;
@@ -132,7 +167,23 @@ void shoal_event_clear (shoal_event_t *event);
 const char *shoal_event_type_name (shoal_event_type_t type);
 
 /*  The data line of `event` (one line of JSON; the caller frees it), or
-    NULL when out of memory. Task events are rendered here.                */
+    NULL when out of memory. Job, stage and task events are rendered here,
+    in the same text as their REST views.                                  */
 char *shoal_event_data (const shoal_event_t *event);
+
+/*  Fill a zeroed `event` from the scheduler's current state (the loop
+    thread; cheap: no JSON except for an error, which is rare).           */
+void shoal_event_set_task (shoal_event_t *event, const shoal_task_t *task);
+void shoal_event_set_stage (shoal_event_t *event, const shoal_job_t *job,
+                            uint32_t stage);
+/*  `params` is the job's masked params as JSON text (copied), which a
+    caller may keep from one event to the next (they never change); NULL:
+    made here.                                                             */
+void shoal_event_set_job (shoal_event_t *event, const shoal_job_t *job,
+                          const char *params);
+
+/*  The job's params as JSON text with secrets masked (the caller frees
+    it), or NULL when out of memory.                                       */
+char *shoal_event_job_params (const shoal_job_t *job);
 
 #endif

@@ -17,8 +17,9 @@
     are walked once (s_flush) and each changed job and task goes both to
     the state store and to the event hub, so a task that changed five
     times in a round is written once and makes one event. Task events are
-    fixed-size records (no JSON in this thread); a changed job is rendered
-    once per round, with its changed stages.                              */
+    fixed-size records (no JSON in this thread), and so are the job and
+    stage events a changed job gives once per round: the HTTP threads that
+    send them render them.                                                */
 #include "loop.h"
 
 #include "shoal/log.h"
@@ -49,11 +50,20 @@
     the staging buffer stays this small.                                  */
 #define S_STAGE_EVENTS 1024
 
+/*  Jobs whose rendered params are kept (a direct-mapped cache).          */
+#define S_PARAMS_CACHE 64
+
 /*  What an Idempotency-Key was first used for.                           */
 typedef struct {
     uint64_t fingerprint;        /* hash of the request it came with      */
     char job_id[33];             /* the job that request made             */
 } s_idempotent_t;
+
+/*  One job's masked params, rendered once for its events.               */
+typedef struct {
+    char id[SHOAL_EVENT_JOB_MAX + 1]; /* the job                           */
+    char *text;                  /* its params as JSON (owned), or NULL    */
+} s_params_entry_t;
 
 /*  A worker event waiting for the end of the round.                      */
 typedef struct {
@@ -83,6 +93,7 @@ struct shoal_loop {
     const shoal_job_t *open_job; /* job whose tasks the flush is reporting:
                                     its stage and job events follow them   */
     bool *stage_touched;         /* stages of open_job that changed        */
+    s_params_entry_t params[S_PARAMS_CACHE]; /* recent jobs' params        */
     size_t stage_touched_cap;
     s_worker_event_t *workers;   /* worker events of this round, one per
                                     worker name (the latest wins)          */
@@ -288,19 +299,28 @@ s_stage_next (shoal_loop_t *self)
     return &self->staged[self->staged_count++];
 }
 
-/*  Copies a job id into an event, cut to SHOAL_EVENT_JOB_MAX (the loop
-    makes 16 hex digits). Once per task event: no snprintf.              */
-static void
-s_copy_job_id (char *out, const char *id)
+/*  The job's masked params as JSON text, from a small cache: they never
+    change, and a busy job changes every round. Borrowed until the next
+    call; NULL when out of memory (then made per event).                  */
+static const char *
+s_job_params (shoal_loop_t *self, const shoal_job_t *job)
 {
-    size_t len = strnlen (id, SHOAL_EVENT_JOB_MAX);
-    memcpy (out, id, len);
-    out[len] = '\0';
+    const char *id = shoal_job_id (job);
+    uint64_t hash = 14695981039346656037ULL;
+    for (const char *p = id; *p; p++)
+        hash = (hash ^ (unsigned char) *p) * 1099511628211ULL;
+    s_params_entry_t *entry = &self->params[hash % S_PARAMS_CACHE];
+    if (entry->text && streq (entry->id, id))
+        return entry->text;
+    free (entry->text);
+    entry->text = shoal_event_job_params (job);
+    snprintf (entry->id, sizeof entry->id, "%s", id);
+    return entry->text;
 }
 
 /*  The stage and job events of the job whose tasks were just reported:
     they follow its task events, so the job event that shows the job ended
-    is the last of its round. One JSON view of the job per round.         */
+    is the last of its round. Records only: the HTTP threads render them. */
 static void
 s_close_job (shoal_loop_t *self)
 {
@@ -308,32 +328,18 @@ s_close_job (shoal_loop_t *self)
     if (!job)
         return;
     self->open_job = NULL;
-    json_t *view = shoal_job_to_json (job);
-    json_t *stages = json_object_get (view, "stages");
     size_t count = shoal_job_class (job)->stage_count;
     for (size_t i = 0; i < count && i < self->stage_touched_cap; i++) {
         if (!self->stage_touched[i])
             continue;
         self->stage_touched[i] = false;
-        json_t *stage = json_pack ("{s:s, s:I}", "job", shoal_job_id (job),
-                                   "index", (json_int_t) i);
-        json_object_update (stage, json_array_get (stages, i));
         shoal_event_t *event = s_stage_next (self);
-        if (event) {
-            event->type = SHOAL_EVENT_STAGE;
-            s_copy_job_id (event->job, shoal_job_id (job));
-            event->text = json_dumps (stage, JSON_COMPACT);
-        }
-        json_decref (stage);
+        if (event)
+            shoal_event_set_stage (event, job, (uint32_t) i);
     }
     shoal_event_t *event = s_stage_next (self);
-    if (event) {
-        event->type = SHOAL_EVENT_JOB;
-        event->final = shoal_job_state (job) >= SHOAL_JOB_SUCCEEDED;
-        s_copy_job_id (event->job, shoal_job_id (job));
-        event->text = json_dumps (view, JSON_COMPACT);
-    }
-    json_decref (view);
+    if (event)
+        shoal_event_set_job (event, job, s_job_params (self, job));
 }
 
 static void
@@ -365,52 +371,17 @@ s_on_changed_job (const shoal_job_t *job, void *arg)
     s_touch_stage (self, record.stage);
 }
 
-/*  A task's event: a fixed-size record. The only string made here is a
-    task's error (rare), masked through the REST view.                    */
+/*  A task's event: a fixed-size record, no JSON.                         */
 static void
 s_on_changed_task (const shoal_task_t *task, void *arg)
 {
     shoal_loop_t *self = arg;
     if (self->storing)
         shoal_store_put_task (self->store, task);
-    shoal_task_record_t record;
-    shoal_task_record (task, &record);
-    s_touch_stage (self, record.stage);
+    s_touch_stage (self, shoal_task_stage (task));
     shoal_event_t *event = s_stage_next (self);
-    if (!event)
-        return;
-    const shoal_job_t *job = shoal_task_job (task);
-    const shoal_stage_def_t *def = &shoal_job_class (job)->stages[record.stage];
-    event->type = SHOAL_EVENT_TASK;
-    s_copy_job_id (event->job, shoal_job_id (job));
-    shoal_event_task_t *out = &event->task;
-    *out = (shoal_event_task_t) {
-        .stage = def->name,
-        .task_class = record.index < 0 && def->spawn_task
-                          ? def->spawn_task->id : def->task_class->id,
-        .state = shoal_task_state_name (record.state),
-        .id = record.id,
-        .stage_index = record.stage,
-        .index = record.index,
-        .attempts = record.attempt,
-        .failures = record.failures,
-        .exit_code = record.exit_code,
-        .signal = record.signal,
-        .started_at = record.started_at,
-        .finished_at = record.finished_at,
-        .duration_ms = record.duration_ms,
-    };
-    if (record.worker && strlen (record.worker) <= SHOAL_EVENT_WORKER_INLINE)
-        memcpy (out->worker, record.worker, strlen (record.worker) + 1);
-    else if (record.worker)
-        out->worker_long = strdup (record.worker);
-    if (record.error) {
-        json_t *view = shoal_task_to_json (task);
-        const char *masked = json_string_value (json_object_get (view,
-                                                                 "error"));
-        out->error = masked ? strdup (masked) : NULL;
-        json_decref (view);
-    }
+    if (event)
+        shoal_event_set_task (event, task);
 }
 
 /*  A worker's state for the event stream, sent at the end of the round;
@@ -1315,6 +1286,8 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     zhashx_destroy (&self->worker_names);
     free (self->staged);
     free (self->stage_touched);
+    for (size_t i = 0; i < S_PARAMS_CACHE; i++)
+        free (self->params[i].text);
     shoal_events_destroy (&self->events);
     free (self->wire);
     free (self->data_dir);

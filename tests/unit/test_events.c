@@ -10,6 +10,8 @@
 
 #include "events.h"
 
+#include "shoal/defs.h"
+
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -320,6 +322,156 @@ test_many_chunks_wrap_and_free (void **state)
     shoal_events_destroy (&hub);
 }
 
+/* ---- records from a real scheduler render as the REST views ---------- */
+
+static const char *s_yaml =
+    "tasks:\n"
+    "  work:\n"
+    "    input:\n"
+    "      token: {source: parameter}\n"
+    "    exec_command: /bin/true\n"
+    "  fan:\n"
+    "    exec_command: /bin/true\n"
+    "jobs:\n"
+    "  fanout:\n"
+    "    input:\n"
+    "      token: {source: http-header, key: Authorization}\n"
+    "      who: {source: parameter, default: \"a \\\"quoted\\\" name\"}\n"
+    "    stages:\n"
+    "      - {name: prepare, task_class: work}\n"
+    "      - {name: spread, task_class: work, spawn_task: fan, "
+    "job_failed_on_error: false}\n";
+
+/*  The text an event renders must be the REST view's, byte for byte.    */
+static void
+s_assert_job_renders_as_rest (const shoal_job_t *job)
+{
+    shoal_event_t event = { 0 };
+    shoal_event_set_job (&event, job, NULL);
+    char *data = shoal_event_data (&event);
+    json_t *view = shoal_job_to_json (job);
+    char *want = json_dumps (view, JSON_COMPACT);
+    assert_string_equal (data, want);
+    assert_int_equal (event.final, shoal_job_state (job) >= SHOAL_JOB_SUCCEEDED);
+    /* The same with params handed in (the loop's cache). */
+    char *params = shoal_event_job_params (job);
+    shoal_event_t cached = { 0 };
+    shoal_event_set_job (&cached, job, params);
+    char *again = shoal_event_data (&cached);
+    assert_string_equal (again, want);
+    /* And after a reader's copy. */
+    shoal_events_t *hub = shoal_events_new (4, 0);
+    shoal_events_publish (hub, &cached, 1);
+    uint64_t cursor = 0;
+    bool reset = false;
+    shoal_event_t copy;
+    assert_int_equal (shoal_events_read (hub, &cursor, NULL, &copy, 1, 0,
+                                         &reset), 1);
+    char *copied = shoal_event_data (&copy);
+    assert_string_equal (copied, want);
+    /* Each stage: {"job", "index"} and the job view's stage. */
+    json_t *stages = json_object_get (view, "stages");
+    for (size_t i = 0; i < json_array_size (stages); i++) {
+        shoal_event_t stage = { 0 };
+        shoal_event_set_stage (&stage, job, (uint32_t) i);
+        char *stage_data = shoal_event_data (&stage);
+        json_t *expected = json_pack ("{s:s, s:I}", "job", shoal_job_id (job),
+                                      "index", (json_int_t) i);
+        json_object_update (expected, json_array_get (stages, i));
+        char *stage_want = json_dumps (expected, JSON_COMPACT);
+        assert_string_equal (stage_data, stage_want);
+        free (stage_want);
+        json_decref (expected);
+        free (stage_data);
+        shoal_event_clear (&stage);
+    }
+    /* Each task: the view without params, plus "job". */
+    for (uint32_t t = 0; t < shoal_job_task_count (job); t++) {
+        const shoal_task_t *task = shoal_job_task (job, t);
+        shoal_event_t te = { 0 };
+        shoal_event_set_task (&te, task);
+        char *task_data = shoal_event_data (&te);
+        json_t *expected = shoal_task_to_json (task);
+        json_object_del (expected, "params");
+        json_object_set_new (expected, "job", json_string (shoal_job_id (job)));
+        char *task_want = json_dumps (expected, JSON_COMPACT);
+        assert_string_equal (task_data, task_want);
+        free (task_want);
+        json_decref (expected);
+        free (task_data);
+        shoal_event_clear (&te);
+    }
+    free (copied);
+    shoal_event_clear (&copy);
+    shoal_events_destroy (&hub);
+    free (again);
+    free (params);
+    free (want);
+    json_decref (view);
+    free (data);
+    shoal_event_clear (&event);
+}
+
+/*  Dispatched attempts not yet answered, oldest first.                   */
+static shoal_action_t s_dispatched[16];
+static size_t s_dispatched_count;
+
+/*  Answers the oldest dispatched attempt with exit `code` and `error`.   */
+static void
+s_finish (shoal_scheduler_t *sched, int64_t now, int code, const char *error,
+          json_t *spawn)
+{
+    shoal_action_t action;
+    while (shoal_scheduler_next_action (sched, &action))
+        if (action.type == SHOAL_ACTION_DISPATCH) {
+            assert_true (s_dispatched_count < 16);
+            s_dispatched[s_dispatched_count++] = action;
+        }
+    assert_true (s_dispatched_count > 0);
+    action = s_dispatched[0];
+    memmove (s_dispatched, s_dispatched + 1,
+             --s_dispatched_count * sizeof s_dispatched[0]);
+    shoal_result_t result = { .status = SHOAL_RESULT_EXITED,
+                              .exit_code = code, .error = error,
+                              .duration_ms = 12, .spawn = spawn };
+    shoal_error_t err;
+    assert_int_equal (shoal_scheduler_result (
+                          sched, "w1", shoal_job_id (action.job),
+                          shoal_task_id (action.task), action.attempt,
+                          &result, now, &err), 0);
+}
+
+static void
+test_records_render_exactly_as_the_rest_views (void **state)
+{
+    shoal_error_t err = { 0 };
+    shoal_defs_t *defs = shoal_defs_parse (s_yaml, strlen (s_yaml), "t.yaml",
+                                           &err);
+    assert_non_null (defs);
+    shoal_scheduler_t *sched = shoal_scheduler_new (defs);
+    json_t *params = json_pack ("{s:s, s:s}", "token", "secret-value",
+                                "who", "a \"quoted\" name");
+    shoal_job_t *job = shoal_scheduler_submit (
+        sched, "0123456789abcdef", shoal_defs_job_class (defs, "fanout"),
+        params, true, 1000, &err);
+    assert_non_null (job);
+    s_assert_job_renders_as_rest (job);          /* pending, no worker */
+    shoal_scheduler_worker_hello (sched, "w1", "a-worker-with-a-long-name-1",
+                                  "h", 2, 0, 1000);
+    s_assert_job_renders_as_rest (job);          /* running */
+    s_finish (sched, 1500, 0, NULL, NULL);
+    json_t *spawn = json_pack ("[{s:s}, {s:s}]", "k", "1", "k", "2");
+    s_finish (sched, 1600, 0, NULL, spawn);      /* the spawn task */
+    json_decref (spawn);
+    s_assert_job_renders_as_rest (job);          /* fanned out */
+    s_finish (sched, 1700, 1, "failed with secret-value inside", NULL);
+    s_finish (sched, 1800, 0, NULL, NULL);
+    s_assert_job_renders_as_rest (job);          /* ended */
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+    shoal_scheduler_destroy (&sched);
+    shoal_defs_destroy (&defs);
+}
+
 int
 main (void)
 {
@@ -336,6 +488,7 @@ main (void)
         cmocka_unit_test (test_task_event_renders_the_rest_view),
         cmocka_unit_test (test_type_names),
         cmocka_unit_test (test_many_chunks_wrap_and_free),
+        cmocka_unit_test (test_records_render_exactly_as_the_rest_views),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
