@@ -445,6 +445,7 @@ class ComposeWithPodmanTest(unittest.TestCase):
         self.project = "shoaltest%d" % os.getpid()
         self.env = self.podman_env()
         self.service = None
+        self.cleaning = False
         self.system = SystemState()
         self.addCleanup(self.system.restore)
 
@@ -557,9 +558,14 @@ tmp_dir = "{cache}/tmp"
             except FileNotFoundError:
                 pass
 
+    def timeout(self, cap):
+        """A step's time limit: what is left of the budget, except in the
+        cleanup, which always gets its full cap."""
+        return cap if self.cleaning else self.deadline.left(cap)
+
     def podman(self, *args, cap=120, check=True, log_path=None, what=None):
         return run(["podman"] + list(args), env=self.env,
-                   timeout=self.deadline.left(cap), check=check,
+                   timeout=self.timeout(cap), check=check,
                    log_path=log_path, what=what)
 
     # -- leftovers of an interrupted run --------------------------------------
@@ -740,7 +746,7 @@ tmp_dir = "{cache}/tmp"
                    HTTP_PORT=str(self.http_port), SHOAL_API_TOKEN="")
         return run(["docker-compose", "--ansi", "never", "-p", self.project, "-f",
                     os.path.join(DOCKER, "compose.yaml")] + list(args),
-                   env=env, timeout=self.deadline.left(cap), check=check,
+                   env=env, timeout=self.timeout(cap), check=check,
                    log_path=log_path or self.compose_log,
                    what="docker-compose " + " ".join(args))
 
@@ -833,6 +839,7 @@ tmp_dir = "{cache}/tmp"
             self.check_outputs(api, job)
             failed = False
         finally:
+            self.cleaning = True
             stop_ticker.set()
             ticker.join(timeout=60)
             problems = self.step("docker-compose down -v",
