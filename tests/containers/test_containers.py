@@ -342,15 +342,33 @@ class SystemState:
     networks are gone: iptables chains NETAVARK* (and the rules jumping to
     them), net.ipv4.ip_forward=1, /run/containers (its IPAM database and
     aardvark-dns config), /run/runc, /run/netns. Recorded before the test;
-    restore() takes away only what was not there then."""
+    restore() takes away only what was not there then.
+
+    The record is kept in a file until restore() is done, so that a run
+    killed before its cleanup (ctest's timeout) leaves the next run the
+    state from before it, not what it left behind."""
 
     IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
-    def __init__(self):
+    def __init__(self, record):
+        self.record = record
+        try:
+            with open(record) as f:
+                saved = json.load(f)
+            self.chains, self.ip_forward, self.dirs = (
+                saved["chains"], saved["ip_forward"], saved["dirs"])
+            log("host state recorded by an interrupted run: %s" % saved)
+            return
+        except (OSError, ValueError, KeyError):
+            pass
         self.chains = self.netavark_chains()
         with open(self.IP_FORWARD) as f:
             self.ip_forward = f.read().strip()
         self.dirs = {d: os.path.exists(d) for d in RUN_DIRS}
+        with open(record + ".part", "w") as f:
+            json.dump({"chains": self.chains, "ip_forward": self.ip_forward,
+                       "dirs": self.dirs}, f)
+        os.replace(record + ".part", record)
 
     @staticmethod
     def iptables(table, *args):
@@ -408,6 +426,7 @@ class SystemState:
                 done.append("rm %s" % d)
         if done:
             log("host state put back: " + "; ".join(done))
+        os.unlink(self.record)
 
 
 # ---- the test -----------------------------------------------------------------
@@ -446,7 +465,7 @@ class ComposeWithPodmanTest(unittest.TestCase):
         self.env = self.podman_env()
         self.service = None
         self.cleaning = False
-        self.system = SystemState()
+        self.system = SystemState(os.path.join(CACHE, "host-state.json"))
         self.addCleanup(self.system.restore)
 
     def try_lock(self):
