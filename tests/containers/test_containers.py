@@ -87,7 +87,12 @@ AARDVARK = ("/usr/lib/podman/aardvark-dns", "aardvark-dns")
 # Host state netavark creates for a bridge network with a published port;
 # put back as found (see SystemState).
 IPTABLES_TABLES = ("filter", "nat", "mangle")
-RUN_DIRS = ("/run/containers", "/run/runc", "/run/netns")
+# Directories rootful Podman makes outside its configured paths, and what
+# they may hold to be removed when the test made them: netavark's run
+# directory, runc's state, network namespaces, and c/image's blob info
+# cache (its place for root is fixed: /var/lib/containers/cache).
+HOST_DIRS = {"/run/containers": {"networks"}, "/run/runc": set(),
+             "/run/netns": set(), "/var/lib/containers": {"cache"}}
 
 
 def log(msg):
@@ -338,11 +343,11 @@ def wait_for(what, predicate, deadline, cap, interval=1.0, alive=None):
 # ---- host state netavark changes -------------------------------------------
 
 class SystemState:
-    """What rootful netavark adds to the host and leaves there after its
-    networks are gone: iptables chains NETAVARK* (and the rules jumping to
-    them), net.ipv4.ip_forward=1, /run/containers (its IPAM database and
-    aardvark-dns config), /run/runc, /run/netns. Recorded before the test;
-    restore() takes away only what was not there then.
+    """What rootful Podman and netavark add to the host and leave there
+    after the containers are gone: iptables chains NETAVARK* (and the
+    rules jumping to them), net.ipv4.ip_forward=1, and the HOST_DIRS.
+    Recorded before the test; restore() takes away only what was not
+    there then.
 
     The record is kept in a file until restore() is done, so that a run
     killed before its cleanup (ctest's timeout) leaves the next run the
@@ -364,7 +369,7 @@ class SystemState:
         self.chains = self.netavark_chains()
         with open(self.IP_FORWARD) as f:
             self.ip_forward = f.read().strip()
-        self.dirs = {d: os.path.exists(d) for d in RUN_DIRS}
+        self.dirs = {d: os.path.exists(d) for d in HOST_DIRS}
         with open(record + ".part", "w") as f:
             json.dump({"chains": self.chains, "ip_forward": self.ip_forward,
                        "dirs": self.dirs}, f)
@@ -417,11 +422,8 @@ class SystemState:
                 for pid in processes_mentioning(d + "/networks/aardvark-dns"):
                     stop_pid(pid, grace=5)
                     done.append("stopped aardvark-dns (pid %d)" % pid)
-                # Only netavark's run directory was created in it.
-                if set(os.listdir(d)) <= {"networks"}:
-                    shutil.rmtree(d, ignore_errors=True)
-            elif not os.listdir(d):
-                os.rmdir(d)
+            if set(os.listdir(d)) <= HOST_DIRS.get(d, set()):
+                shutil.rmtree(d, ignore_errors=True)
             if not os.path.exists(d):
                 done.append("rm %s" % d)
         if done:
