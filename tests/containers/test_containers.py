@@ -12,7 +12,8 @@ This machine has no Docker engine and no registry, so the test
   `--scale worker=3`, submits the example job to the controller's published
   port on 127.0.0.1, and checks that it succeeds through the shared named
   volume (the downloaded files are the file server's), that the three
-  workers connected, and that every container reports healthy;
+  workers connected, and that every container reports healthy; then the
+  same again with the CURVE override (compose.curve.yaml) added;
 - tears everything down, failed or not: `docker-compose down -v`, the
   Podman service (by PID), and what netavark added to the host (iptables
   chains, ip_forward, /run/containers) when it was not there before.
@@ -69,6 +70,10 @@ SUITE = "bookworm"
 SUITES = ("bookworm", "bookworm-updates", "bookworm-security")
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 WORKERS = 3
+# (name, compose files): plain text between controller and workers, then
+# the same with the CURVE override (keys made by its keygen service).
+VARIANTS = (("plain", ["compose.yaml"]),
+            ("curve", ["compose.yaml", "compose.curve.yaml"]))
 UID = 10001                                             # USER in the Dockerfile
 
 # The whole test's time, and so the longest any one step may take; ctest's
@@ -463,7 +468,6 @@ class ComposeWithPodmanTest(unittest.TestCase):
                  self.try_lock, self.deadline, 600)
         self.tmp = tempfile.mkdtemp(prefix="shoal-containers-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
-        self.project = "shoaltest%d" % os.getpid()
         self.env = self.podman_env()
         self.service = None
         self.cleaning = False
@@ -765,8 +769,11 @@ tmp_dir = "{cache}/tmp"
     def compose(self, *args, cap=300, check=True, log_path=None):
         env = dict(self.env, DOCKER_HOST="unix://" + self.socket,
                    HTTP_PORT=str(self.http_port), SHOAL_API_TOKEN="")
-        return run(["docker-compose", "--ansi", "never", "-p", self.project, "-f",
-                    os.path.join(DOCKER, "compose.yaml")] + list(args),
+        files = []
+        for name in self.compose_files:
+            files += ["-f", os.path.join(DOCKER, name)]
+        return run(["docker-compose", "--ansi", "never", "-p", self.project]
+                   + files + list(args),
                    env=env, timeout=self.timeout(cap), check=check,
                    log_path=log_path or self.compose_log,
                    what="docker-compose " + " ".join(args))
@@ -790,8 +797,9 @@ tmp_dir = "{cache}/tmp"
                 pass
 
     def container_health(self):
-        """{service name (with its number): health status}."""
-        out = self.podman("ps", "-a", "--format", "{{.Names}} {{.ID}}",
+        """{running container: health status} (the CURVE override's
+        keygen has exited by then)."""
+        out = self.podman("ps", "--format", "{{.Names}} {{.ID}}",
                           "--filter", "label=com.docker.compose.project=%s"
                           % self.project)
         health = {}
@@ -835,36 +843,21 @@ tmp_dir = "{cache}/tmp"
 
     def test_example_job_across_worker_containers(self):
         t0 = time.monotonic()
-        self.step("clear leftovers of earlier runs", self.clear_leftovers)
-        tarball, key = self.step("base rootfs (debootstrap --variant=minbase)",
-                                 self.base_tarball)
-        self.step("podman import %s" % BASE_IMAGE, self.import_base, tarball,
-                  key)
-        self.step("podman build deploy/docker/Dockerfile", self.build_image)
-        self.step("podman system service", self.start_service)
-
-        self.http_port = free_port()
-        self.compose_log = os.path.join(self.tmp, "compose.log")
-        api = "http://127.0.0.1:%d" % self.http_port
-        stop_ticker = threading.Event()
-        ticker = threading.Thread(target=self.health_ticker,
-                                  args=(stop_ticker,), daemon=True)
-        ticker.start()
-        failed = True
         problems = []
         try:
-            self.step("docker-compose up --scale worker=%d" % WORKERS,
-                      self.compose, "up", "-d", "--no-build", "--scale",
-                      "worker=%d" % WORKERS)
-            job = self.step("example job", self.run_example_job, api)
-            self.check_outputs(api, job)
-            failed = False
+            self.step("clear leftovers of earlier runs", self.clear_leftovers)
+            tarball, key = self.step("base rootfs (debootstrap "
+                                     "--variant=minbase)", self.base_tarball)
+            self.step("podman import %s" % BASE_IMAGE, self.import_base,
+                      tarball, key)
+            self.step("podman build deploy/docker/Dockerfile",
+                      self.build_image)
+            self.step("podman system service", self.start_service)
+            for variant in VARIANTS:
+                self.run_variant(*variant, problems=problems)
+                self.assertFalse(problems, "cleanup: %s" % "; ".join(problems))
         finally:
             self.cleaning = True
-            stop_ticker.set()
-            ticker.join(timeout=60)
-            problems = self.step("docker-compose down -v",
-                                 self.teardown_compose, failed)
             self.step("stop the Podman service", self.stop_service)
             left = processes_mentioning(os.path.join(CACHE, "storage"))
             if left:
@@ -879,6 +872,47 @@ tmp_dir = "{cache}/tmp"
                     "%s %.0f s" % (w.split(" (")[0], s)
                     for w, s in self.timings)))
         self.assertFalse(problems, "cleanup: %s" % "; ".join(problems))
+
+    def run_variant(self, name, files, problems):
+        """compose up with files, the example job, compose down -v."""
+        self.cleaning = False
+        self.compose_files = files
+        self.project = "shoaltest%d%s" % (os.getpid(), name)
+        self.http_port = free_port()
+        self.compose_log = os.path.join(self.tmp, "compose-%s.log" % name)
+        api = "http://127.0.0.1:%d" % self.http_port
+        stop_ticker = threading.Event()
+        ticker = threading.Thread(target=self.health_ticker,
+                                  args=(stop_ticker,), daemon=True)
+        ticker.start()
+        failed = True
+        try:
+            self.step("%s: docker-compose up --scale worker=%d"
+                      % (name, WORKERS), self.compose, "up", "-d",
+                      "--no-build", "--scale", "worker=%d" % WORKERS)
+            job = self.step("%s: example job" % name, self.run_example_job,
+                            api)
+            self.check_outputs(api, job)
+            self.check_transport(files)
+            failed = False
+        finally:
+            self.cleaning = True
+            stop_ticker.set()
+            ticker.join(timeout=60)
+            problems += self.step("%s: docker-compose down -v" % name,
+                                  self.teardown_compose, failed)
+
+    def check_transport(self, files):
+        """Controller and workers run with the transport the files ask for."""
+        for service in ("controller", "worker"):
+            cid = self.containers("label=com.docker.compose.service=%s"
+                                  % service)[0]
+            argv = json.loads(self.podman("inspect", cid))[0]["Args"]
+            if "compose.curve.yaml" in files:
+                self.assertIn("--curve-secret", argv)
+                self.assertNotIn("--plaintext", argv)
+            else:
+                self.assertIn("--plaintext", argv)
 
     def run_example_job(self, api):
         alive = self.service_alive
