@@ -463,9 +463,16 @@ class ComposeWithPodmanTest(unittest.TestCase):
         self.deadline = Deadline(BUDGET_S)
         self.timings = []
         os.makedirs(CACHE, exist_ok=True)
-        self.lock = open(os.path.join(CACHE, "lock"), "w")
-        wait_for("the lock on %s (another run of this test)" % CACHE,
-                 self.try_lock, self.deadline, 600)
+        # One run per cache, and one per machine: two runs at once would
+        # share netavark's host state (subnets, iptables chains) and each
+        # take away the other's.
+        for path in (os.path.join(CACHE, "lock"),
+                     os.path.join(tempfile.gettempdir(),
+                                  "shoal-containers.lock")):
+            lock = open(path, "w")
+            self.addCleanup(lock.close)
+            wait_for("the lock %s (another run of this test)" % path,
+                     lambda: self.try_lock(lock), self.deadline, 900)
         self.tmp = tempfile.mkdtemp(prefix="shoal-containers-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.env = self.podman_env()
@@ -474,9 +481,10 @@ class ComposeWithPodmanTest(unittest.TestCase):
         self.system = SystemState(os.path.join(CACHE, "host-state.json"))
         self.addCleanup(self.system.restore)
 
-    def try_lock(self):
+    @staticmethod
+    def try_lock(lock):
         try:
-            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             return False
