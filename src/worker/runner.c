@@ -1,14 +1,22 @@
-/*  runner.c: fork/exec of tasks, their process table, reaping and cancel.
+/*  runner.c: starting tasks, their process table, reaping and cancel.
 
-    Modelled on libuv's src/unix/process.c. Everything the child needs
-    (argv, envp, paths, open descriptors) is prepared in the parent,
-    because between fork and exec the child may only call
-    async-signal-safe functions: libzmq's threads may hold the malloc or
-    stdio locks at the moment of the fork and only the forking thread
-    lives on in the child. A close-on-exec status pipe tells the parent
-    whether exec worked: end of file means it did, an errno means it did
-    not. Signals are blocked across fork so that no handler of the worker
-    runs in the child before the child has reset them all to default.
+    Modelled on libuv's src/unix/process.c and glibc's posix_spawn.
+    Everything the child needs (argv, envp, paths, open descriptors) is
+    prepared in the parent, because between clone and exec the child may
+    only call async-signal-safe functions: libzmq's threads may hold the
+    malloc or stdio locks at that moment and only the calling thread lives
+    on in the child.
+
+    The child is cloned with CLONE_VM | CLONE_VFORK, on a stack of its
+    own: it shares the worker's memory instead of copying its page tables
+    (fork of the worker, with libzmq and its libraries mapped, cost more
+    CPU than /bin/true itself), and the worker sleeps until the child has
+    exec'd or exited. So the child reports a failed exec by writing errno
+    into the parent's memory before it exits: nonzero means exec failed
+    and the task is answered with that reason, as libuv's status pipe
+    would. Signals are blocked across the clone so that no handler of the
+    worker runs in the child (on the worker's memory) before the child
+    has reset them to default.
 
     There is no shell anywhere: each filled argument is one argv entry.    */
 #include "runner.h"
@@ -24,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -51,6 +61,11 @@ typedef struct {
     char command[64];                 /* for log lines only, truncated     */
 } s_proc_t;
 
+/*  The child's stack. Reserved once (MAP_NORESERVE, pages are only
+    resident once touched) with a guard page below it; execvpe keeps a
+    copy of PATH and, for scripts, of argv on it.                          */
+#define S_STACK_SIZE (512 * 1024)
+
 /*  The table has a fixed size chosen at start: a task either gets an entry
     or is refused, so nothing grows with what the network sends.           */
 struct shoal_runner {
@@ -58,6 +73,14 @@ struct shoal_runner {
     s_proc_t *procs;                  /* `slots` entries                   */
     size_t slots;                     /* table size: most tasks at once    */
     size_t running;                   /* entries in use                    */
+    int null_fd;                      /* /dev/null, every task's stdin     */
+    char *stack;                      /* S_STACK_SIZE + guard page, mmap'd */
+    size_t stack_size;                /* the whole mapping, for munmap     */
+    char logs_job[SHOAL_JOB_ID_MAX + 1];  /* job whose logs/ exists, so a
+                                         task's start skips mkdir -p      */
+    bool signals_known;               /* `reset` has been taken            */
+    sigset_t reset;                   /* signals not SIG_DFL in the worker:
+                                         the child resets just these      */
 };
 
 /*  Formats a path into `buf`; -1 when it does not fit.                    */
@@ -120,13 +143,34 @@ shoal_runner_new (const char *data_dir, size_t slots, shoal_error_t *err)
         return NULL;
     }
     self->slots = slots;
+    self->null_fd = -1;
     self->procs = calloc (slots, sizeof *self->procs);
     if (!self->procs) {
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
-        free (self->data_dir);
-        free (self);
+        shoal_runner_destroy (&self);
         return NULL;
     }
+    self->null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (self->null_fd < 0) {
+        shoal_error_set (err, SHOAL_EIO, NULL, "cannot open /dev/null: %s",
+                         strerror (errno));
+        shoal_runner_destroy (&self);
+        return NULL;
+    }
+    size_t page = (size_t) sysconf (_SC_PAGESIZE);
+    self->stack_size = S_STACK_SIZE + page;
+    void *stack = mmap (NULL, self->stack_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+                            | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        shoal_error_set (err, SHOAL_ENOMEM, NULL,
+                         "cannot map a stack for tasks: %s", strerror (errno));
+        shoal_runner_destroy (&self);
+        return NULL;
+    }
+    self->stack = stack;
+    //  The stack grows down: an overflow hits the guard page, not the heap.
+    mprotect (self->stack, page, PROT_NONE);
     return self;
 }
 
@@ -148,6 +192,10 @@ shoal_runner_destroy (shoal_runner_t **self_p)
         while (waitpid (proc->pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
+    if (self->null_fd >= 0)
+        close (self->null_fd);
+    if (self->stack)
+        munmap (self->stack, self->stack_size);
     free (self->procs);
     free (self->data_dir);
     free (self);
@@ -208,43 +256,94 @@ s_env_is_ours (const char *entry)
     return false;
 }
 
-/*  The child between fork and exec: async-signal-safe calls only, no
-    allocation, no stdio, no logging. `dfl` is prepared by the parent.     */
-static void __attribute__ ((noreturn))
-s_child (const char *dir, int null_fd, int log_fd, int status_fd,
-         const char *file, char *const *argv, char *const *envp,
-         const struct sigaction *dfl, pid_t worker)
+/*  What the child needs, prepared by the parent; the child writes
+    `error` (shared memory) when exec fails.                               */
+typedef struct {
+    const char *dir;                  /* working directory: the job's      */
+    int null_fd;                      /* stdin                             */
+    int log_fd;                       /* stdout and stderr                 */
+    const char *file;                 /* argv[0], looked up in PATH        */
+    char *const *argv;                /* NULL-terminated                   */
+    char *const *envp;                /* NULL-terminated                   */
+    const sigset_t *reset;            /* signals to set back to SIG_DFL    */
+    pid_t worker;                     /* our pid, for the orphan check     */
+    int error;                        /* errno of the failed step, or 0    */
+} s_child_t;
+
+/*  The child between clone and exec, on its own stack in the worker's
+    memory: async-signal-safe calls only, no allocation, no stdio, no
+    logging, and nothing written but `error`.                              */
+static int
+s_child (void *arg)
 {
+    s_child_t *child = arg;
     //  Its own group, so cancel can signal everything the task starts.
     setpgid (0, 0);
     //  A task must not outlive a worker that was killed: the controller
     //  runs it again elsewhere, and an orphan would run it twice at once.
     //  If the worker died before this line, getppid has changed already.
     prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () != worker)
+    if (getppid () != child->worker)
         _exit (127);
-    //  Handlers of the worker make no sense in the task, and an ignored
-    //  or blocked signal would be inherited across exec.
+    //  Handlers of the worker make no sense in the task (exec resets them,
+    //  but one could run between the unblock below and exec), and an
+    //  ignored signal would be inherited across exec. Only the signals
+    //  the worker changed need resetting, not all 64.
+    struct sigaction dfl;
+    memset (&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            sigaction (sig, dfl, NULL);   // fails harmlessly for libc's own
+        if (sigismember (child->reset, sig) == 1)
+            sigaction (sig, &dfl, NULL);
     sigset_t none;
     sigemptyset (&none);
     sigprocmask (SIG_SETMASK, &none, NULL);
 
     //  main keeps 0, 1 and 2 open, so the fds here are all above 2 and
     //  dup2 never lands on itself (which would keep close-on-exec).
-    if (chdir (dir) == 0 && dup2 (null_fd, STDIN_FILENO) >= 0
-        && dup2 (log_fd, STDOUT_FILENO) >= 0
-        && dup2 (log_fd, STDERR_FILENO) >= 0)
-        execvpe (file, argv, envp);
-
-    int error = errno;
-    ssize_t written;
-    do
-        written = write (status_fd, &error, sizeof error);
-    while (written < 0 && errno == EINTR);
+    if (chdir (child->dir) == 0 && dup2 (child->null_fd, STDIN_FILENO) >= 0
+        && dup2 (child->log_fd, STDOUT_FILENO) >= 0
+        && dup2 (child->log_fd, STDERR_FILENO) >= 0)
+        execvpe (child->file, child->argv, child->envp);
+    child->error = errno ? errno : ENOEXEC;
     _exit (127);
+}
+
+/*  The signals whose disposition is not SIG_DFL now: the worker sets its
+    handlers (and ignores SIGPIPE) before it starts any task, so this is
+    taken once, at the first start, instead of in every child.            */
+static void
+s_take_signals (shoal_runner_t *self)
+{
+    sigemptyset (&self->reset);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction old;
+        if (sig == SIGKILL || sig == SIGSTOP
+            || sigaction (sig, NULL, &old) < 0)
+            continue;           // libc's own (SIGCANCEL, SIGSETXID) fail
+        bool custom = (old.sa_flags & SA_SIGINFO)
+                      || old.sa_handler != SIG_DFL;
+        if (custom)
+            sigaddset (&self->reset, sig);
+    }
+    self->signals_known = true;
+}
+
+/*  mkdir -p of the job's logs/ directory, skipped when it was made for
+    the same job just before (a stage's tasks all start in one job);
+    `again` makes it all the same (the job directory was removed since).
+    Sets errno and returns -1 on failure.                                  */
+static int
+s_make_logs (shoal_runner_t *self, const char *job, const char *logs,
+             bool again)
+{
+    if (!again && strcmp (self->logs_job, job) == 0)
+        return 0;
+    self->logs_job[0] = '\0';
+    if (s_mkdir_p (logs) < 0)
+        return -1;
+    snprintf (self->logs_job, sizeof self->logs_job, "%s", job);
+    return 0;
 }
 
 static s_proc_t *
@@ -273,7 +372,7 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
                    (long long) task->task))
         return shoal_error_set (err, SHOAL_EIO, NULL,
                                 "job directory path is too long");
-    if (s_mkdir_p (logs) < 0)
+    if (s_make_logs (self, task->job, logs, false) < 0)
         return shoal_error_set (err, SHOAL_EIO, NULL,
                                 "cannot create job directory: %s",
                                 strerror (errno));
@@ -292,8 +391,7 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
     }
 
     int rc = 0;
-    int null_fd = -1, log_fd = -1;
-    int status[2] = { -1, -1 };
+    int log_fd = -1;
     char *own_env[3] = { NULL, NULL, NULL };
     char **envp = NULL;
     char **argv = calloc (task->argc + 2, sizeof *argv);
@@ -327,67 +425,51 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
     for (size_t i = 0; i < 3; i++)
         envp[env_used++] = own_env[i];
 
-    null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0) {
-        rc = shoal_error_set (err, SHOAL_EIO, NULL,
-                              "cannot open /dev/null: %s", strerror (errno));
-        goto done;
-    }
-    log_fd = open (log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int log_flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+    log_fd = open (log_path, log_flags, 0644);
+    if (log_fd < 0 && errno == ENOENT
+        && s_make_logs (self, task->job, logs, true) == 0)
+        log_fd = open (log_path, log_flags, 0644);
     if (log_fd < 0) {
         rc = shoal_error_set (err, SHOAL_EIO, NULL,
                               "cannot open log file: %s", strerror (errno));
         goto done;
     }
-    if (pipe2 (status, O_CLOEXEC) < 0) {
-        rc = shoal_error_set (err, SHOAL_EIO, NULL, "cannot create pipe: %s",
-                              strerror (errno));
-        goto done;
-    }
 
-    struct sigaction dfl;
-    memset (&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset (&dfl.sa_mask);
+    if (!self->signals_known)
+        s_take_signals (self);
+    s_child_t child = {
+        .dir = dir, .null_fd = self->null_fd, .log_fd = log_fd,
+        .file = task->command, .argv = argv, .envp = envp,
+        .reset = &self->reset, .worker = getpid (), .error = 0,
+    };
     sigset_t all, old;
     sigfillset (&all);
     pthread_sigmask (SIG_SETMASK, &all, &old);
-    pid_t worker = getpid ();
-    pid_t pid = fork ();
-    if (pid == 0)
-        s_child (dir, null_fd, log_fd, status[1], task->command, argv, envp,
-                 &dfl, worker);
-    int fork_errno = errno;
+    //  CLONE_VFORK: we go on once the child has exec'd or exited, so
+    //  `child` (on our stack) and the child's stack are free again then.
+    pid_t pid = clone (s_child, self->stack + self->stack_size,
+                       CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+    int clone_errno = errno;
     pthread_sigmask (SIG_SETMASK, &old, NULL);
-    close (status[1]);
-    status[1] = -1;
     if (pid < 0) {
         rc = shoal_error_set (err, SHOAL_EIO, NULL, "cannot run '%.200s': %s",
-                              task->command, strerror (fork_errno));
+                              task->command, strerror (clone_errno));
         goto done;
     }
-    //  Set from both sides, so the group exists whichever runs first; the
-    //  child may already have exec'd (EACCES) or died (ESRCH).
-    if (setpgid (pid, pid) < 0 && errno != EACCES && errno != ESRCH)
-        shoal_warn ("setpgid %d: %s", (int) pid, strerror (errno));
-
-    int child_errno = 0;
-    ssize_t got;
-    do
-        got = read (status[0], &child_errno, sizeof child_errno);
-    while (got < 0 && errno == EINTR);
-    if (got == (ssize_t) sizeof child_errno) {
+    if (child.error) {
         //  The child is exiting with 127: reap it here, so the SIGCHLD
         //  loop never sees a pid that is not in the table.
         while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
             ;
         rc = shoal_error_set (err, SHOAL_EIO, NULL, "cannot run '%.200s': %s",
-                              task->command, strerror (child_errno));
+                              task->command, strerror (child.error));
         goto done;
     }
-    if (got != 0)
-        shoal_warn ("status pipe of pid %d: unexpected read of %zd bytes",
-                    (int) pid, got);
+    //  Set from both sides, so the group exists whichever runs first; the
+    //  child has exec'd by now (EACCES) or died (ESRCH).
+    if (setpgid (pid, pid) < 0 && errno != EACCES && errno != ESRCH)
+        shoal_warn ("setpgid %d: %s", (int) pid, strerror (errno));
 
     memset (proc, 0, sizeof *proc);
     proc->pid = pid;
@@ -399,21 +481,14 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
     proc->deadline = task->timeout_ms > 0 ? now + task->timeout_ms : 0;
     snprintf (proc->command, sizeof proc->command, "%s", task->command);
     self->running++;
-    shoal_log_task (SHOAL_LOG_INFO, proc->job, proc->task,
-                    "attempt %lld: started %s '%s' as pid %d",
-                    (long long) proc->attempt,
-                    proc->spawn ? SHOAL_KIND_SPAWN : SHOAL_KIND_TASK,
-                    proc->command, (int) pid);
+    shoal_info ("job %s task %lld attempt %lld: started %s '%s' as pid %d",
+                proc->job, (long long) proc->task, (long long) proc->attempt,
+                proc->spawn ? SHOAL_KIND_SPAWN : SHOAL_KIND_TASK,
+                proc->command, (int) pid);
 
 done:
-    if (status[0] >= 0)
-        close (status[0]);
-    if (status[1] >= 0)
-        close (status[1]);
     if (log_fd >= 0)
         close (log_fd);
-    if (null_fd >= 0)
-        close (null_fd);
     for (size_t i = 0; i < 3; i++)
         free (own_env[i]);
     free (envp);
