@@ -124,6 +124,13 @@ void shoal_scheduler_destroy (shoal_scheduler_t **self_p);
 void shoal_scheduler_set_max_spawn_entries (shoal_scheduler_t *self,
                                             size_t max_entries);
 
+/*  The heartbeat period the workers were told (WELCOME heartbeat_ms;
+    default SHOAL_HEARTBEAT_MS): a worker silent for
+    SHOAL_HEARTBEAT_LIVENESS periods is lost. Call tick about once per
+    period.                                                                */
+void shoal_scheduler_set_heartbeat_ms (shoal_scheduler_t *self,
+                                       int64_t heartbeat_ms);
+
 /*  Takes the next action, oldest first. Returns false when none is left.
     Actions about a worker that was lost meanwhile, or a task attempt that
     is no longer current, are dropped here, so everything returned is
@@ -228,7 +235,7 @@ int shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
 
 /*  Passes time: workers silent for SHOAL_HEARTBEAT_LIVENESS intervals are
     lost, and live workers are due a heartbeat. Call about once per
-    heartbeat interval.                                                    */
+    heartbeat interval (shoal_scheduler_set_heartbeat_ms).                 */
 void shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now);
 
 /*  When a task waiting out its retry back-off is due, or -1 when none

@@ -104,6 +104,7 @@ struct shoal_loop {
                                     connection goes (a count, no values
                                     to free)                               */
     bool storing;                /* a store transaction is open            */
+    int64_t heartbeat_ms;        /* heartbeat period told to workers       */
     char *wire;                  /* TASK bodies are written here, reused   */
     size_t wire_cap;
 };
@@ -726,7 +727,7 @@ s_on_worker_message (shoal_loop_t *self, zmq_msg_t frames[3])
                                 ? "draining" : "connected");
             json_t *welcome = json_pack ("{s:s, s:i}", "controller",
                                          self->instance, "heartbeat_ms",
-                                         SHOAL_HEARTBEAT_MS);
+                                         (int) self->heartbeat_ms);
             s_send (self, key, SHOAL_MSG_WELCOME, welcome);
             json_decref (welcome);
         }
@@ -1191,6 +1192,11 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     self->defs = defs;
     self->data_dir = strdup (data_dir);
     self->scheduler = shoal_scheduler_new (defs);
+    self->heartbeat_ms = config->heartbeat_ms ? config->heartbeat_ms
+                                              : SHOAL_HEARTBEAT_MS;
+    if (self->scheduler)
+        shoal_scheduler_set_heartbeat_ms (self->scheduler,
+                                          self->heartbeat_ms);
     if (self->scheduler && config->max_spawn_entries)
         shoal_scheduler_set_max_spawn_entries (self->scheduler,
                                                config->max_spawn_entries);
@@ -1354,7 +1360,7 @@ s_drain_workers (shoal_loop_t *self)
 int
 shoal_loop_run (shoal_loop_t *self, int stop_fd)
 {
-    self->next_tick = s_mono_ms () + SHOAL_HEARTBEAT_MS;
+    self->next_tick = s_mono_ms () + self->heartbeat_ms;
     zmq_pollitem_t items[] = {
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->api), 0, ZMQ_POLLIN, 0 },
@@ -1386,7 +1392,7 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
         if (s_mono_ms () >= self->next_tick) {
             shoal_scheduler_tick (self->scheduler, s_now (self));
             s_run_actions (self);
-            self->next_tick = s_mono_ms () + SHOAL_HEARTBEAT_MS;
+            self->next_tick = s_mono_ms () + self->heartbeat_ms;
         }
         /* One commit for everything this round of events changed. */
         s_flush (self, NULL, 0, NULL);

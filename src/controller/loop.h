@@ -36,6 +36,8 @@ typedef struct {
                                     0: SHOAL_EVENTS_CAPACITY               */
     size_t max_spawn_entries;    /* bound on one spawn list; 0:
                                     SHOAL_SPAWN_MAX_ENTRIES                */
+    int64_t heartbeat_ms;        /* heartbeat period told to workers
+                                    (WELCOME); 0: SHOAL_HEARTBEAT_MS       */
 } shoal_loop_config_t;
 
 /*  Binds the worker endpoint (as a CURVE server when a key is given) and

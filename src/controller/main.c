@@ -10,6 +10,7 @@
 #include "shoal/endpoint.h"
 #include "shoal/log.h"
 #include "shoal/options.h"
+#include "shoal/protocol.h"
 #include "shoal/spawn.h"
 
 #include <czmq.h>
@@ -42,6 +43,7 @@ typedef struct {
     int http_threads;            /* civetweb handler threads               */
     int event_buffer;            /* events held for the event stream       */
     int max_spawn_entries;       /* bound on one spawn list                */
+    int heartbeat_ms;            /* heartbeat period told to workers       */
     bool check_only;             /* load the definitions and exit          */
 } s_options_t;
 
@@ -69,6 +71,7 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
         .http_threads = 16,
         .event_buffer = SHOAL_EVENTS_CAPACITY,
         .max_spawn_entries = SHOAL_SPAWN_MAX_ENTRIES,
+        .heartbeat_ms = SHOAL_HEARTBEAT_MS,
     };
     const shoal_option_t table[] = {
         { "definitions", 'd', "SHOAL_DEFINITIONS", SHOAL_OPT_STRING, "FILE",
@@ -111,6 +114,11 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
           "N", "entries one spawn list may have (tasks\n"
           "in a spawned stage), 1..1000000\n(default 1000000)", 1,
           SHOAL_SPAWN_MAX_ENTRIES, NULL, &opts->max_spawn_entries, 0 },
+        { "heartbeat-ms", 0, "SHOAL_HEARTBEAT_MS", SHOAL_OPT_INT, "MS",
+          "heartbeat period both sides keep, told to\n"
+          "workers as they join; a worker silent 3\n"
+          "periods is lost, 100..60000 (default 1000)", 100, 60000, NULL,
+          &opts->heartbeat_ms, 0 },
         { "api-token-file", 0, "SHOAL_API_TOKEN_FILE", SHOAL_OPT_STRING,
           "FILE", "require the token in FILE (first line)\n"
           "in the X-Shoal-Token header of /api/ calls\n"
@@ -359,6 +367,7 @@ s_run (s_options_t opts)
         .curve_clients = opts.curve_clients,
         .event_buffer = (size_t) opts.event_buffer,
         .max_spawn_entries = (size_t) opts.max_spawn_entries,
+        .heartbeat_ms = opts.heartbeat_ms,
     };
     shoal_loop_t *loop = shoal_loop_new (&config, &err);
     if (loop)

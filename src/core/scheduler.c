@@ -178,6 +178,7 @@ struct shoal_scheduler {
     uint64_t ready_count;        /* tasks in ready queues                  */
     uint64_t jobs_active;        /* created or running                     */
     size_t max_spawn_entries;    /* bound on one spawn list                */
+    int64_t heartbeat_ms;        /* the heartbeat period workers were told */
     s_class_wire_t *class_wire;  /* TASK body parts made so far, by class  */
     size_t class_wire_count;
     size_t class_wire_cap;
@@ -286,6 +287,7 @@ shoal_scheduler_new (const shoal_defs_t *defs)
         return NULL;
     self->defs = defs;
     self->max_spawn_entries = SHOAL_SPAWN_MAX_ENTRIES;
+    self->heartbeat_ms = SHOAL_HEARTBEAT_MS;
     self->jobs = zhashx_new ();
     self->workers = zhashx_new ();
     self->names = zhashx_new ();
@@ -309,6 +311,13 @@ shoal_scheduler_set_max_spawn_entries (shoal_scheduler_t *self,
                                        size_t max_entries)
 {
     self->max_spawn_entries = max_entries;
+}
+
+void
+shoal_scheduler_set_heartbeat_ms (shoal_scheduler_t *self,
+                                  int64_t heartbeat_ms)
+{
+    self->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : SHOAL_HEARTBEAT_MS;
 }
 
 static void
@@ -1303,7 +1312,7 @@ shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
     self->now = now;
     if (!self->action_count)
         s_graveyard_clear (self);
-    int64_t deadline = (int64_t) SHOAL_HEARTBEAT_MS * SHOAL_HEARTBEAT_LIVENESS;
+    int64_t deadline = self->heartbeat_ms * SHOAL_HEARTBEAT_LIVENESS;
     /* Collect first: worker_gone changes the table we walk. O(workers). */
     zlistx_t *lost = zlistx_new ();
     for (shoal_worker_t *worker = zhashx_first (self->workers); worker;

@@ -101,6 +101,7 @@ struct s_thread {
     s_worker_t *workers;      /* this thread's slice                       */
     size_t count;
     size_t heartbeat_cursor;  /* next worker to heartbeat                  */
+    int64_t heartbeat_ns;     /* period, from WELCOME as shoal-worker does */
     s_delayed_t *delayed;     /* FIFO ring of delayed results              */
     size_t delayed_head;
     size_t delayed_len;
@@ -493,6 +494,16 @@ s_on_welcome (s_worker_t *worker, const char *body, size_t size)
             s_slot_freed (worker, now);
     }
     worker->state = S_READY;
+    /* The controller says the period; like shoal-worker, keep it within
+       100 ms .. 60 s. One controller: the same for every worker. */
+    json_t *welcome = json_loadb (body, size, 0, NULL);
+    json_int_t ms = json_integer_value (json_object_get (welcome,
+                                                         "heartbeat_ms"));
+    json_decref (welcome);
+    if (ms > 0)
+        worker->thread->heartbeat_ns = (ms < 100 ? 100 : ms > 60000 ? 60000
+                                                                    : ms)
+                                       * (int64_t) 1000000;
     if (!worker->welcomed) {
         worker->welcomed = true;
         worker->thread->stats.welcomed++;
@@ -702,9 +713,9 @@ s_send_heartbeats (s_thread_t *thread, int64_t now)
         s_worker_t *worker = &thread->workers[thread->heartbeat_cursor];
         if (worker->next_heartbeat > now)
             break;
-        worker->next_heartbeat += S_HEARTBEAT_NS;
+        worker->next_heartbeat += thread->heartbeat_ns;
         if (worker->next_heartbeat <= now)
-            worker->next_heartbeat = now + S_HEARTBEAT_NS;
+            worker->next_heartbeat = now + thread->heartbeat_ns;
         thread->heartbeat_cursor = (thread->heartbeat_cursor + 1)
                                    % thread->count;
         if (!worker->sock)
@@ -734,6 +745,7 @@ s_thread_main (void *arg)
     s_thread_t *thread = arg;
     lg_sim_t *sim = thread->sim;
     int64_t start = lg_now_ns ();
+    thread->heartbeat_ns = S_HEARTBEAT_NS;
     for (size_t i = 0; i < thread->count; i++) {
         s_worker_t *worker = &thread->workers[i];
         /* Heartbeats spread evenly over the period. */

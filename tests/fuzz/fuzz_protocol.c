@@ -9,6 +9,7 @@
     A message that decodes must encode again (the codec checks the same
     table both ways), and the encoded text must decode to an equal body
     under the same command.                                                */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -42,6 +43,48 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     shoal_error_t err;
     int rc = shoal_msg_decode (command, command_size, body, body_size, &type,
                                &decoded, &err);
+
+    /* The body as a RESULT and a HEARTBEAT through the fast paths: they
+       may hand a message to the decoder above, never accept one it
+       refuses, and read what it reads. */
+    shoal_msg_type_t as_type;
+    json_t *as = NULL;
+    shoal_result_wire_t wire;
+    if (shoal_msg_result_fast (body, body_size, &wire) == 0) {
+        FUZZ_CHECK (shoal_msg_decode ("RESULT", 6, body, body_size, &as_type,
+                                      &as, NULL) == 0,
+                    "fast RESULT accepts what the decoder refuses");
+        FUZZ_CHECK (strcmp (wire.job, json_string_value (json_object_get (
+                                          as, "job"))) == 0
+                        && wire.task == json_integer_value (json_object_get (
+                                            as, "task"))
+                        && wire.attempt == json_integer_value (
+                               json_object_get (as, "attempt"))
+                        && strcmp (wire.status, json_string_value (
+                                       json_object_get (as, "status"))) == 0
+                        && wire.has_error == (json_object_get (as, "error")
+                                              != NULL)
+                        && (wire.spawn != NULL) == (json_object_get (as,
+                                                                     "spawn")
+                                                    != NULL),
+                    "fast RESULT reads other values than the decoder");
+        if (wire.has_error)
+            FUZZ_CHECK (strcmp (wire.error, json_string_value (
+                                    json_object_get (as, "error"))) == 0,
+                        "fast RESULT reads another error");
+        json_decref (as);
+        as = NULL;
+    }
+    bool draining;
+    if (shoal_msg_heartbeat_fast (body, body_size, &draining) == 0) {
+        FUZZ_CHECK (shoal_msg_decode ("HEARTBEAT", 9, body, body_size,
+                                      &as_type, &as, NULL) == 0,
+                    "fast HEARTBEAT accepts what the decoder refuses");
+        FUZZ_CHECK (draining == json_is_true (json_object_get (as,
+                                                               "draining")),
+                    "fast HEARTBEAT reads another draining");
+        json_decref (as);
+    }
     if (rc) {
         FUZZ_CHECK (rc == SHOAL_EPROTO || rc == SHOAL_ELIMIT,
                     "decode failed with code %d", rc);

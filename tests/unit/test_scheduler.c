@@ -899,6 +899,24 @@ test_heartbeats_go_to_live_workers (void **state)
     assert_int_equal (fx->actions[0].type, SHOAL_ACTION_HEARTBEAT);
 }
 
+/*  With a longer heartbeat period, a worker is lost after three of those
+    periods of silence, not three seconds.                                */
+static void
+test_liveness_follows_the_heartbeat_period (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_set_heartbeat_ms (fx->sched, 3000);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    shoal_scheduler_tick (fx->sched, 7000);     /* silent 6 s: alive */
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_WORKER_LOST), 0);
+    assert_non_null (shoal_scheduler_worker_seen (fx->sched, "w1", 7000));
+    shoal_scheduler_tick (fx->sched, 16500);    /* silent 9.5 s: lost */
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_WORKER_LOST), 1);
+    assert_null (shoal_scheduler_worker_seen (fx->sched, "w1", 16500));
+}
+
 static void
 test_secrets_are_masked_in_views (void **state)
 {
@@ -1030,6 +1048,7 @@ main (void)
         T (test_task_that_could_not_start_is_not_retried),
         T (test_cancel_during_back_off_never_runs_the_task_again),
         T (test_heartbeats_go_to_live_workers),
+        T (test_liveness_follows_the_heartbeat_period),
         T (test_secrets_are_masked_in_views),
         T (test_secret_values_are_masked_in_error_messages),
         T (test_jobs_list_newest_first_with_cursor),
