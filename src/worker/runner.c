@@ -481,10 +481,11 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
     proc->deadline = task->timeout_ms > 0 ? now + task->timeout_ms : 0;
     snprintf (proc->command, sizeof proc->command, "%s", task->command);
     self->running++;
-    shoal_info ("job %s task %lld attempt %lld: started %s '%s' as pid %d",
-                proc->job, (long long) proc->task, (long long) proc->attempt,
-                proc->spawn ? SHOAL_KIND_SPAWN : SHOAL_KIND_TASK,
-                proc->command, (int) pid);
+    shoal_log_task (SHOAL_LOG_INFO, proc->job, proc->task,
+                    "attempt %lld: started %s '%s' as pid %d",
+                    (long long) proc->attempt,
+                    proc->spawn ? SHOAL_KIND_SPAWN : SHOAL_KIND_TASK,
+                    proc->command, (int) pid);
 
 done:
     if (log_fd >= 0)
