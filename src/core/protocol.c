@@ -334,6 +334,10 @@ shoal_jscan_string (shoal_jscan_t *self, shoal_jscan_string_t *out)
         if (self->pos >= self->size)
             return s_fail (self, "premature end of input in a string");
         unsigned char c = text[self->pos];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            self->pos++;   /* the common case: plain ASCII */
+            continue;
+        }
         if (c == '"')
             break;
         if (c < 0x20)
@@ -504,9 +508,23 @@ s_number (shoal_jscan_t *self, long long *integer)
         self->pos = p;   /* "01", "1.2.3": jansson refuses these too */
         return s_fail_type (self, "invalid number");
     }
+    size_t length = p - start;
+    if (!real && length <= 18) {
+        /* At most 18 digits cannot overflow: no strtoll needed. */
+        size_t i = start;
+        bool negative = text[i] == '-';
+        if (negative)
+            i++;
+        long long value = 0;
+        for (; i < p; i++)
+            value = value * 10 + (text[i] - '0');
+        if (integer)
+            *integer = negative ? -value : value;
+        self->pos = p;
+        return SHOAL_JSCAN_INTEGER;
+    }
     /* The range check needs a terminated copy. */
     char small[64];
-    size_t length = p - start;
     char *copy = length < sizeof small ? small : malloc (length + 1);
     if (!copy)
         return s_fail_type (self, "out of memory");
@@ -695,8 +713,13 @@ shoal_msg_result_fast (const void *body, size_t size, shoal_result_wire_t *out)
         shoal_jscan_peek (&scan);
         size_t value_start = scan.pos;
         long long integer = 0;
-        shoal_jscan_t copy = scan;
-        shoal_jscan_type_t type = shoal_jscan_value (&scan, &integer);
+        shoal_jscan_string_t text;
+        shoal_jscan_type_t type;
+        if (scan.pos < scan.size && scan.text[scan.pos] == '"')
+            type = shoal_jscan_string (&scan, &text) ? SHOAL_JSCAN_STRING
+                                                     : SHOAL_JSCAN_ERROR;
+        else
+            type = shoal_jscan_value (&scan, &integer);
         if (fields[field].type == JSON_INTEGER) {
             if (type != SHOAL_JSCAN_INTEGER || integer < 0)
                 return 1;
@@ -712,9 +735,7 @@ shoal_msg_result_fast (const void *body, size_t size, shoal_result_wire_t *out)
             out->has_duration |= field == S_R_DURATION;
         }
         else if (fields[field].type == JSON_STRING) {
-            shoal_jscan_string_t text;
-            if (type != SHOAL_JSCAN_STRING || !shoal_jscan_string (&copy,
-                                                                   &text))
+            if (type != SHOAL_JSCAN_STRING)
                 return 1;
             char *buffer = field == S_R_JOB ? out->job
                            : field == S_R_STATUS ? out->status

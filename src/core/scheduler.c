@@ -1848,8 +1848,12 @@ static void
 s_out_uint (s_out_t *out, uint64_t value)
 {
     char text[24];
-    int n = snprintf (text, sizeof text, "%" PRIu64, value);
-    s_out_put (out, text, (size_t) n);
+    size_t n = sizeof text;
+    do {
+        text[--n] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+    s_out_put (out, text + n, sizeof text - n);
 }
 
 /*  The part of a TASK body that only depends on the task class, from
@@ -2011,7 +2015,19 @@ shoal_task_wire_text (const shoal_task_t *task, char **buf, size_t *cap)
             case SHOAL_JSCAN_FALSE:
                 string = "false";
                 break;
-            default: {   /* a number, written as shoal_params_scalar_string */
+            case SHOAL_JSCAN_INTEGER:
+                /* A checked integer's text is already what "%lld" of its
+                   value writes, but for "-0". */
+                if (fields[i].raw_size == 2 && fields[i].raw[0] == '-'
+                    && fields[i].raw[1] == '0')
+                    s_out_put (&out, "\"0\"", 3);
+                else {
+                    s_out_put (&out, "\"", 1);
+                    s_out_put (&out, fields[i].raw, fields[i].raw_size);
+                    s_out_put (&out, "\"", 1);
+                }
+                continue;
+            default: {   /* a real, written as shoal_params_scalar_string */
                 char number[64];
                 size_t size = fields[i].raw_size;
                 memcpy (number, fields[i].raw, size);

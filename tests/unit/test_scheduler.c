@@ -270,7 +270,7 @@ test_wire_text_matches_wire_body (void **state)
     s_submit (fx, "j1", "fanout", true);
     shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 16, 0, 1000);
     shoal_action_t spawn = s_reach_spawn (fx, "j1");
-    const char *list = "[{\"item\": \"a \\\"q\\\" \\u00e9\\n\"}, {\"item\": -7},"
+    const char *list = "[{\"item\": \"a \\\"q\\\" \\u00e9\\n\"}, {\"item\": -7}, {\"item\": -0},"
                        " {\"item\": 2.5e3}, {\"item\": true, \"x\": false},"
                        " {\"token\": \"override\"}, {}, {\"\\u0069tem\": \"esc\"},"
                        " {\"item\": 12345678901234567890123456789012345678901234"
@@ -282,11 +282,11 @@ test_wire_text_matches_wire_body (void **state)
                                               shoal_task_id (spawn.task),
                                               spawn.attempt, &result, 1000,
                                               NULL), 0);
-    assert_int_equal (s_drain (fx), 8);
+    assert_int_equal (s_drain (fx), 9);
     char *buf = NULL;
     size_t cap = 0;
-    for (size_t i = 0; i <= 8; i++) {
-        shoal_task_t *task = i < 8 ? s_find (fx, SHOAL_ACTION_DISPATCH,
+    for (size_t i = 0; i <= 9; i++) {
+        shoal_task_t *task = i < 9 ? s_find (fx, SHOAL_ACTION_DISPATCH,
                                              i)->task
                                    : spawn.task;
         json_t *want = shoal_task_wire_body (task);
