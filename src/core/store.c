@@ -61,9 +61,19 @@ static const char *s_schema =
     "  fingerprint INTEGER NOT NULL,"
     "  job TEXT NOT NULL);";
 
-enum { S_PUT_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY, S_STATEMENTS };
+enum { S_PUT_JOB, S_SET_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY,
+       S_STATEMENTS };
 
+/*  A job row is written whole once (S_PUT_JOB), then only its changing
+    columns are updated in place (S_SET_JOB), which binds no params: a
+    job changes in almost every save while it runs. Both number their
+    parameters alike, so one set of bindings serves either. A task row
+    is small and changes ~3 times in its life: one INSERT OR REPLACE
+    costs less than an UPDATE that misses before the first insert.        */
 static const char *s_sql[S_STATEMENTS] = {
+    [S_SET_JOB] =
+        "UPDATE jobs SET state = ?4, stage = ?5, retries = ?6, error = ?7,"
+        " started_at = ?9, finished_at = ?10, stages = ?11 WHERE id = ?1",
     [S_PUT_JOB] =
         "INSERT INTO jobs (id, class, params, state, stage, retries, error,"
         " created_at, started_at, finished_at, stages)"
@@ -134,14 +144,31 @@ shoal_store_open (const char *path, shoal_error_t *err)
         return NULL;
     }
     sqlite3_busy_timeout (self->db, 5000);
+    /* One controller at a time: the store is opened in exclusive locking
+       mode (WAL without a shared-memory index, no fcntl lock per
+       transaction), so the lock taken by the first read below is held
+       until the controller exits, and a second controller on the same
+       state directory gives up after the busy timeout. */
+    if (s_exec (self, "PRAGMA locking_mode = EXCLUSIVE", err)) {
+        shoal_store_destroy (&self);
+        return NULL;
+    }
     sqlite3_stmt *version_stmt = NULL;
     int version = -1;
+    int step = SQLITE_ERROR;
     if (sqlite3_prepare_v2 (self->db, "PRAGMA user_version", -1,
                             &version_stmt, NULL) == SQLITE_OK
-        && sqlite3_step (version_stmt) == SQLITE_ROW)
+        && (step = sqlite3_step (version_stmt)) == SQLITE_ROW)
         version = sqlite3_column_int (version_stmt, 0);
     sqlite3_finalize (version_stmt);
-    if (version != 0 && version != S_SCHEMA_VERSION) {
+    if (step == SQLITE_BUSY) {
+        shoal_error_set (err, SHOAL_EIO, "state-dir",
+                         "state store %s is in use by another controller",
+                         path);
+        shoal_store_destroy (&self);
+        return NULL;
+    }
+    if (version > 0 && version != S_SCHEMA_VERSION) {
         shoal_error_set (err, SHOAL_EINVAL, "state-dir",
                          "state store %s has schema version %d; this "
                          "controller reads version %d", path, version,
@@ -185,10 +212,13 @@ shoal_store_destroy (shoal_store_t **self_p)
 /* ---- writing --------------------------------------------------------- */
 
 /*  Runs a bound statement to completion; the first failure of a save is
-    remembered and later steps are skipped.                               */
-static void
+    remembered and later steps are skipped. Returns the rows it changed.
+    Bindings are kept: every statement binds all its parameters before
+    each step.                                                             */
+static int
 s_step (shoal_store_t *self, sqlite3_stmt *stmt)
 {
+    int changed = 0;
     if (self->failed == SQLITE_OK) {
         int rc = sqlite3_step (stmt);
         if (rc != SQLITE_DONE) {
@@ -196,9 +226,36 @@ s_step (shoal_store_t *self, sqlite3_stmt *stmt)
             snprintf (self->failure, sizeof self->failure, "%s",
                       sqlite3_errmsg (self->db));
         }
+        else
+            changed = sqlite3_changes (self->db);
     }
     sqlite3_reset (stmt);
-    sqlite3_clear_bindings (stmt);
+    return changed;
+}
+
+/*  Updates a row in place with `set`, or inserts it whole with `put`
+    when it is not there yet; both are bound alike (see s_sql).           */
+static void
+s_upsert (shoal_store_t *self, int set, int put,
+          void (*bind) (sqlite3_stmt *, const void *), const void *arg)
+{
+    sqlite3_stmt *stmt = self->stmt[set];
+    bind (stmt, arg);
+    if (s_step (self, stmt) > 0 || self->failed != SQLITE_OK)
+        return;
+    stmt = self->stmt[put];
+    bind (stmt, arg);
+    s_step (self, stmt);
+}
+
+/*  Binds `text` (borrowed, unchanged until the step) or NULL.             */
+static void
+s_bind_static (sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text)
+        sqlite3_bind_text (stmt, index, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null (stmt, index);
 }
 
 static void
@@ -220,35 +277,73 @@ s_bind_json (sqlite3_stmt *stmt, int index, json_t *json)
         sqlite3_bind_null (stmt, index);
 }
 
+/*  What s_bind_job binds: the record and its stages as text.            */
+typedef struct {
+    const shoal_job_t *job;
+    shoal_job_record_t record;
+    const char *stages;         /* [[state, first, count, spawn_pending]]  */
+} s_job_row_t;
+
+/*  Binds every parameter of S_PUT_JOB / S_SET_JOB. Only an insert reads
+    ?2, ?3 and ?8; params are encoded only when the statement has them.   */
+static void
+s_bind_job (sqlite3_stmt *stmt, const void *arg)
+{
+    const s_job_row_t *row = arg;
+    const shoal_job_record_t *record = &row->record;
+    s_bind_static (stmt, 1, record->id);
+    if (sqlite3_bind_parameter_name (stmt, 2)) {
+        s_bind_static (stmt, 2, record->job_class);
+        s_bind_json (stmt, 3, record->params);
+        sqlite3_bind_int64 (stmt, 8, record->created_at);
+    }
+    sqlite3_bind_int (stmt, 4, (int) record->state);
+    sqlite3_bind_int64 (stmt, 5, record->stage);
+    sqlite3_bind_int64 (stmt, 6, record->retries);
+    s_bind_static (stmt, 7, record->error);
+    sqlite3_bind_int64 (stmt, 9, record->started_at);
+    sqlite3_bind_int64 (stmt, 10, record->finished_at);
+    s_bind_static (stmt, 11, row->stages);
+}
+
+/*  Longest text of one stage in the stages column.                       */
+#define S_STAGE_TEXT_MAX 48
+
 static void
 s_put_job (const shoal_job_t *job, void *arg)
 {
     shoal_store_t *self = arg;
-    shoal_job_record_t record;
-    shoal_job_record (job, &record);
-    json_t *stages = json_array ();
+    s_job_row_t row = { .job = job };
+    shoal_job_record (job, &row.record);
     size_t count = shoal_job_class (job)->stage_count;
+    //  The same text json_dumps gave, without building a tree each time.
+    char small[8 * S_STAGE_TEXT_MAX + 3];
+    size_t size = count * S_STAGE_TEXT_MAX + 3;
+    char *text = size <= sizeof small ? small : malloc (size);
+    if (!text) {
+        if (self->failed == SQLITE_OK) {
+            self->failed = SQLITE_NOMEM;
+            snprintf (self->failure, sizeof self->failure, "out of memory");
+        }
+        return;
+    }
+    size_t used = 0;
+    text[used++] = '[';
     for (uint32_t i = 0; i < count; i++) {
         shoal_stage_record_t stage;
         shoal_job_stage_record (job, i, &stage);
-        json_array_append_new (stages, json_pack (
-            "[i, I, I, b]", (int) stage.state, (json_int_t) stage.first_task,
-            (json_int_t) stage.task_count, stage.spawn_pending));
+        used += (size_t) snprintf (text + used, size - used,
+                                   "%s[%d,%u,%u,%s]", i ? "," : "",
+                                   (int) stage.state, stage.first_task,
+                                   stage.task_count,
+                                   stage.spawn_pending ? "true" : "false");
     }
-    sqlite3_stmt *stmt = self->stmt[S_PUT_JOB];
-    s_bind_text (stmt, 1, record.id);
-    s_bind_text (stmt, 2, record.job_class);
-    s_bind_json (stmt, 3, record.params);
-    sqlite3_bind_int (stmt, 4, (int) record.state);
-    sqlite3_bind_int64 (stmt, 5, record.stage);
-    sqlite3_bind_int64 (stmt, 6, record.retries);
-    s_bind_text (stmt, 7, record.error);
-    sqlite3_bind_int64 (stmt, 8, record.created_at);
-    sqlite3_bind_int64 (stmt, 9, record.started_at);
-    sqlite3_bind_int64 (stmt, 10, record.finished_at);
-    s_bind_json (stmt, 11, stages);
-    json_decref (stages);
-    s_step (self, stmt);
+    text[used++] = ']';
+    text[used] = '\0';
+    row.stages = text;
+    s_upsert (self, S_SET_JOB, S_PUT_JOB, s_bind_job, &row);
+    if (text != small)
+        free (text);
 }
 
 static void
@@ -258,7 +353,7 @@ s_put_task (const shoal_task_t *task, void *arg)
     shoal_task_record_t record;
     shoal_task_record (task, &record);
     sqlite3_stmt *stmt = self->stmt[S_PUT_TASK];
-    s_bind_text (stmt, 1, shoal_job_id (shoal_task_job (task)));
+    s_bind_static (stmt, 1, shoal_job_id (shoal_task_job (task)));
     sqlite3_bind_int64 (stmt, 2, record.id);
     sqlite3_bind_int64 (stmt, 3, record.stage);
     sqlite3_bind_int64 (stmt, 4, record.index);
@@ -268,8 +363,8 @@ s_put_task (const shoal_task_t *task, void *arg)
     sqlite3_bind_int64 (stmt, 8, record.failures);
     sqlite3_bind_int (stmt, 9, record.exit_code);
     sqlite3_bind_int (stmt, 10, record.signal);
-    s_bind_text (stmt, 11, record.error);
-    s_bind_text (stmt, 12, record.worker);
+    s_bind_static (stmt, 11, record.error);
+    s_bind_static (stmt, 12, record.worker);
     if (record.entry_text)   /* the scheduler keeps entries as text */
         sqlite3_bind_text (stmt, 13, record.entry_text,
                            (int) record.entry_size, SQLITE_STATIC);
