@@ -14,7 +14,10 @@
     exec'd or exited. So the child reports a failed exec by writing errno
     into the parent's memory before it exits: nonzero means exec failed
     and the task is answered with that reason, as libuv's status pipe
-    would. Signals are blocked across the clone so that no handler of the
+    would. Where clone is emulated as fork (valgrind does so) the child's
+    writes never reach us: a probe at start finds that out, and the
+    runner then uses libuv's close-on-exec status pipe instead.
+    Signals are blocked across the clone so that no handler of the
     worker runs in the child (on the worker's memory) before the child
     has reset them to default.
 
@@ -79,9 +82,15 @@ struct shoal_runner {
     char logs_job[SHOAL_JOB_ID_MAX + 1];  /* job whose logs/ exists, so a
                                          task's start skips mkdir -p      */
     bool signals_known;               /* `reset` has been taken            */
+    bool piped;                       /* the child does not share our
+                                         memory (clone emulated as fork,
+                                         as under valgrind): exec errors
+                                         come back through a pipe         */
     sigset_t reset;                   /* signals not SIG_DFL in the worker:
                                          the child resets just these      */
 };
+
+static void s_probe_shared (shoal_runner_t *self);
 
 /*  Formats a path into `buf`; -1 when it does not fit.                    */
 static int
@@ -169,6 +178,7 @@ shoal_runner_new (const char *data_dir, size_t slots, shoal_error_t *err)
         return NULL;
     }
     self->stack = stack;
+    s_probe_shared (self);
     //  The stack grows down: an overflow hits the guard page, not the heap.
     mprotect (self->stack, page, PROT_NONE);
     return self;
@@ -267,7 +277,10 @@ typedef struct {
     char *const *envp;                /* NULL-terminated                   */
     const sigset_t *reset;            /* signals to set back to SIG_DFL    */
     pid_t worker;                     /* our pid, for the orphan check     */
+    int status_fd;                    /* pipe for `error` when `piped`, or
+                                         -1                               */
     int error;                        /* errno of the failed step, or 0    */
+    int ran;                          /* set by the child: memory shared   */
 } s_child_t;
 
 /*  The child between clone and exec, on its own stack in the worker's
@@ -277,6 +290,9 @@ static int
 s_child (void *arg)
 {
     s_child_t *child = arg;
+    child->ran = 1;
+    if (!child->file)
+        _exit (0);              // the probe of s_probe_shared
     //  Its own group, so cancel can signal everything the task starts.
     setpgid (0, 0);
     //  A task must not outlive a worker that was killed: the controller
@@ -306,7 +322,37 @@ s_child (void *arg)
         && dup2 (child->log_fd, STDERR_FILENO) >= 0)
         execvpe (child->file, child->argv, child->envp);
     child->error = errno ? errno : ENOEXEC;
+    if (child->status_fd >= 0) {
+        ssize_t written;
+        do
+            written = write (child->status_fd, &child->error,
+                             sizeof child->error);
+        while (written < 0 && errno == EINTR);
+    }
     _exit (127);
+}
+
+/*  Clones a child that only marks `ran` and exits, to learn whether
+    children share our memory. They do, unless clone is emulated as fork
+    (valgrind does so); then the runner falls back to libuv's
+    close-on-exec status pipe, so exec errors are still reported.         */
+static void
+s_probe_shared (shoal_runner_t *self)
+{
+    s_child_t probe = { .status_fd = -1 };
+    sigset_t all, old;
+    sigfillset (&all);
+    pthread_sigmask (SIG_SETMASK, &all, &old);
+    pid_t pid = clone (s_child, self->stack + self->stack_size,
+                       CLONE_VM | CLONE_VFORK | SIGCHLD, &probe);
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    if (pid > 0)
+        while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    self->piped = pid > 0 && !probe.ran;
+    if (self->piped)
+        shoal_info ("children do not share memory: exec errors come back "
+                    "through a pipe");
 }
 
 /*  The signals whose disposition is not SIG_DFL now: the worker sets its
@@ -392,6 +438,7 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
 
     int rc = 0;
     int log_fd = -1;
+    int status[2] = { -1, -1 };
     char *own_env[3] = { NULL, NULL, NULL };
     char **envp = NULL;
     char **argv = calloc (task->argc + 2, sizeof *argv);
@@ -438,10 +485,16 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
 
     if (!self->signals_known)
         s_take_signals (self);
+    if (self->piped && pipe2 (status, O_CLOEXEC) < 0) {
+        rc = shoal_error_set (err, SHOAL_EIO, NULL, "cannot create pipe: %s",
+                              strerror (errno));
+        goto done;
+    }
     s_child_t child = {
         .dir = dir, .null_fd = self->null_fd, .log_fd = log_fd,
         .file = task->command, .argv = argv, .envp = envp,
-        .reset = &self->reset, .worker = getpid (), .error = 0,
+        .reset = &self->reset, .worker = getpid (), .status_fd = status[1],
+        .error = 0,
     };
     sigset_t all, old;
     sigfillset (&all);
@@ -456,6 +509,17 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
         rc = shoal_error_set (err, SHOAL_EIO, NULL, "cannot run '%.200s': %s",
                               task->command, strerror (clone_errno));
         goto done;
+    }
+    if (self->piped) {
+        //  End of file: exec worked; an errno: it did not.
+        close (status[1]);
+        status[1] = -1;
+        ssize_t got;
+        do
+            got = read (status[0], &child.error, sizeof child.error);
+        while (got < 0 && errno == EINTR);
+        if (got != (ssize_t) sizeof child.error)
+            child.error = 0;
     }
     if (child.error) {
         //  The child is exiting with 127: reap it here, so the SIGCHLD
@@ -488,6 +552,9 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
                     proc->command, (int) pid);
 
 done:
+    for (size_t i = 0; i < 2; i++)
+        if (status[i] >= 0)
+            close (status[i]);
     if (log_fd >= 0)
         close (log_fd);
     for (size_t i = 0; i < 3; i++)
