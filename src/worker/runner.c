@@ -332,6 +332,35 @@ s_child (void *arg)
     _exit (127);
 }
 
+/*  AddressSanitizer cannot follow a child running on a stack of ours (it
+    warns about the unknown stack at every start, on the worker's stderr),
+    so sanitizer builds start children with fork and take the status-pipe
+    path, as under valgrind.                                               */
+#if defined(__SANITIZE_ADDRESS__)
+#   define S_START_WITH_FORK 1
+#elif defined(__has_feature)
+#   if __has_feature(address_sanitizer)
+#       define S_START_WITH_FORK 1
+#   endif
+#endif
+
+/*  Starts `child` in a new process running s_child, which never returns.
+    Returns its pid, or -1 with errno set.                                 */
+static pid_t
+s_clone (shoal_runner_t *self, s_child_t *child)
+{
+#ifdef S_START_WITH_FORK
+    (void) self;
+    pid_t pid = fork ();
+    if (pid == 0)
+        s_child (child);
+    return pid;
+#else
+    return clone (s_child, self->stack + self->stack_size,
+                  CLONE_VM | CLONE_VFORK | SIGCHLD, child);
+#endif
+}
+
 /*  Clones a child that only marks `ran` and exits, to learn whether
     children share our memory. They do, unless clone is emulated as fork
     (valgrind does so); then the runner falls back to libuv's
@@ -343,8 +372,7 @@ s_probe_shared (shoal_runner_t *self)
     sigset_t all, old;
     sigfillset (&all);
     pthread_sigmask (SIG_SETMASK, &all, &old);
-    pid_t pid = clone (s_child, self->stack + self->stack_size,
-                       CLONE_VM | CLONE_VFORK | SIGCHLD, &probe);
+    pid_t pid = s_clone (self, &probe);
     pthread_sigmask (SIG_SETMASK, &old, NULL);
     if (pid > 0)
         while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
@@ -501,8 +529,7 @@ shoal_runner_start (shoal_runner_t *self, const shoal_runner_task_t *task,
     pthread_sigmask (SIG_SETMASK, &all, &old);
     //  CLONE_VFORK: we go on once the child has exec'd or exited, so
     //  `child` (on our stack) and the child's stack are free again then.
-    pid_t pid = clone (s_child, self->stack + self->stack_size,
-                       CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+    pid_t pid = s_clone (self, &child);
     int clone_errno = errno;
     pthread_sigmask (SIG_SETMASK, &old, NULL);
     if (pid < 0) {
