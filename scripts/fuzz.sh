@@ -34,7 +34,7 @@ all_targets=(defs protocol template spawn params)
 core_sources() {
   case "$1" in
     defs)     echo "error defs template" ;;
-    protocol) echo "error protocol" ;;
+    protocol) echo "error protocol spawn" ;;
     template) echo "error template" ;;
     spawn)    echo "error protocol spawn" ;;
     params)   echo "error params defs template" ;;
