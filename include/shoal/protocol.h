@@ -15,7 +15,9 @@
     |           |           | instance (random id of this worker process) |
     | WELCOME   | c -> w    | controller (random id of this controller    |
     |           |           | run), heartbeat_ms                          |
-    | HEARTBEAT | both      | draining (worker: finishing, send no more)  |
+    | HEARTBEAT | both      | draining (worker: finishing, send no more), |
+    |           |           | heartbeat_ms (controller, optional: the     |
+    |           |           | period to keep from now on)                 |
     | TASK      | c -> w    | job, task, attempt, kind, command, args,    |
     |           |           | inputs, params, timeout_ms                  |
     | RESULT    | w -> c    | job, task, attempt, status, exit_code,      |
@@ -33,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "shoal/error.h"
@@ -164,6 +167,19 @@ int shoal_msg_command (const void *command, size_t size);
     (the caller then uses shoal_msg_decode, which also says what is
     wrong).                                                                */
 int shoal_msg_heartbeat_fast (const void *body, size_t size, bool *draining);
+
+/*  Writes the body of a controller's HEARTBEAT telling the period,
+    {"heartbeat_ms":N}, into `buf` (NUL-terminated). Returns its length,
+    or 0 when it does not fit.                                            */
+size_t shoal_msg_heartbeat_text (char *buf, size_t size, int64_t heartbeat_ms);
+
+/*  The period a controller's HEARTBEAT tells (its optional heartbeat_ms),
+    read without jansson when it is in the form shoal_msg_heartbeat_text
+    writes. Returns 0 with *heartbeat_ms set, to 0 when the body has no
+    such field (keep the period you have); -1 when the body is not a
+    valid HEARTBEAT.                                                       */
+int shoal_msg_heartbeat_period (const void *body, size_t size,
+                                int64_t *heartbeat_ms);
 
 /*  A RESULT body read without building it: strings decoded into the
     buffers of this struct, the spawn list left as its JSON text.         */

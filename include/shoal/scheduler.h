@@ -124,12 +124,40 @@ void shoal_scheduler_destroy (shoal_scheduler_t **self_p);
 void shoal_scheduler_set_max_spawn_entries (shoal_scheduler_t *self,
                                             size_t max_entries);
 
-/*  The heartbeat period the workers were told (WELCOME heartbeat_ms;
-    default SHOAL_HEARTBEAT_MS): a worker silent for
-    SHOAL_HEARTBEAT_LIVENESS periods is lost. Call tick about once per
-    period.                                                                */
+/*  The adaptive heartbeat period. Every period each worker sends one
+    HEARTBEAT and the controller one back, 2 x workers messages; the
+    period grows with the workers so that this stays near
+    SHOAL_HEARTBEAT_BUDGET messages per second in all:
+        2 W / P <= B   =>   P >= 2 W / B seconds = W x 2000 / B ms
+    (with B = 5,000: 0.4 ms per worker, 4 s at 10,000 workers), rounded
+    up to a whole second so that it changes only every 2,500 workers, not
+    on every join. It is never below the minimum (--heartbeat-ms, default
+    SHOAL_HEARTBEAT_MS: up to 2,500 workers keep 1 s) and not above
+    SHOAL_HEARTBEAT_CAP_MS unless the minimum is, so that a lost worker is
+    found within SHOAL_HEARTBEAT_LIVENESS x 10 s = 30 s; past 25,000
+    workers the traffic grows again instead.                             */
+#define SHOAL_HEARTBEAT_BUDGET 5000
+#define SHOAL_HEARTBEAT_CAP_MS 10000
+int64_t shoal_heartbeat_period_ms (size_t workers, int64_t minimum_ms);
+
+/*  The minimum heartbeat period (--heartbeat-ms; default
+    SHOAL_HEARTBEAT_MS). The period in force is
+    shoal_heartbeat_period_ms of the connected workers, chosen again at
+    every tick; a worker silent for SHOAL_HEARTBEAT_LIVENESS periods is
+    lost. Call tick once per period in force.                              */
 void shoal_scheduler_set_heartbeat_ms (shoal_scheduler_t *self,
                                        int64_t heartbeat_ms);
+
+/*  The heartbeat period in force: told to workers in WELCOME and in every
+    HEARTBEAT the controller sends.                                        */
+int64_t shoal_scheduler_heartbeat_ms (const shoal_scheduler_t *self);
+
+/*  How long a worker may be silent at `now` before it is lost:
+    SHOAL_HEARTBEAT_LIVENESS periods, but after the period shrank, the
+    longer deadline of the old period holds for one old deadline more,
+    since a worker keeps the old period until the controller's next
+    HEARTBEAT reaches it.                                                  */
+int64_t shoal_scheduler_loss_ms (const shoal_scheduler_t *self, int64_t now);
 
 /*  Takes the next action, oldest first. Returns false when none is left.
     Actions about a worker that was lost meanwhile, or a task attempt that
@@ -168,6 +196,8 @@ int shoal_scheduler_retry (shoal_scheduler_t *self, const char *id,
 
 shoal_job_t *shoal_scheduler_job (shoal_scheduler_t *self, const char *id);
 size_t shoal_scheduler_job_count (const shoal_scheduler_t *self);
+/*  Workers connected now.                                                 */
+size_t shoal_scheduler_worker_count (const shoal_scheduler_t *self);
 /*  The job submitted `index`-th (from 0), in submission order.           */
 shoal_job_t *shoal_scheduler_job_at (const shoal_scheduler_t *self,
                                      size_t index);
@@ -233,9 +263,10 @@ int shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
                             uint32_t attempt, const shoal_result_t *result,
                             int64_t now, shoal_error_t *err);
 
-/*  Passes time: workers silent for SHOAL_HEARTBEAT_LIVENESS intervals are
-    lost, and live workers are due a heartbeat. Call about once per
-    heartbeat interval (shoal_scheduler_set_heartbeat_ms).                 */
+/*  Passes time: chooses the heartbeat period for the workers connected
+    now, drops workers silent for longer than shoal_scheduler_loss_ms,
+    and live workers are due a heartbeat (telling them the period). Call
+    once per period in force (shoal_scheduler_heartbeat_ms).               */
 void shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now);
 
 /*  When a task waiting out its retry back-off is due, or -1 when none

@@ -104,7 +104,11 @@ struct shoal_loop {
                                     connection goes (a count, no values
                                     to free)                               */
     bool storing;                /* a store transaction is open            */
-    int64_t heartbeat_ms;        /* heartbeat period told to workers       */
+    int64_t heartbeat_ms;        /* least heartbeat period (--heartbeat-ms);
+                                    the scheduler picks the one in force   */
+    char heartbeat[40];          /* our HEARTBEAT body, telling the period */
+    size_t heartbeat_size;
+    int64_t heartbeat_told;      /* the period that body tells             */
     char *wire;                  /* TASK bodies are written here, reused   */
     size_t wire_cap;
 };
@@ -242,9 +246,20 @@ s_run_actions (shoal_loop_t *self)
                 json_decref (body);
                 break;
             }
-            case SHOAL_ACTION_HEARTBEAT:
-                rc = s_send_text (self, key, SHOAL_MSG_HEARTBEAT, "{}", 2);
+            case SHOAL_ACTION_HEARTBEAT: {
+                /* Tells the period in force (workers adopt it); the body
+                   is written again only when the period changes. */
+                int64_t period = shoal_scheduler_heartbeat_ms (
+                    self->scheduler);
+                if (period != self->heartbeat_told) {
+                    self->heartbeat_size = shoal_msg_heartbeat_text (
+                        self->heartbeat, sizeof self->heartbeat, period);
+                    self->heartbeat_told = period;
+                }
+                rc = s_send_text (self, key, SHOAL_MSG_HEARTBEAT,
+                                  self->heartbeat, self->heartbeat_size);
                 break;
+            }
             case SHOAL_ACTION_WORKER_LOST:
                 shoal_warn ("worker %s lost: its tasks run elsewhere",
                             shoal_worker_name (action.worker));
@@ -727,7 +742,8 @@ s_on_worker_message (shoal_loop_t *self, zmq_msg_t frames[3])
                                 ? "draining" : "connected");
             json_t *welcome = json_pack ("{s:s, s:i}", "controller",
                                          self->instance, "heartbeat_ms",
-                                         (int) self->heartbeat_ms);
+                                         (int) shoal_scheduler_heartbeat_ms (
+                                             self->scheduler));
             s_send (self, key, SHOAL_MSG_WELCOME, welcome);
             json_decref (welcome);
         }
@@ -1360,7 +1376,8 @@ s_drain_workers (shoal_loop_t *self)
 int
 shoal_loop_run (shoal_loop_t *self, int stop_fd)
 {
-    self->next_tick = s_mono_ms () + self->heartbeat_ms;
+    self->next_tick = s_mono_ms ()
+                      + shoal_scheduler_heartbeat_ms (self->scheduler);
     zmq_pollitem_t items[] = {
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->api), 0, ZMQ_POLLIN, 0 },
@@ -1390,9 +1407,16 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
             s_run_actions (self);
         }
         if (s_mono_ms () >= self->next_tick) {
+            int64_t was = shoal_scheduler_heartbeat_ms (self->scheduler);
             shoal_scheduler_tick (self->scheduler, s_now (self));
+            int64_t period = shoal_scheduler_heartbeat_ms (self->scheduler);
+            if (period != was)
+                shoal_info ("heartbeat period now %lld ms for %zu workers "
+                            "(was %lld ms)", (long long) period,
+                            shoal_scheduler_worker_count (self->scheduler),
+                            (long long) was);
             s_run_actions (self);
-            self->next_tick = s_mono_ms () + self->heartbeat_ms;
+            self->next_tick = s_mono_ms () + period;
         }
         /* One commit for everything this round of events changed. */
         s_flush (self, NULL, 0, NULL);

@@ -115,9 +115,10 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
           "in a spawned stage), 1..1000000\n(default 1000000)", 1,
           SHOAL_SPAWN_MAX_ENTRIES, NULL, &opts->max_spawn_entries, 0 },
         { "heartbeat-ms", 0, "SHOAL_HEARTBEAT_MS", SHOAL_OPT_INT, "MS",
-          "heartbeat period both sides keep, told to\n"
-          "workers as they join; a worker silent 3\n"
-          "periods is lost, 100..60000 (default 1000)", 100, 60000, NULL,
+          "least heartbeat period: it grows with the\n"
+          "workers (0.4 ms each, whole seconds, at most\n"
+          "10 s) and is told to them; a worker silent\n"
+          "3 periods is lost, 100..60000 (default 1000)", 100, 60000, NULL,
           &opts->heartbeat_ms, 0 },
         { "api-token-file", 0, "SHOAL_API_TOKEN_FILE", SHOAL_OPT_STRING,
           "FILE", "require the token in FILE (first line)\n"

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,7 @@ static const s_command_t s_commands[SHOAL_MSG_COUNT] = {
     } },
     [SHOAL_MSG_HEARTBEAT] = { "HEARTBEAT", {
         { "draining", JSON_TRUE, false },   /* worker: take no new tasks */
+        { "heartbeat_ms", JSON_INTEGER, false }, /* controller: the period */
     } },
     [SHOAL_MSG_TASK] = { "TASK", {
         { "job", JSON_STRING, true },
@@ -672,6 +674,51 @@ shoal_msg_heartbeat_fast (const void *body, size_t size, bool *draining)
             return 0;
         }
     return 1;
+}
+
+size_t
+shoal_msg_heartbeat_text (char *buf, size_t size, int64_t heartbeat_ms)
+{
+    int n = snprintf (buf, size, "{\"heartbeat_ms\":%lld}",
+                      (long long) heartbeat_ms);
+    return n > 0 && (size_t) n < size ? (size_t) n : 0;
+}
+
+int
+shoal_msg_heartbeat_period (const void *body, size_t size,
+                            int64_t *heartbeat_ms)
+{
+    /* What controllers send: {} (before the field existed) or exactly
+       what shoal_msg_heartbeat_text writes. */
+    static const char prefix[] = "{\"heartbeat_ms\":";
+    const char *text = body;
+    *heartbeat_ms = 0;
+    if (size == 2 && memcmp (text, "{}", 2) == 0)
+        return 0;
+    size_t plen = sizeof prefix - 1;
+    if (size > plen + 1 && size <= plen + 19 && memcmp (text, prefix, plen) == 0
+        && text[size - 1] == '}' && text[plen] >= '1' && text[plen] <= '9') {
+        int64_t value = 0;
+        size_t i = plen;
+        while (i < size - 1 && text[i] >= '0' && text[i] <= '9')
+            value = value * 10 + (text[i++] - '0');
+        if (i == size - 1) {
+            *heartbeat_ms = value;
+            return 0;
+        }
+    }
+    /* Anything else: the full decoder judges it. */
+    shoal_msg_type_t type;
+    json_t *decoded = NULL;
+    shoal_error_t err;
+    shoal_error_clear (&err);
+    if (shoal_msg_decode ("HEARTBEAT", 9, body, size, &type, &decoded, &err))
+        return -1;
+    json_t *value = json_object_get (decoded, "heartbeat_ms");
+    if (value && json_integer_value (value) > 0)
+        *heartbeat_ms = json_integer_value (value);
+    json_decref (decoded);
+    return 0;
 }
 
 /*  The fields of a RESULT, in the order of the table above.             */

@@ -178,7 +178,11 @@ struct shoal_scheduler {
     uint64_t ready_count;        /* tasks in ready queues                  */
     uint64_t jobs_active;        /* created or running                     */
     size_t max_spawn_entries;    /* bound on one spawn list                */
-    int64_t heartbeat_ms;        /* the heartbeat period workers were told */
+    int64_t heartbeat_min_ms;    /* the least period (--heartbeat-ms)      */
+    int64_t heartbeat_ms;        /* the period in force, told to workers   */
+    int64_t hold_loss_ms;        /* a longer loss deadline kept after the
+                                    period shrank ...                      */
+    int64_t hold_until;          /* ... until this time                    */
     s_class_wire_t *class_wire;  /* TASK body parts made so far, by class  */
     size_t class_wire_count;
     size_t class_wire_cap;
@@ -287,6 +291,7 @@ shoal_scheduler_new (const shoal_defs_t *defs)
         return NULL;
     self->defs = defs;
     self->max_spawn_entries = SHOAL_SPAWN_MAX_ENTRIES;
+    self->heartbeat_min_ms = SHOAL_HEARTBEAT_MS;
     self->heartbeat_ms = SHOAL_HEARTBEAT_MS;
     self->jobs = zhashx_new ();
     self->workers = zhashx_new ();
@@ -313,11 +318,60 @@ shoal_scheduler_set_max_spawn_entries (shoal_scheduler_t *self,
     self->max_spawn_entries = max_entries;
 }
 
+int64_t
+shoal_heartbeat_period_ms (size_t workers, int64_t minimum_ms)
+{
+    /* 2 W / B seconds, rounded up to whole seconds (see scheduler.h). */
+    int64_t period = ((int64_t) workers * 2 + SHOAL_HEARTBEAT_BUDGET - 1)
+                     / SHOAL_HEARTBEAT_BUDGET * 1000;
+    if (period > SHOAL_HEARTBEAT_CAP_MS)
+        period = SHOAL_HEARTBEAT_CAP_MS;
+    return period > minimum_ms ? period : minimum_ms;
+}
+
 void
 shoal_scheduler_set_heartbeat_ms (shoal_scheduler_t *self,
                                   int64_t heartbeat_ms)
 {
-    self->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : SHOAL_HEARTBEAT_MS;
+    self->heartbeat_min_ms = heartbeat_ms > 0 ? heartbeat_ms
+                                              : SHOAL_HEARTBEAT_MS;
+    self->heartbeat_ms = shoal_heartbeat_period_ms (
+        zhashx_size (self->workers), self->heartbeat_min_ms);
+}
+
+int64_t
+shoal_scheduler_heartbeat_ms (const shoal_scheduler_t *self)
+{
+    return self->heartbeat_ms;
+}
+
+int64_t
+shoal_scheduler_loss_ms (const shoal_scheduler_t *self, int64_t now)
+{
+    int64_t loss = self->heartbeat_ms * SHOAL_HEARTBEAT_LIVENESS;
+    if (now < self->hold_until && self->hold_loss_ms > loss)
+        loss = self->hold_loss_ms;
+    return loss;
+}
+
+/*  Chooses the period for the workers connected now. When it grows, the
+    HEARTBEATs of this tick tell every worker, and the longer deadline
+    starts at once. When it shrinks, a worker goes on with the old period
+    until our HEARTBEAT reaches it, so the deadline in force until now
+    stays for as long again.                                               */
+static void
+s_heartbeat_adapt (shoal_scheduler_t *self, int64_t now)
+{
+    int64_t period = shoal_heartbeat_period_ms (zhashx_size (self->workers),
+                                                self->heartbeat_min_ms);
+    if (period == self->heartbeat_ms)
+        return;
+    int64_t loss = shoal_scheduler_loss_ms (self, now);
+    if (period * SHOAL_HEARTBEAT_LIVENESS < loss) {
+        self->hold_loss_ms = loss;
+        self->hold_until = now + loss;
+    }
+    self->heartbeat_ms = period;
 }
 
 static void
@@ -1053,6 +1107,12 @@ shoal_scheduler_job_count (const shoal_scheduler_t *self)
     return self->job_count;
 }
 
+size_t
+shoal_scheduler_worker_count (const shoal_scheduler_t *self)
+{
+    return zhashx_size (self->workers);
+}
+
 shoal_job_t *
 shoal_scheduler_job_at (const shoal_scheduler_t *self, size_t index)
 {
@@ -1312,7 +1372,8 @@ shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
     self->now = now;
     if (!self->action_count)
         s_graveyard_clear (self);
-    int64_t deadline = self->heartbeat_ms * SHOAL_HEARTBEAT_LIVENESS;
+    s_heartbeat_adapt (self, now);
+    int64_t deadline = shoal_scheduler_loss_ms (self, now);
     /* Collect first: worker_gone changes the table we walk. O(workers). */
     zlistx_t *lost = zlistx_new ();
     for (shoal_worker_t *worker = zhashx_first (self->workers); worker;

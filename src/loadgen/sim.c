@@ -484,6 +484,17 @@ s_close (s_worker_t *worker, bool bye)
     worker->state = S_GONE;
 }
 
+/*  The heartbeat period the controller tells (WELCOME, HEARTBEAT); like
+    shoal-worker, kept within 100 ms .. 60 s. One controller: the same for
+    every worker of a thread.                                              */
+static void
+s_adopt_period (s_thread_t *thread, int64_t ms)
+{
+    if (ms > 0)
+        thread->heartbeat_ns = (ms < 100 ? 100 : ms > 60000 ? 60000 : ms)
+                               * (int64_t) 1000000;
+}
+
 static void
 s_on_welcome (s_worker_t *worker, const char *body, size_t size)
 {
@@ -494,16 +505,12 @@ s_on_welcome (s_worker_t *worker, const char *body, size_t size)
             s_slot_freed (worker, now);
     }
     worker->state = S_READY;
-    /* The controller says the period; like shoal-worker, keep it within
-       100 ms .. 60 s. One controller: the same for every worker. */
+    /* The controller says the period. */
     json_t *welcome = json_loadb (body, size, 0, NULL);
     json_int_t ms = json_integer_value (json_object_get (welcome,
                                                          "heartbeat_ms"));
     json_decref (welcome);
-    if (ms > 0)
-        worker->thread->heartbeat_ns = (ms < 100 ? 100 : ms > 60000 ? 60000
-                                                                    : ms)
-                                       * (int64_t) 1000000;
+    s_adopt_period (worker->thread, ms);
     if (!worker->welcomed) {
         worker->welcomed = true;
         worker->thread->stats.welcomed++;
@@ -514,6 +521,11 @@ s_on_welcome (s_worker_t *worker, const char *body, size_t size)
 static void
 s_on_heartbeat (s_worker_t *worker, const char *body, size_t size)
 {
+    /* The controller tells the period as it adapts it to the cluster's
+       size; absent, the period stays. */
+    int64_t ms = 0;
+    if (shoal_msg_heartbeat_period (body, size, &ms) == 0 && ms > 0)
+        s_adopt_period (worker->thread, ms);
 }
 
 static void

@@ -385,11 +385,13 @@ s_reconnect (shoal_agent_t *self, int64_t now)
 
 /* ---- incoming commands ---------------------------------------------- */
 
-static void
-s_on_welcome (shoal_agent_t *self, json_t *body, int64_t now)
+/*  Keeps the heartbeat period the controller tells (in WELCOME, and in
+    its HEARTBEATs as it adapts the period to the size of the cluster):
+    ours go out at that period and the controller is lost after
+    SHOAL_HEARTBEAT_LIVENESS of them.                                      */
+static json_int_t
+s_adopt_period (shoal_agent_t *self, json_int_t interval, int64_t now)
 {
-    json_int_t interval = json_integer_value (
-        json_object_get (body, "heartbeat_ms"));
     if (interval < S_HEARTBEAT_MIN_MS)
         interval = S_HEARTBEAT_MIN_MS;
     if (interval > S_HEARTBEAT_MAX_MS)
@@ -398,6 +400,14 @@ s_on_welcome (shoal_agent_t *self, json_t *body, int64_t now)
     self->expire_at = now + self->heartbeat_ms * SHOAL_HEARTBEAT_LIVENESS;
     if (self->heartbeat_at > now + self->heartbeat_ms)
         self->heartbeat_at = now + self->heartbeat_ms;
+    return interval;
+}
+
+static void
+s_on_welcome (shoal_agent_t *self, json_t *body, int64_t now)
+{
+    json_int_t interval = s_adopt_period (
+        self, json_integer_value (json_object_get (body, "heartbeat_ms")), now);
     self->backoff_ms = SHOAL_RECONNECT_MIN_MS;
     const char *controller = json_string_value (json_object_get (body,
                                                                  "controller"));
@@ -419,7 +429,12 @@ s_on_welcome (shoal_agent_t *self, json_t *body, int64_t now)
 static void
 s_on_heartbeat (shoal_agent_t *self, json_t *body, int64_t now)
 {
-    //  Nothing to do: receiving it already proved the controller alive.
+    //  Receiving it already proved the controller alive; a period in it
+    //  is the one to keep from now on (absent: keep ours).
+    json_int_t interval = json_integer_value (
+        json_object_get (body, "heartbeat_ms"));
+    if (interval > 0 && interval != self->heartbeat_ms)
+        s_adopt_period (self, interval, now);
 }
 
 static void

@@ -554,6 +554,55 @@ test_fast_heartbeat_reads_what_workers_send (void **state)
     assert_int_equal (shoal_msg_command ("BYE\0", 4), -1);
 }
 
+/*  The controller's HEARTBEAT tells the period; one without the field
+    (an older controller) leaves the period as it is.                     */
+static void
+test_heartbeat_period_field (void **state)
+{
+    char text[40];
+    size_t size = shoal_msg_heartbeat_text (text, sizeof text, 4000);
+    assert_string_equal (text, "{\"heartbeat_ms\":4000}");
+    assert_int_equal (size, strlen (text));
+    int64_t period = 0;
+    assert_int_equal (shoal_msg_heartbeat_period (text, size, &period), 0);
+    assert_int_equal (period, 4000);
+    /* The full decoder accepts it, and reads the same value. */
+    shoal_msg_type_t type;
+    json_t *body = NULL;
+    shoal_error_t err = { 0 };
+    assert_int_equal (shoal_msg_decode ("HEARTBEAT", 9, text, size, &type,
+                                        &body, &err), 0);
+    assert_int_equal (type, SHOAL_MSG_HEARTBEAT);
+    assert_int_equal (json_integer_value (json_object_get (body,
+                                                           "heartbeat_ms")),
+                      4000);
+    json_decref (body);
+    /* Absent: 0, keep the period. */
+    period = 7;
+    assert_int_equal (shoal_msg_heartbeat_period ("{}", 2, &period), 0);
+    assert_int_equal (period, 0);
+    const char *drain = "{\"draining\":true}";
+    assert_int_equal (shoal_msg_heartbeat_period (drain, strlen (drain),
+                                                  &period), 0);
+    assert_int_equal (period, 0);
+    /* Other spellings take the decoder; a wrong type is refused. */
+    const char *spaced = "{ \"heartbeat_ms\" : 2000 }";
+    assert_int_equal (shoal_msg_heartbeat_period (spaced, strlen (spaced),
+                                                  &period), 0);
+    assert_int_equal (period, 2000);
+    const char *wrong = "{\"heartbeat_ms\":\"2000\"}";
+    assert_int_equal (shoal_msg_heartbeat_period (wrong, strlen (wrong),
+                                                  &period), -1);
+    const char *junk = "{\"heartbeat_ms\":20x0}";
+    assert_int_equal (shoal_msg_heartbeat_period (junk, strlen (junk),
+                                                  &period), -1);
+    assert_int_equal (shoal_msg_heartbeat_period ("{", 1, &period), -1);
+    /* A worker's HEARTBEAT carrying it still reads as before. */
+    bool draining = true;
+    assert_int_equal (shoal_msg_heartbeat_fast ("{}", 2, &draining), 0);
+    assert_int_equal (shoal_msg_heartbeat_text (text, 8, 4000), 0);
+}
+
 int
 main (void)
 {
@@ -587,6 +636,7 @@ main (void)
         cmocka_unit_test (test_encoded_body_is_compact_json),
         cmocka_unit_test (test_fast_result_agrees_with_the_decoder),
         cmocka_unit_test (test_fast_heartbeat_reads_what_workers_send),
+        cmocka_unit_test (test_heartbeat_period_field),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include <string.h>
@@ -917,6 +918,134 @@ test_liveness_follows_the_heartbeat_period (void **state)
     assert_null (shoal_scheduler_worker_seen (fx->sched, "w1", 16500));
 }
 
+/*  The period grows with the workers (0.4 ms each, whole seconds), is
+    never below the minimum and stops at the cap unless the minimum is
+    above it.                                                             */
+static void
+test_heartbeat_period_follows_the_workers (void **state)
+{
+    (void) state;
+    assert_int_equal (shoal_heartbeat_period_ms (0, 1000), 1000);
+    assert_int_equal (shoal_heartbeat_period_ms (1, 1000), 1000);
+    assert_int_equal (shoal_heartbeat_period_ms (2500, 1000), 1000);
+    assert_int_equal (shoal_heartbeat_period_ms (2501, 1000), 2000);
+    assert_int_equal (shoal_heartbeat_period_ms (10000, 1000), 4000);
+    /* 2 x 10,000 messages per 4 s: the budget, no more. */
+    assert_true (2 * 10000 * 1000 / shoal_heartbeat_period_ms (10000, 1000)
+                 <= SHOAL_HEARTBEAT_BUDGET);
+    assert_int_equal (shoal_heartbeat_period_ms (10000, 5000), 5000);
+    assert_int_equal (shoal_heartbeat_period_ms (25000, 1000),
+                      SHOAL_HEARTBEAT_CAP_MS);
+    assert_int_equal (shoal_heartbeat_period_ms (1000000, 1000),
+                      SHOAL_HEARTBEAT_CAP_MS);
+    assert_int_equal (shoal_heartbeat_period_ms (1000000, 20000), 20000);
+}
+
+/*  Adds workers w0..w(n-1) seen at `now`.                                */
+static void
+s_hello_many (s_fixture_t *fx, size_t from, size_t to, int64_t now)
+{
+    for (size_t i = from; i < to; i++) {
+        char key[32];
+        snprintf (key, sizeof key, "w%zu", i);
+        shoal_scheduler_worker_hello (fx->sched, key, key, "h", 1, 0, now);
+    }
+}
+
+/*  Drains every action; returns how many workers were lost.              */
+static size_t
+s_drain_lost (s_fixture_t *fx)
+{
+    size_t lost = 0;
+    while (s_drain (fx))
+        lost += s_count_type (fx, SHOAL_ACTION_WORKER_LOST);
+    return lost;
+}
+
+/*  The scheduler picks the period at each tick from the workers connected
+    then; a heartbeat tells it (the loop reads it), and liveness follows. */
+static void
+test_heartbeat_period_adapts_at_tick (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_hello_many (fx, 0, 10000, 1000);
+    assert_int_equal (shoal_scheduler_heartbeat_ms (fx->sched), 1000);
+    shoal_scheduler_tick (fx->sched, 1500);
+    assert_int_equal (s_drain_lost (fx), 0);
+    assert_int_equal (shoal_scheduler_heartbeat_ms (fx->sched), 4000);
+    assert_int_equal (shoal_scheduler_loss_ms (fx->sched, 1500), 12000);
+    /* Silent 11 s under a 4 s period: alive; 12.5 s: lost. */
+    shoal_scheduler_tick (fx->sched, 12000);
+    assert_int_equal (s_drain_lost (fx), 0);
+    shoal_scheduler_tick (fx->sched, 13500);
+    assert_int_equal (s_drain_lost (fx), 10000);
+    /* No workers left: back to the minimum at the next tick. */
+    shoal_scheduler_tick (fx->sched, 14000);
+    assert_int_equal (shoal_scheduler_heartbeat_ms (fx->sched), 1000);
+}
+
+/*  The minimum set by --heartbeat-ms holds however few the workers.      */
+static void
+test_heartbeat_period_never_below_the_minimum (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_set_heartbeat_ms (fx->sched, 3000);
+    s_hello_many (fx, 0, 10, 1000);
+    shoal_scheduler_tick (fx->sched, 2000);
+    s_drain_lost (fx);
+    assert_int_equal (shoal_scheduler_heartbeat_ms (fx->sched), 3000);
+}
+
+/*  When the period shrinks, a worker still on the old, longer period is
+    not lost before it can have heard the new one: the old deadline holds
+    for one old deadline more, then the new one applies.                 */
+static void
+test_no_worker_lost_while_the_period_shrinks (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_hello_many (fx, 0, 10000, 1000);
+    shoal_scheduler_tick (fx->sched, 1000);     /* 4 s period from here */
+    s_drain_lost (fx);
+    assert_int_equal (shoal_scheduler_heartbeat_ms (fx->sched), 4000);
+    /* Everyone heartbeats at 5 s, then 9,000 leave at 8 s; w0 keeps its
+       4 s period, so its next heartbeat is due at 9 s. */
+    for (size_t i = 0; i < 10000; i++) {
+        char key[32];
+        snprintf (key, sizeof key, "w%zu", i);
+        if (i >= 1000)
+            shoal_scheduler_worker_gone (fx->sched, key, false, 8000);
+        else
+            assert_non_null (shoal_scheduler_worker_seen (fx->sched, key,
+                                                          5000));
+    }
+    s_drain_lost (fx);
+    /* The tick at 9 s shrinks the period to 1 s: silent 4 s, more than
+       3 x 1 s, but within the 12 s the workers were allowed. */
+    shoal_scheduler_tick (fx->sched, 9000);
+    assert_int_equal (shoal_scheduler_heartbeat_ms (fx->sched), 1000);
+    assert_int_equal (s_drain_lost (fx), 0);
+    assert_int_equal (shoal_scheduler_loss_ms (fx->sched, 9000), 12000);
+    /* w1..w999 heard the 1 s period and heartbeat; w0 never does. */
+    for (int64_t now = 10000; now <= 17000; now += 1000) {
+        for (size_t i = 1; i < 1000; i++) {
+            char key[32];
+            snprintf (key, sizeof key, "w%zu", i);
+            assert_non_null (shoal_scheduler_worker_seen (fx->sched, key,
+                                                          now));
+        }
+        shoal_scheduler_tick (fx->sched, now);
+        assert_int_equal (s_drain_lost (fx), 0);    /* w0 silent <= 12 s */
+    }
+    /* At 18 s w0 is silent 13 s: lost under either deadline. */
+    shoal_scheduler_tick (fx->sched, 18000);
+    assert_int_equal (s_drain_lost (fx), 1);
+    assert_null (shoal_scheduler_worker_seen (fx->sched, "w0", 18000));
+    /* The hold is over (9 s + 12 s): the 3 s deadline of the 1 s period. */
+    assert_int_equal (shoal_scheduler_loss_ms (fx->sched, 21000), 3000);
+    shoal_scheduler_tick (fx->sched, 21500);  /* the others silent 4.5 s */
+    assert_int_equal (s_drain_lost (fx), 999);
+}
+
 static void
 test_secrets_are_masked_in_views (void **state)
 {
@@ -1049,6 +1178,10 @@ main (void)
         T (test_cancel_during_back_off_never_runs_the_task_again),
         T (test_heartbeats_go_to_live_workers),
         T (test_liveness_follows_the_heartbeat_period),
+        T (test_heartbeat_period_follows_the_workers),
+        T (test_heartbeat_period_adapts_at_tick),
+        T (test_heartbeat_period_never_below_the_minimum),
+        T (test_no_worker_lost_while_the_period_shrinks),
         T (test_secrets_are_masked_in_views),
         T (test_secret_values_are_masked_in_error_messages),
         T (test_jobs_list_newest_first_with_cursor),
