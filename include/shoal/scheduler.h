@@ -443,6 +443,10 @@ size_t shoal_task_wire_text (const shoal_task_t *task, char **buf,
 /*  JSON views for the REST API, secrets masked. New references.          */
 json_t *shoal_job_to_json (const shoal_job_t *job);
 json_t *shoal_job_tasks_to_json (const shoal_job_t *job);
+
+/*  A time as every view shows it: ISO 8601 UTC with milliseconds
+    ("2026-11-28T10:00:00.000Z"), or JSON null for 0. A new reference.    */
+json_t *shoal_time_json (int64_t ms);
 json_t *shoal_task_to_json (const shoal_task_t *task);
 
 /*  Jobs newest first: at most `limit`, with state `state` (-1: any),

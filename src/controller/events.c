@@ -291,23 +291,6 @@ shoal_events_read (shoal_events_t *self, uint64_t *cursor, const char *job,
 
 /* ---- rendering ------------------------------------------------------ */
 
-/*  An ISO 8601 UTC time with milliseconds, or null for 0: the same text
-    as the REST views.                                                     */
-static json_t *
-s_time_json (int64_t ms)
-{
-    if (!ms)
-        return json_null ();
-    time_t seconds = (time_t) (ms / 1000);
-    struct tm tm;
-    gmtime_r (&seconds, &tm);
-    char text[96];
-    snprintf (text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-              tm.tm_min, tm.tm_sec, (int) (ms % 1000));
-    return json_string (text);
-}
-
 static json_t *
 s_string_or_null (const char *text)
 {
@@ -339,8 +322,8 @@ s_task_data (const shoal_event_t *event)
         "signal", task->signal ? json_integer (task->signal) : json_null (),
         "worker", s_string_or_null (worker),
         "error", s_string_or_null (task->error),
-        "started_at", s_time_json (task->started_at),
-        "finished_at", s_time_json (task->finished_at),
+        "started_at", shoal_time_json (task->started_at),
+        "finished_at", shoal_time_json (task->finished_at),
         "duration_ms", task->finished_at ? json_integer (task->duration_ms)
                                           : json_null (),
         "job", event->job);
@@ -414,9 +397,9 @@ s_job_data (const shoal_event_t *event)
         "job", job->job_class->id,
         "state", shoal_job_state_name (job->state),
         "params", params ? params : json_object (),
-        "created_at", s_time_json (job->created_at),
-        "started_at", s_time_json (job->started_at),
-        "finished_at", s_time_json (job->finished_at),
+        "created_at", shoal_time_json (job->created_at),
+        "started_at", shoal_time_json (job->started_at),
+        "finished_at", shoal_time_json (job->finished_at),
         "error", s_string_or_null (job->error),
         "retries", (json_int_t) job->retries,
         "stages", stages);

@@ -2108,9 +2108,8 @@ shoal_task_wire_text (const shoal_task_t *task, char **buf, size_t *cap)
     return out.failed ? 0 : out.size;
 }
 
-/*  An ISO 8601 UTC time, or JSON null for 0.                              */
-static json_t *
-s_time_json (int64_t ms)
+json_t *
+shoal_time_json (int64_t ms)
 {
     if (!ms)
         return json_null ();
@@ -2189,9 +2188,9 @@ shoal_job_to_json (const shoal_job_t *job)
                       "job", job->cls->id,
                       "state", shoal_job_state_name (job->state),
                       "params", shoal_params_masked (job->cls, job->params),
-                      "created_at", s_time_json (job->created_at),
-                      "started_at", s_time_json (job->started_at),
-                      "finished_at", s_time_json (job->finished_at),
+                      "created_at", shoal_time_json (job->created_at),
+                      "started_at", shoal_time_json (job->started_at),
+                      "finished_at", shoal_time_json (job->finished_at),
                       "error", s_masked_text (job, job->error),
                       "retries", (json_int_t) job->retries,
                       "stages", stages);
@@ -2222,8 +2221,8 @@ shoal_task_to_json (const shoal_task_t *task)
         "worker", s_string_or_null (task->worker_name),
         "params", masked,
         "error", s_masked_text (job, task->error),
-        "started_at", s_time_json (task->started_at),
-        "finished_at", s_time_json (task->finished_at),
+        "started_at", shoal_time_json (task->started_at),
+        "finished_at", shoal_time_json (task->finished_at),
         "duration_ms", task->finished_at ? json_integer (task->duration_ms)
                                           : json_null ());
 }
@@ -2270,8 +2269,8 @@ shoal_worker_to_json (const shoal_worker_t *worker)
                       "queue", (json_int_t) worker->queue,
                       "busy", (json_int_t) (worker->busy + worker->untracked),
                       "draining", worker->draining,
-                      "connected_at", s_time_json (worker->connected_at),
-                      "last_heartbeat", s_time_json (worker->last_seen));
+                      "connected_at", shoal_time_json (worker->connected_at),
+                      "last_heartbeat", shoal_time_json (worker->last_seen));
 }
 
 bool
