@@ -63,6 +63,23 @@ class Response:
         return "<%d %s %r>" % (self.status, self.content_type, self.body[:300])
 
 
+def exchange(conn, method, path, body=None, headers=None, raw=None):
+    """Sends one request on `conn` (JSON `body`, or `raw` bytes), reads
+    the whole answer as a Response, and closes the connection."""
+    try:
+        hdrs = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        return Response(resp.status, dict(resp.getheaders()),
+                        resp.read().decode(errors="replace"))
+    finally:
+        conn.close()
+
+
 class Cluster:
     """A controller and its workers, started on loopback for one test."""
 
@@ -186,18 +203,7 @@ class Cluster:
     def request(self, method, path, body=None, headers=None, raw=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.http_port,
                                           timeout=30)
-        try:
-            hdrs = dict(headers or {})
-            data = raw
-            if body is not None:
-                data = json.dumps(body).encode()
-                hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            return Response(resp.status, dict(resp.getheaders()),
-                            resp.read().decode(errors="replace"))
-        finally:
-            conn.close()
+        return exchange(conn, method, path, body, headers, raw)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

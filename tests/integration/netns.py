@@ -20,7 +20,7 @@ import shutil
 import socket
 import subprocess
 
-from harness import CONTROLLER, WORKER, Cluster, Response, wait_for
+from harness import CONTROLLER, WORKER, Cluster, exchange, wait_for
 
 WAIT = 60
 HTTP_PORT = 8080
@@ -205,15 +205,4 @@ class NetCluster(Cluster):
     def request(self, method, path, body=None, headers=None, raw=None):
         conn = NsHTTPConnection(self.net.name("cli"), self.ctl_addr,
                                 HTTP_PORT, timeout=30)
-        try:
-            hdrs = dict(headers or {})
-            data = raw
-            if body is not None:
-                data = json.dumps(body).encode()
-                hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            return Response(resp.status, dict(resp.getheaders()),
-                            resp.read().decode(errors="replace"))
-        finally:
-            conn.close()
+        return exchange(conn, method, path, body, headers, raw)
