@@ -37,30 +37,48 @@ int shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
                       void *arg, size_t *jobs, shoal_error_t *err);
 
 /*  Writes what the scheduler changed since the last save, and `key` (may
-    be NULL) for the job `key_job`, in one transaction. Returns 0 or an
-    error (nothing of the batch is then stored).                           */
+    be NULL) for the job `key_job`, in one transaction, on the calling
+    thread. Returns 0 or an error (nothing of the batch is then stored;
+    the next save writes everything).                                      */
 int shoal_store_save (shoal_store_t *self, shoal_scheduler_t *scheduler,
                       const char *key, uint64_t fingerprint,
                       const char *key_job, shoal_error_t *err);
 
-/*  The same save in pieces, for a caller that walks the scheduler's
-    changes itself (the controller feeds one walk to the store and to its
-    event stream): shoal_store_begin opens the transaction (and, after a
-    failed save, writes everything again); put each job and task that
-    shoal_scheduler_flush reports; shoal_store_commit adds `key` (may be
-    NULL) and commits. When begin fails the caller still flushes the
-    scheduler and skips the rest: the next save writes everything. A put
-    that fails makes the commit fail (and roll back).                     */
-int shoal_store_begin (shoal_store_t *self, shoal_scheduler_t *scheduler,
-                       shoal_error_t *err);
-void shoal_store_put_job (shoal_store_t *self, const shoal_job_t *job);
-void shoal_store_put_task (shoal_store_t *self, const shoal_task_t *task);
-int shoal_store_commit (shoal_store_t *self, const char *key,
-                        uint64_t fingerprint, const char *key_job,
-                        shoal_error_t *err);
+/*  A batch: copies of changed jobs and tasks (and idempotency keys to
+    add or drop), taken on the thread that owns the scheduler and written
+    by shoal_store_write on any other, one thread at a time: the batch
+    holds no pointer into the scheduler. A row is written as its state
+    was when it was put; of the same job or task put twice, the later row
+    wins. Running out of memory while putting marks the batch broken:
+    shoal_store_write then refuses it.                                    */
+typedef struct shoal_store_batch shoal_store_batch_t;
 
-/*  Forgets an idempotency key (the oldest, when the controller's table is
-    full). Errors are ignored: a stale key only costs a row.              */
-void shoal_store_forget_key (shoal_store_t *self, const char *key);
+shoal_store_batch_t *shoal_store_batch_new (void);
+void shoal_store_batch_destroy (shoal_store_batch_t **self_p);
+/*  Empties the batch, keeping its memory for the next one.                */
+void shoal_store_batch_clear (shoal_store_batch_t *self);
+/*  Rows put since the last clear.                                         */
+size_t shoal_store_batch_rows (const shoal_store_batch_t *self);
+void shoal_store_batch_put_job (shoal_store_batch_t *self,
+                                const shoal_job_t *job);
+void shoal_store_batch_put_task (shoal_store_batch_t *self,
+                                 const shoal_task_t *task);
+/*  Every job and task the scheduler holds: after a failed write, whose
+    changes the scheduler no longer lists. O(jobs + tasks).               */
+void shoal_store_batch_put_all (shoal_store_batch_t *self,
+                                const shoal_scheduler_t *scheduler);
+/*  Remembers `key` for the job `job_id`, or forgets it (the oldest key,
+    when the controller's table is full).                                  */
+void shoal_store_batch_put_key (shoal_store_batch_t *self, const char *key,
+                                uint64_t fingerprint, const char *job_id);
+void shoal_store_batch_forget_key (shoal_store_batch_t *self,
+                                   const char *key);
+
+/*  Writes `count` batches, in order, in one transaction. Returns 0, or an
+    error when any row failed: then nothing of them is stored, and the
+    caller must write everything again (shoal_store_batch_put_all).       */
+int shoal_store_write (shoal_store_t *self,
+                       shoal_store_batch_t *const *batches, size_t count,
+                       shoal_error_t *err);
 
 #endif

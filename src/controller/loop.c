@@ -21,6 +21,7 @@
     stage events a changed job gives once per round: the HTTP threads that
     send them render them.                                                */
 #include "loop.h"
+#include "writer.h"
 
 #include "shoal/log.h"
 #include "shoal/protocol.h"
@@ -65,6 +66,16 @@ typedef struct {
     char *text;                  /* its params as JSON (owned), or NULL    */
 } s_params_entry_t;
 
+/*  A reply held until the writer has stored what it promises.           */
+typedef struct {
+    zframe_t *identity;          /* the HTTP thread's REQ socket (owned)   */
+    json_t *reply;               /* owned                                  */
+    uint64_t ticket;             /* send once the writer is this far       */
+    uint64_t watched;            /* a submission's own batch, 0: none      */
+    char job_id[33];             /* the job it made                        */
+    char *key;                   /* its idempotency key (owned), or NULL   */
+} s_held_t;
+
 /*  A worker event waiting for the end of the round.                      */
 typedef struct {
     char *name;                  /* the worker's name (owned)              */
@@ -75,7 +86,18 @@ struct shoal_loop {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
     char *data_dir;              /* shared volume root                     */
     shoal_scheduler_t *scheduler;
-    shoal_store_t *store;        /* durable state, NULL: memory only       */
+    shoal_store_t *store;        /* durable state while it is read back;
+                                    then the writer's                      */
+    shoal_writer_t *writer;      /* writes the store, NULL: memory only    */
+    shoal_store_batch_t *batch;  /* this round's changes for the writer,
+                                    NULL when out of memory                */
+    bool resync;                 /* the store missed changes: put every job
+                                    and task in a batch again              */
+    int64_t resync_at;           /* not before this monotonic ms           */
+    s_held_t *held;              /* replies waiting for the writer         */
+    size_t held_count;
+    size_t held_cap;
+    uint64_t submitted;          /* set by s_op_submit: its batch's ticket */
     zsock_t *router;             /* workers connect here                   */
     zactor_t *auth;              /* ZAP handler checking CURVE clients     */
     zsock_t *api;                /* HTTP threads' requests                 */
@@ -103,7 +125,6 @@ struct shoal_loop {
                                     a worker is "gone" only when its last
                                     connection goes (a count, no values
                                     to free)                               */
-    bool storing;                /* a store transaction is open            */
     int64_t heartbeat_ms;        /* least heartbeat period (--heartbeat-ms);
                                     the scheduler picks the one in force   */
     char heartbeat[40];          /* our HEARTBEAT body, telling the period */
@@ -378,8 +399,8 @@ static void
 s_on_changed_job (const shoal_job_t *job, void *arg)
 {
     shoal_loop_t *self = arg;
-    if (self->storing)
-        shoal_store_put_job (self->store, job);
+    if (self->batch)
+        shoal_store_batch_put_job (self->batch, job);
     s_close_job (self);
     self->open_job = job;
     shoal_job_record_t record;
@@ -392,8 +413,8 @@ static void
 s_on_changed_task (const shoal_task_t *task, void *arg)
 {
     shoal_loop_t *self = arg;
-    if (self->storing)
-        shoal_store_put_task (self->store, task);
+    if (self->batch)
+        shoal_store_batch_put_task (self->batch, task);
     s_touch_stage (self, shoal_task_stage (task));
     shoal_event_t *event = s_stage_next (self);
     if (event)
@@ -481,44 +502,51 @@ s_workers_publish (shoal_loop_t *self)
     self->worker_count = 0;
 }
 
-/*  Takes what changed since the last flush to the store (one transaction,
-    with the idempotency `key` for the job `key_job` when not NULL) and to
-    the event hub. Returns 0, or -1 when the store failed (logged; the next
-    save writes everything again). Events go out either way.              */
+/*  Takes what changed since the last flush to the store's writer (one
+    batch, with the idempotency `key` for the job `key_job` when not NULL)
+    and to the event hub. With a `key_job` the batch is watched, and
+    self->submitted is its ticket: the reply waits for it (s_hold).
+    Returns 0, or -1 when the changes could not be handed to the writer
+    (out of memory: logged, written again later). Events go out either
+    way.                                                                   */
 static int
 s_flush (shoal_loop_t *self, const char *key, uint64_t fingerprint,
          const char *key_job)
 {
-    shoal_error_t err;
-    if (!key && !self->worker_count
-        && !shoal_scheduler_changed (self->scheduler)) {
-        /* Nothing new; a store that failed earlier tries again. */
-        if (self->store
-            && shoal_store_save (self->store, self->scheduler, NULL, 0, NULL,
-                                 &err)) {
-            shoal_error ("%s", err.message);
-            return -1;
-        }
+    if (self->writer && shoal_writer_take_resync (self->writer))
+        self->resync = true;
+    bool resync = self->resync && s_mono_ms () >= self->resync_at;
+    if (!key && !resync && !self->worker_count
+        && !shoal_scheduler_changed (self->scheduler))
         return 0;
-    }
-    int rc = 0;
-    if (self->store) {
-        self->storing = shoal_store_begin (self->store, self->scheduler,
-                                           &err) == 0;
-        if (!self->storing) {
-            shoal_error ("%s", err.message);
-            rc = -1;
-        }
+    if (self->writer && !self->batch)
+        self->batch = shoal_store_batch_new ();
+    if (self->writer && resync && self->batch) {
+        /* A write failed, and what it held is gone from the change lists:
+           everything again, at most once a second while writes fail. */
+        shoal_store_batch_put_all (self->batch, self->scheduler);
+        self->resync = false;
+        self->resync_at = s_mono_ms () + 1000;
     }
     shoal_scheduler_flush (self->scheduler, s_on_changed_job,
                            s_on_changed_task, self);
     s_close_job (self);
-    if (self->storing) {
-        self->storing = false;
-        if (shoal_store_commit (self->store, key, fingerprint, key_job,
-                                &err)) {
-            shoal_error ("%s", err.message);
+    int rc = 0;
+    if (self->writer) {
+        if (!self->batch) {
+            shoal_error ("out of memory: the state store misses changes");
+            self->resync = true;
             rc = -1;
+        }
+        else {
+            if (key)
+                shoal_store_batch_put_key (self->batch, key, fingerprint,
+                                           key_job);
+            uint64_t ticket = shoal_writer_submit (self->writer,
+                                                   &self->batch,
+                                                   key_job != NULL);
+            if (key_job)
+                self->submitted = ticket;
         }
     }
     s_workers_publish (self);
@@ -846,8 +874,8 @@ s_remember_key (shoal_loop_t *self, const char *key, uint64_t fingerprint,
     if (zlistx_size (self->idempotency_order) >= S_MAX_IDEMPOTENCY_KEYS) {
         char *oldest = zlistx_detach (self->idempotency_order, NULL);
         zhashx_delete (self->idempotency, oldest);
-        if (self->store)
-            shoal_store_forget_key (self->store, oldest);
+        if (self->batch)
+            shoal_store_batch_forget_key (self->batch, oldest);
         free (oldest);
     }
     s_idempotent_t *entry = calloc (1, sizeof *entry);
@@ -913,7 +941,8 @@ s_op_submit (shoal_loop_t *self, json_t *request)
     if (!job)
         return s_problem (shoal_error_http_status (err.code),
                           "Job not accepted", err.message, err.field);
-    /* 201 promises the job survives a crash: commit it first. */
+    /* 201 promises the job survives a crash: the reply is held until
+       the writer has stored this batch (s_hold). */
     if (s_flush (self, key, fingerprint, id)) {
         shoal_scheduler_cancel (self->scheduler, id, s_now (self), NULL);
         return s_problem (503, "State store unavailable",
@@ -1092,24 +1121,125 @@ typedef json_t *(s_op_fn) (shoal_loop_t *self, json_t *request);
 /*  `snapshot`: the answer is a view a client may pair with the event
     stream, so what changed before it is flushed first and the reply's
     event_id is the last event whose change the view shows. The writing
-    ops flush before they answer anyway.                                  */
+    ops flush before they answer anyway. `durable`: the answer promises
+    the change is stored, so it is held until the writer has written
+    every batch handed over so far.                                       */
 static const struct {
     const char *name;
     s_op_fn *fn;
     bool snapshot;
+    bool durable;
 } s_ops[] = {
-    { "submit", s_op_submit, false },
-    { "start", s_op_start, false },
-    { "cancel", s_op_cancel, false },
-    { "retry", s_op_retry, false },
-    { "job", s_op_job, true },
-    { "jobs", s_op_jobs, true },
-    { "tasks", s_op_tasks, true },
-    { "task_log", s_op_task_log, false },
-    { "workers", s_op_workers, true },
-    { "ping", s_op_ping, false },
-    { "metrics", s_op_metrics, false },
+    { "submit", s_op_submit, false, true },
+    { "start", s_op_start, false, true },
+    { "cancel", s_op_cancel, false, true },
+    { "retry", s_op_retry, false, true },
+    { "job", s_op_job, true, false },
+    { "jobs", s_op_jobs, true, false },
+    { "tasks", s_op_tasks, true, false },
+    { "task_log", s_op_task_log, false, false },
+    { "workers", s_op_workers, true, false },
+    { "ping", s_op_ping, false, false },
+    { "metrics", s_op_metrics, false, false },
 };
+
+/*  Sends `reply` to the REQ socket behind `*identity_p` (taken).          */
+static void
+s_send_reply (shoal_loop_t *self, zframe_t **identity_p, json_t *reply)
+{
+    char *text = json_dumps (reply, JSON_COMPACT);
+    zmsg_t *out = zmsg_new ();
+    zmsg_append (out, identity_p);
+    zmsg_addmem (out, NULL, 0);
+    zmsg_addstr (out, text ? text : "{\"status\":500}");
+    zmsg_send (&out, self->api);
+    free (text);
+}
+
+/*  Forgets an idempotency key whose job was not stored.                  */
+static void
+s_forget_key (shoal_loop_t *self, const char *key)
+{
+    zhashx_delete (self->idempotency, key);
+    for (char *seen = zlistx_first (self->idempotency_order); seen;
+         seen = zlistx_next (self->idempotency_order))
+        if (streq (seen, key)) {
+            free (zlistx_detach_cur (self->idempotency_order));
+            break;
+        }
+}
+
+/*  Sends a held reply whose batches are written. A submission whose own
+    batch failed is not accepted after all: its job is canceled, its key
+    forgotten, and the client gets 503 instead of 201.                    */
+static void
+s_release (shoal_loop_t *self, s_held_t *held)
+{
+    json_t *reply = held->reply;
+    if (held->watched && shoal_writer_failed (self->writer, held->watched)) {
+        shoal_scheduler_cancel (self->scheduler, held->job_id, s_now (self),
+                                NULL);
+        if (held->key)
+            s_forget_key (self, held->key);
+        shoal_log_task (SHOAL_LOG_WARN, held->job_id, -1,
+                        "job not stored: canceled, the client is told 503");
+        json_decref (reply);
+        reply = s_problem (503, "State store unavailable",
+                           "the job could not be stored; it was not "
+                           "accepted", NULL);
+    }
+    s_send_reply (self, &held->identity, reply);
+    json_decref (reply);
+    free (held->key);
+}
+
+/*  Sends every held reply the writer has caught up with, in order.        */
+static void
+s_release_written (shoal_loop_t *self)
+{
+    if (!self->held_count)
+        return;
+    uint64_t written = shoal_writer_written (self->writer);
+    size_t kept = 0;
+    for (size_t i = 0; i < self->held_count; i++) {
+        if (self->held[i].ticket <= written)
+            s_release (self, &self->held[i]);
+        else
+            self->held[kept++] = self->held[i];
+    }
+    self->held_count = kept;
+    s_run_actions (self);   /* a canceled job sends CANCELs */
+}
+
+/*  Holds `reply` until the writer has written `ticket`; sends it at once
+    when it has, or when there is no room to hold it (it is logged).      */
+static void
+s_hold (shoal_loop_t *self, zframe_t **identity_p, json_t *reply,
+        uint64_t ticket, uint64_t watched, const char *job_id,
+        const char *key)
+{
+    s_held_t held = { .identity = *identity_p, .reply = reply,
+                      .ticket = ticket, .watched = watched,
+                      .key = key ? strdup (key) : NULL };
+    *identity_p = NULL;
+    snprintf (held.job_id, sizeof held.job_id, "%s", job_id ? job_id : "");
+    if (self->held_count == self->held_cap) {
+        size_t want = self->held_cap ? 2 * self->held_cap : 16;
+        s_held_t *grown = realloc (self->held, want * sizeof *grown);
+        if (!grown) {
+            shoal_error ("out of memory: a reply goes out before its "
+                         "change is stored");
+            s_release (self, &held);
+            return;
+        }
+        self->held = grown;
+        self->held_cap = want;
+    }
+    self->held[self->held_count++] = held;
+    s_release_written (self);
+    if (self->held_count)
+        shoal_writer_hurry (self->writer);
+}
 
 static void
 s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
@@ -1124,6 +1254,8 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
                                   zframe_size (frame), 0, NULL);
     const char *op = json_string_value (json_object_get (request, "op"));
     json_t *reply = NULL;
+    bool durable = false;
+    self->submitted = 0;
     for (size_t i = 0; op && i < sizeof s_ops / sizeof s_ops[0]; i++)
         if (streq (op, s_ops[i].name)) {
             if (s_ops[i].snapshot)
@@ -1132,19 +1264,27 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
             if (reply && s_ops[i].snapshot)
                 json_object_set_new (reply, "event_id", json_integer (
                     (json_int_t) shoal_events_last (self->events)));
+            durable = s_ops[i].durable;
             break;
         }
     if (!reply)
         reply = s_problem (500, "Internal error", "unknown loop operation",
                            NULL);
-    char *text = json_dumps (reply, JSON_COMPACT);
-    zmsg_t *out = zmsg_new ();
-    zmsg_append (out, &identity);
-    zmsg_append (out, &empty);
-    zmsg_addstr (out, text ? text : "{\"status\":500}");
-    zmsg_send (&out, self->api);
-    free (text);
-    json_decref (reply);
+    json_int_t status = json_integer_value (json_object_get (reply,
+                                                             "status"));
+    if (durable && self->writer && status >= 200 && status < 300) {
+        const char *job_id = json_string_value (json_object_get (
+            json_object_get (reply, "body"), "id"));
+        const char *key = json_string_value (json_object_get (
+            request, "idempotency_key"));
+        s_hold (self, &identity, reply, shoal_writer_submitted (self->writer),
+                self->submitted, job_id, self->submitted ? key : NULL);
+    }
+    else {
+        s_send_reply (self, &identity, reply);
+        json_decref (reply);
+    }
+    zframe_destroy (&empty);
     json_decref (request);
     zframe_destroy (&frame);
     s_run_actions (self);
@@ -1157,10 +1297,8 @@ s_restore_key (const char *key, uint64_t fingerprint, const char *job_id,
                void *arg)
 {
     shoal_loop_t *self = arg;
-    shoal_store_t *store = self->store;
-    self->store = NULL;          /* already stored: do not forget it */
+    /* Read back, so already stored: no batch yet, so none is forgotten. */
     s_remember_key (self, key, fingerprint, job_id);
-    self->store = store;
 }
 
 /*  Makes the ROUTER a CURVE server admitting only the workers whose public
@@ -1281,6 +1419,15 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
             return NULL;
         }
         shoal_info ("state store %s: %zu jobs read back", store_path, jobs);
+        self->batch = shoal_store_batch_new ();
+        self->writer = self->batch ? shoal_writer_new (&self->store, err)
+                                   : NULL;
+        if (!self->writer) {
+            if (!self->batch)
+                shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+            shoal_loop_destroy (&self);
+            return NULL;
+        }
     }
     return self;
 }
@@ -1291,11 +1438,25 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     if (!self_p || !*self_p)
         return;
     shoal_loop_t *self = *self_p;
+    if (self->writer && self->scheduler && self->events) {
+        /* Replies still held go out once their batches are written. */
+        s_flush (self, NULL, 0, NULL);
+        while (self->held_count) {
+            struct pollfd written = { shoal_writer_fd (self->writer),
+                                      POLLIN, 0 };
+            poll (&written, 1, 1000);
+            shoal_writer_ack (self->writer);
+            s_release_written (self);
+        }
+    }
+    free (self->held);
     zsock_destroy (&self->api);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
     if (self->scheduler && self->events)
         s_flush (self, NULL, 0, NULL);
+    shoal_writer_destroy (&self->writer);   /* writes what is left */
+    shoal_store_batch_destroy (&self->batch);
     shoal_store_destroy (&self->store);
     shoal_scheduler_destroy (&self->scheduler);
     zhashx_destroy (&self->idempotency);
@@ -1382,7 +1543,10 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->api), 0, ZMQ_POLLIN, 0 },
         { NULL, stop_fd, ZMQ_POLLIN, 0 },
+        { NULL, self->writer ? shoal_writer_fd (self->writer) : -1,
+          ZMQ_POLLIN, 0 },
     };
+    int item_count = self->writer ? 4 : 3;
     while (true) {
         int64_t wait = self->next_tick - s_mono_ms ();
         int64_t wake = shoal_scheduler_next_wake (self->scheduler);
@@ -1390,13 +1554,17 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
             wait = wake - s_now (self);
         if (wait < 0)
             wait = 0;
-        int rc = zmq_poll (items, 3, (long) wait);
+        int rc = zmq_poll (items, item_count, (long) wait);
         if (rc < 0 && zmq_errno () != EINTR) {
             shoal_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
             return -1;
         }
         if (items[2].revents & ZMQ_POLLIN)
             break;
+        if (item_count > 3 && (items[3].revents & ZMQ_POLLIN)) {
+            shoal_writer_ack (self->writer);
+            s_release_written (self);
+        }
         if (items[0].revents & ZMQ_POLLIN)
             s_drain_workers (self);
         if (items[1].revents & ZMQ_POLLIN)

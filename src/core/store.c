@@ -258,75 +258,179 @@ s_bind_static (sqlite3_stmt *stmt, int index, const char *text)
         sqlite3_bind_null (stmt, index);
 }
 
-static void
-s_bind_text (sqlite3_stmt *stmt, int index, const char *text)
-{
-    if (text)
-        sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null (stmt, index);
-}
+/* ---- batches: what changed, copied out of the scheduler ------------- */
 
-static void
-s_bind_json (sqlite3_stmt *stmt, int index, json_t *json)
-{
-    char *text = json ? json_dumps (json, JSON_COMPACT) : NULL;
-    if (text)
-        sqlite3_bind_text (stmt, index, text, -1, free);
-    else
-        sqlite3_bind_null (stmt, index);
-}
+typedef enum { S_ROW_JOB, S_ROW_TASK, S_ROW_KEY, S_ROW_FORGET } s_row_kind_t;
 
-/*  What s_bind_job binds: the record and its stages as text.            */
+/*  Where a string of a row is in the batch's text arena (offsets, as the
+    arena may move when it grows); S_NO_TEXT for NULL.                    */
+#define S_NO_TEXT SIZE_MAX
+
+/*  One row to write. The records' own string and JSON pointers are not
+    used: the strings are copied into the arena and found by offset.      */
 typedef struct {
-    const shoal_job_t *job;
-    shoal_job_record_t record;
-    const char *stages;         /* [[state, first, count, spawn_pending]]  */
-} s_job_row_t;
+    s_row_kind_t kind;
+    union {
+        struct {
+            shoal_job_record_t record;
+            size_t id, job_class, params, error, stages;
+        } job;
+        struct {
+            shoal_task_record_t record;
+            size_t job, error, worker, entry;
+        } task;
+        struct {
+            uint64_t fingerprint;
+            size_t key, job;
+        } key;
+    };
+} s_row_t;
 
-/*  Binds every parameter of S_PUT_JOB / S_SET_JOB. Only an insert reads
-    ?2, ?3 and ?8; params are encoded only when the statement has them.   */
-static void
-s_bind_job (sqlite3_stmt *stmt, const void *arg)
+struct shoal_store_batch {
+    s_row_t *rows;
+    size_t count, cap;
+    char *text;                  /* the strings of every row, each ending
+                                    with a NUL                             */
+    size_t used, size;
+    bool broken;                 /* out of memory while copying: the batch
+                                    is incomplete and must not be written  */
+};
+
+shoal_store_batch_t *
+shoal_store_batch_new (void)
 {
-    const s_job_row_t *row = arg;
-    const shoal_job_record_t *record = &row->record;
-    s_bind_static (stmt, 1, record->id);
-    if (sqlite3_bind_parameter_name (stmt, 2)) {
-        s_bind_static (stmt, 2, record->job_class);
-        s_bind_json (stmt, 3, record->params);
-        sqlite3_bind_int64 (stmt, 8, record->created_at);
+    return calloc (1, sizeof (shoal_store_batch_t));
+}
+
+void
+shoal_store_batch_destroy (shoal_store_batch_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free ((*self_p)->rows);
+    free ((*self_p)->text);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+shoal_store_batch_clear (shoal_store_batch_t *self)
+{
+    self->count = 0;
+    self->used = 0;
+    self->broken = false;
+}
+
+size_t
+shoal_store_batch_rows (const shoal_store_batch_t *self)
+{
+    return self->count;
+}
+
+/*  Makes room for `size` bytes at the end of the arena; returns their
+    offset (not yet counted as used), or S_NO_TEXT when memory ran out
+    (the batch is then broken).                                           */
+static size_t
+s_batch_reserve (shoal_store_batch_t *self, size_t size)
+{
+    if (self->broken)
+        return S_NO_TEXT;
+    if (self->used + size > self->size) {
+        size_t want = self->size ? self->size : 4096;
+        while (want < self->used + size)
+            want *= 2;
+        char *grown = realloc (self->text, want);
+        if (!grown) {
+            self->broken = true;
+            return S_NO_TEXT;
+        }
+        self->text = grown;
+        self->size = want;
     }
-    sqlite3_bind_int (stmt, 4, (int) record->state);
-    sqlite3_bind_int64 (stmt, 5, record->stage);
-    sqlite3_bind_int64 (stmt, 6, record->retries);
-    s_bind_static (stmt, 7, record->error);
-    sqlite3_bind_int64 (stmt, 9, record->started_at);
-    sqlite3_bind_int64 (stmt, 10, record->finished_at);
-    s_bind_static (stmt, 11, row->stages);
+    return self->used;
+}
+
+/*  Appends `size` bytes of `text` and a NUL; returns the offset, or
+    S_NO_TEXT when `text` is NULL or memory ran out.                      */
+static size_t
+s_batch_text (shoal_store_batch_t *self, const char *text, size_t size)
+{
+    if (!text)
+        return S_NO_TEXT;
+    size_t at = s_batch_reserve (self, size + 1);
+    if (at == S_NO_TEXT)
+        return S_NO_TEXT;
+    memcpy (self->text + at, text, size);
+    self->text[at + size] = '\0';
+    self->used += size + 1;
+    return at;
+}
+
+static size_t
+s_batch_string (shoal_store_batch_t *self, const char *text)
+{
+    return text ? s_batch_text (self, text, strlen (text)) : S_NO_TEXT;
+}
+
+static const char *
+s_batch_at (const shoal_store_batch_t *self, size_t offset)
+{
+    return offset == S_NO_TEXT ? NULL : self->text + offset;
+}
+
+static s_row_t *
+s_batch_row (shoal_store_batch_t *self, s_row_kind_t kind)
+{
+    if (self->broken)
+        return NULL;
+    if (self->count == self->cap) {
+        size_t want = self->cap ? self->cap * 2 : 256;
+        s_row_t *grown = realloc (self->rows, want * sizeof *grown);
+        if (!grown) {
+            self->broken = true;
+            return NULL;
+        }
+        self->rows = grown;
+        self->cap = want;
+    }
+    s_row_t *row = &self->rows[self->count++];
+    row->kind = kind;
+    return row;
 }
 
 /*  Longest text of one stage in the stages column.                       */
 #define S_STAGE_TEXT_MAX 48
 
-static void
-s_put_job (const shoal_job_t *job, void *arg)
+void
+shoal_store_batch_put_job (shoal_store_batch_t *self, const shoal_job_t *job)
 {
-    shoal_store_t *self = arg;
-    s_job_row_t row = { .job = job };
-    shoal_job_record (job, &row.record);
-    size_t count = shoal_job_class (job)->stage_count;
-    //  The same text json_dumps gave, without building a tree each time.
-    char small[8 * S_STAGE_TEXT_MAX + 3];
-    size_t size = count * S_STAGE_TEXT_MAX + 3;
-    char *text = size <= sizeof small ? small : malloc (size);
-    if (!text) {
-        if (self->failed == SQLITE_OK) {
-            self->failed = SQLITE_NOMEM;
-            snprintf (self->failure, sizeof self->failure, "out of memory");
-        }
+    s_row_t *row = s_batch_row (self, S_ROW_JOB);
+    if (!row)
         return;
-    }
+    shoal_job_record (job, &row->job.record);
+    const shoal_job_record_t *record = &row->job.record;
+    row->job.id = s_batch_string (self, record->id);
+    row->job.job_class = s_batch_string (self, record->job_class);
+    row->job.error = s_batch_string (self, record->error);
+    /* Params are only read when the row is inserted, but whether it is
+       is known only when written: a job's params are small. */
+    char *params = record->params ? json_dumps (record->params,
+                                                JSON_COMPACT)
+                                  : NULL;
+    if (record->params && !params)
+        self->broken = true;
+    row->job.params = s_batch_string (self, params);
+    free (params);
+    //  The same text json_dumps gave, without building a tree each time.
+    size_t count = shoal_job_class (job)->stage_count;
+    row->job.stages = S_NO_TEXT;
+    if (self->broken)
+        return;
+    size_t size = count * S_STAGE_TEXT_MAX + 3;
+    size_t at = s_batch_reserve (self, size);
+    if (at == S_NO_TEXT)
+        return;
+    char *text = self->text + at;
     size_t used = 0;
     text[used++] = '[';
     for (uint32_t i = 0; i < count; i++) {
@@ -340,104 +444,209 @@ s_put_job (const shoal_job_t *job, void *arg)
     }
     text[used++] = ']';
     text[used] = '\0';
-    row.stages = text;
-    s_upsert (self, S_SET_JOB, S_PUT_JOB, s_bind_job, &row);
-    if (text != small)
+    self->used = at + used + 1;
+    row->job.stages = at;
+}
+
+void
+shoal_store_batch_put_task (shoal_store_batch_t *self,
+                            const shoal_task_t *task)
+{
+    s_row_t *row = s_batch_row (self, S_ROW_TASK);
+    if (!row)
+        return;
+    shoal_task_record_t *record = &row->task.record;
+    shoal_task_record (task, record);
+    row->task.job = s_batch_string (self,
+                                    shoal_job_id (shoal_task_job (task)));
+    row->task.error = s_batch_string (self, record->error);
+    row->task.worker = s_batch_string (self, record->worker);
+    if (record->entry_text) {  /* the scheduler keeps entries as text */
+        row->task.entry = s_batch_text (self, record->entry_text,
+                                        record->entry_size);
+    }
+    else if (record->entry) {
+        char *text = json_dumps (record->entry, JSON_COMPACT);
+        if (!text)
+            self->broken = true;
+        row->task.entry = s_batch_string (self, text);
         free (text);
+    }
+    else
+        row->task.entry = S_NO_TEXT;
+}
+
+void
+shoal_store_batch_put_all (shoal_store_batch_t *self,
+                           const shoal_scheduler_t *scheduler)
+{
+    for (size_t i = 0; i < shoal_scheduler_job_count (scheduler); i++) {
+        shoal_job_t *job = shoal_scheduler_job_at (scheduler, i);
+        shoal_store_batch_put_job (self, job);
+        for (uint32_t t = 0; t < shoal_job_task_count (job); t++)
+            shoal_store_batch_put_task (self, shoal_job_task (job, t));
+    }
+}
+
+void
+shoal_store_batch_put_key (shoal_store_batch_t *self, const char *key,
+                           uint64_t fingerprint, const char *job_id)
+{
+    s_row_t *row = s_batch_row (self, S_ROW_KEY);
+    if (!row)
+        return;
+    row->key.fingerprint = fingerprint;
+    row->key.key = s_batch_string (self, key);
+    row->key.job = s_batch_string (self, job_id);
+}
+
+void
+shoal_store_batch_forget_key (shoal_store_batch_t *self, const char *key)
+{
+    s_row_t *row = s_batch_row (self, S_ROW_FORGET);
+    if (!row)
+        return;
+    row->key.fingerprint = 0;
+    row->key.key = s_batch_string (self, key);
+    row->key.job = S_NO_TEXT;
+}
+
+/* ---- writing a batch ------------------------------------------------- */
+
+/*  What s_bind_job binds: the record, its params and stages as text.    */
+typedef struct {
+    const shoal_job_record_t *record;
+    const char *id, *job_class, *params, *error, *stages;
+} s_job_row_t;
+
+/*  Binds every parameter of S_PUT_JOB / S_SET_JOB. Only an insert reads
+    ?2, ?3 and ?8.                                                        */
+static void
+s_bind_job (sqlite3_stmt *stmt, const void *arg)
+{
+    const s_job_row_t *row = arg;
+    const shoal_job_record_t *record = row->record;
+    s_bind_static (stmt, 1, row->id);
+    if (sqlite3_bind_parameter_name (stmt, 2)) {
+        s_bind_static (stmt, 2, row->job_class);
+        s_bind_static (stmt, 3, row->params ? row->params : "{}");
+        sqlite3_bind_int64 (stmt, 8, record->created_at);
+    }
+    sqlite3_bind_int (stmt, 4, (int) record->state);
+    sqlite3_bind_int64 (stmt, 5, record->stage);
+    sqlite3_bind_int64 (stmt, 6, record->retries);
+    s_bind_static (stmt, 7, row->error);
+    sqlite3_bind_int64 (stmt, 9, record->started_at);
+    sqlite3_bind_int64 (stmt, 10, record->finished_at);
+    s_bind_static (stmt, 11, row->stages);
 }
 
 static void
-s_put_task (const shoal_task_t *task, void *arg)
+s_write_job (shoal_store_t *self, const shoal_store_batch_t *batch,
+             const s_row_t *row)
 {
-    shoal_store_t *self = arg;
-    shoal_task_record_t record;
-    shoal_task_record (task, &record);
+    s_job_row_t job = {
+        .record = &row->job.record,
+        .id = s_batch_at (batch, row->job.id),
+        .job_class = s_batch_at (batch, row->job.job_class),
+        .params = s_batch_at (batch, row->job.params),
+        .error = s_batch_at (batch, row->job.error),
+        .stages = s_batch_at (batch, row->job.stages),
+    };
+    s_upsert (self, S_SET_JOB, S_PUT_JOB, s_bind_job, &job);
+}
+
+static void
+s_write_task (shoal_store_t *self, const shoal_store_batch_t *batch,
+              const s_row_t *row)
+{
+    const shoal_task_record_t *record = &row->task.record;
     sqlite3_stmt *stmt = self->stmt[S_PUT_TASK];
-    s_bind_static (stmt, 1, shoal_job_id (shoal_task_job (task)));
-    sqlite3_bind_int64 (stmt, 2, record.id);
-    sqlite3_bind_int64 (stmt, 3, record.stage);
-    sqlite3_bind_int64 (stmt, 4, record.index);
-    sqlite3_bind_int (stmt, 5, (int) record.state);
-    sqlite3_bind_int64 (stmt, 6, record.attempt);
-    sqlite3_bind_int64 (stmt, 7, record.losses);
-    sqlite3_bind_int64 (stmt, 8, record.failures);
-    sqlite3_bind_int (stmt, 9, record.exit_code);
-    sqlite3_bind_int (stmt, 10, record.signal);
-    s_bind_static (stmt, 11, record.error);
-    s_bind_static (stmt, 12, record.worker);
-    if (record.entry_text)   /* the scheduler keeps entries as text */
-        sqlite3_bind_text (stmt, 13, record.entry_text,
-                           (int) record.entry_size, SQLITE_STATIC);
-    else
-        s_bind_json (stmt, 13, record.entry);
-    sqlite3_bind_int64 (stmt, 14, record.started_at);
-    sqlite3_bind_int64 (stmt, 15, record.finished_at);
-    sqlite3_bind_int64 (stmt, 16, record.duration_ms);
-    sqlite3_bind_int64 (stmt, 17, record.wake_at);
+    s_bind_static (stmt, 1, s_batch_at (batch, row->task.job));
+    sqlite3_bind_int64 (stmt, 2, record->id);
+    sqlite3_bind_int64 (stmt, 3, record->stage);
+    sqlite3_bind_int64 (stmt, 4, record->index);
+    sqlite3_bind_int (stmt, 5, (int) record->state);
+    sqlite3_bind_int64 (stmt, 6, record->attempt);
+    sqlite3_bind_int64 (stmt, 7, record->losses);
+    sqlite3_bind_int64 (stmt, 8, record->failures);
+    sqlite3_bind_int (stmt, 9, record->exit_code);
+    sqlite3_bind_int (stmt, 10, record->signal);
+    s_bind_static (stmt, 11, s_batch_at (batch, row->task.error));
+    s_bind_static (stmt, 12, s_batch_at (batch, row->task.worker));
+    s_bind_static (stmt, 13, s_batch_at (batch, row->task.entry));
+    sqlite3_bind_int64 (stmt, 14, record->started_at);
+    sqlite3_bind_int64 (stmt, 15, record->finished_at);
+    sqlite3_bind_int64 (stmt, 16, record->duration_ms);
+    sqlite3_bind_int64 (stmt, 17, record->wake_at);
+    s_step (self, stmt);
+}
+
+static void
+s_write_key (shoal_store_t *self, const shoal_store_batch_t *batch,
+             const s_row_t *row)
+{
+    sqlite3_stmt *stmt;
+    if (row->kind == S_ROW_KEY) {
+        stmt = self->stmt[S_PUT_KEY];
+        s_bind_static (stmt, 1, s_batch_at (batch, row->key.key));
+        sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) row->key.fingerprint);
+        s_bind_static (stmt, 3, s_batch_at (batch, row->key.job));
+    }
+    else {
+        stmt = self->stmt[S_DEL_KEY];
+        s_bind_static (stmt, 1, s_batch_at (batch, row->key.key));
+    }
     s_step (self, stmt);
 }
 
 int
-shoal_store_begin (shoal_store_t *self, shoal_scheduler_t *scheduler,
-                   shoal_error_t *err)
+shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
+                   size_t count, shoal_error_t *err)
 {
-    if (s_exec (self, "BEGIN", err)) {
-        /* The caller flushes the scheduler all the same: those changes
-           are then only in memory, so the next save writes everything. */
-        self->resync = true;
+    for (size_t b = 0; b < count; b++)
+        if (batches[b]->broken)
+            return shoal_error_set (err, SHOAL_ENOMEM, "store",
+                                    "state store: out of memory copying "
+                                    "the changes");
+    if (s_exec (self, "BEGIN", err))
         return SHOAL_EIO;
-    }
     self->failed = SQLITE_OK;
-    if (self->resync) {
-        /* The last save failed: its changes are gone from the scheduler's
-           list, so write everything. O(jobs + tasks), only after an I/O
-           error. What the caller puts next is written twice, harmlessly. */
-        for (size_t i = 0; i < shoal_scheduler_job_count (scheduler); i++) {
-            shoal_job_t *job = shoal_scheduler_job_at (scheduler, i);
-            s_put_job (job, self);
-            for (uint32_t t = 0; t < shoal_job_task_count (job); t++)
-                s_put_task (shoal_job_task (job, t), self);
+    for (size_t b = 0; b < count; b++) {
+        const shoal_store_batch_t *batch = batches[b];
+        for (size_t i = 0; i < batch->count && self->failed == SQLITE_OK;
+             i++) {
+            const s_row_t *row = &batch->rows[i];
+            if (row->kind == S_ROW_JOB)
+                s_write_job (self, batch, row);
+            else if (row->kind == S_ROW_TASK)
+                s_write_task (self, batch, row);
+            else
+                s_write_key (self, batch, row);
         }
     }
-    return 0;
-}
-
-void
-shoal_store_put_job (shoal_store_t *self, const shoal_job_t *job)
-{
-    s_put_job (job, self);
-}
-
-void
-shoal_store_put_task (shoal_store_t *self, const shoal_task_t *task)
-{
-    s_put_task (task, self);
-}
-
-int
-shoal_store_commit (shoal_store_t *self, const char *key,
-                    uint64_t fingerprint, const char *key_job,
-                    shoal_error_t *err)
-{
-    if (key) {
-        sqlite3_stmt *stmt = self->stmt[S_PUT_KEY];
-        s_bind_text (stmt, 1, key);
-        sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) fingerprint);
-        s_bind_text (stmt, 3, key_job);
-        s_step (self, stmt);
-    }
     if (self->failed == SQLITE_OK
-        && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
-        self->resync = false;
+        && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return 0;
-    }
     if (self->failed == SQLITE_OK)
         snprintf (self->failure, sizeof self->failure, "%s",
                   sqlite3_errmsg (self->db));
     sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
-    self->resync = true;
     return shoal_error_set (err, SHOAL_EIO, "store", "state store: %s",
                             self->failure);
+}
+
+/*  The scheduler's changes for shoal_store_save.                         */
+static void
+s_save_job (const shoal_job_t *job, void *arg)
+{
+    shoal_store_batch_put_job (arg, job);
+}
+
+static void
+s_save_task (const shoal_task_t *task, void *arg)
+{
+    shoal_store_batch_put_task (arg, task);
 }
 
 int
@@ -447,21 +656,25 @@ shoal_store_save (shoal_store_t *self, shoal_scheduler_t *scheduler,
 {
     if (!key && !self->resync && !shoal_scheduler_changed (scheduler))
         return 0;
-    if (shoal_store_begin (self, scheduler, err)) {
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    if (!batch) {
         shoal_scheduler_flush (scheduler, NULL, NULL, NULL);
-        return SHOAL_EIO;
+        self->resync = true;
+        return shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
     }
-    shoal_scheduler_flush (scheduler, s_put_job, s_put_task, self);
-    return shoal_store_commit (self, key, fingerprint, key_job, err);
-}
-
-void
-shoal_store_forget_key (shoal_store_t *self, const char *key)
-{
-    sqlite3_stmt *stmt = self->stmt[S_DEL_KEY];
-    s_bind_text (stmt, 1, key);
-    self->failed = SQLITE_OK;
-    s_step (self, stmt);
+    if (self->resync) {
+        /* The last save failed: its changes are gone from the scheduler's
+           list, so write everything. O(jobs + tasks), only after an error.
+           What the flush adds next is written twice, harmlessly. */
+        shoal_store_batch_put_all (batch, scheduler);
+    }
+    shoal_scheduler_flush (scheduler, s_save_job, s_save_task, batch);
+    if (key)
+        shoal_store_batch_put_key (batch, key, fingerprint, key_job);
+    int rc = shoal_store_write (self, &batch, 1, err);
+    self->resync = rc != 0;
+    shoal_store_batch_destroy (&batch);
+    return rc;
 }
 
 /* ---- reading back -------------------------------------------------- */
