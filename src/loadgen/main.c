@@ -83,6 +83,8 @@ s_usage (FILE *out)
         "      --delay-ms MS       answer each plain task MS after it came\n"
         "                          [0: at once]; spawn tasks are always\n"
         "                          answered at once\n"
+        "      --delay-jitter J    each delay uniform in MS x [1-J, 1+J],\n"
+        "                          0..1 [0: all alike, finishing in step]\n"
         "      --fail SHARE        share of plain tasks answered with exit\n"
         "                          code 1, 0..1 [0]\n"
         "      --vanish N          N workers vanish (close without BYE) ...\n"
@@ -216,7 +218,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
     if (opts->submit.token && !*opts->submit.token)
         opts->submit.token = NULL;
     enum {
-        OPT_IO_THREADS = 256, OPT_DELAY, OPT_FAIL, OPT_VANISH,
+        OPT_IO_THREADS = 256, OPT_DELAY, OPT_DELAY_JITTER, OPT_FAIL, OPT_VANISH,
         OPT_VANISH_AFTER, OPT_SPAWN, OPT_NAME, OPT_TOKEN, OPT_CONNECTIONS,
         OPT_WAIT, OPT_POLL, OPT_TASKS, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT,
         OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK
@@ -228,6 +230,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "threads", required_argument, NULL, 't' },
         { "io-threads", required_argument, NULL, OPT_IO_THREADS },
         { "delay-ms", required_argument, NULL, OPT_DELAY },
+        { "delay-jitter", required_argument, NULL, OPT_DELAY_JITTER },
         { "fail", required_argument, NULL, OPT_FAIL },
         { "vanish", required_argument, NULL, OPT_VANISH },
         { "vanish-after", required_argument, NULL, OPT_VANISH_AFTER },
@@ -282,6 +285,10 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_DELAY:
                 rc = s_double ("--delay-ms", optarg, 0, 86400000, &x);
                 opts->sim.delay_ns = (int64_t) (x * 1e6);
+                break;
+            case OPT_DELAY_JITTER:
+                rc = s_double ("--delay-jitter", optarg, 0, 1,
+                               &opts->sim.delay_jitter);
                 break;
             case OPT_FAIL:
                 rc = s_double ("--fail", optarg, 0, 1, &opts->sim.fail_share);
@@ -537,9 +544,10 @@ s_report (const s_options_t *opts, s_run_t *run, int64_t window_start)
         "rest", rest,
         "jobs", jobs,
         "controller", controller,
-        "options", json_pack ("{s:I, s:f, s:f, s:i, s:I}",
+        "options", json_pack ("{s:I, s:f, s:f, s:f, s:i, s:I}",
                               "spawn", (json_int_t) opts->sim.spawn_entries,
                               "delay_ms", (double) opts->sim.delay_ns / 1e6,
+                              "delay_jitter", opts->sim.delay_jitter,
                               "fail", opts->sim.fail_share,
                               "threads", opts->sim.threads,
                               "tasks_target", (json_int_t) opts->tasks),

@@ -19,9 +19,10 @@
       READY       Nth TASK   GONE        (vanisher) close, no BYE
       any         stop       GONE        BYE, close
 
-    Delayed results wait in a per-thread FIFO: every plain task has the
-    same delay, so the FIFO is in due-time order. Its capacity is the
-    thread's total slots, which the controller's credit never exceeds.    */
+    Delayed results wait in a per-thread binary min-heap on their due
+    time (with --delay-jitter each task has a delay of its own). Its
+    capacity is the thread's total slots, which the controller's credit
+    never exceeds.                                                        */
 #include "sim.h"
 
 #include "shoal/protocol.h"
@@ -102,10 +103,10 @@ struct s_thread {
     size_t count;
     size_t heartbeat_cursor;  /* next worker to heartbeat                  */
     int64_t heartbeat_ns;     /* period, from WELCOME as shoal-worker does */
-    s_delayed_t *delayed;     /* FIFO ring of delayed results              */
-    size_t delayed_head;
+    s_delayed_t *delayed;     /* min-heap of delayed results on due_ns     */
     size_t delayed_len;
     size_t delayed_cap;
+    uint64_t random;          /* xorshift state for the delay jitter       */
     char *spawn_buf;          /* S_SPAWN_PREFIX_ROOM + the spawn list tail */
     size_t spawn_tail_len;
     lg_sim_stats_t stats;     /* this thread's figures                     */
@@ -545,6 +546,63 @@ s_on_cancel (s_worker_t *worker, const char *body, size_t size)
     worker->thread->stats.cancels++;
 }
 
+/*  This task's delay: the configured one, spread uniformly over
+    [1 - jitter, 1 + jitter] times it by a per-thread xorshift64.         */
+static int64_t
+s_delay_ns (s_thread_t *thread)
+{
+    const lg_sim_config_t *config = &thread->sim->config;
+    if (config->delay_jitter <= 0)
+        return config->delay_ns;
+    uint64_t x = thread->random;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    thread->random = x;
+    double unit = (double) (x >> 11) / 9007199254740992.0;   /* [0, 1) */
+    double factor = 1.0 + config->delay_jitter * (2.0 * unit - 1.0);
+    return (int64_t) ((double) config->delay_ns * factor);
+}
+
+static void
+s_heap_push (s_thread_t *thread, const s_delayed_t *entry)
+{
+    s_delayed_t *heap = thread->delayed;
+    size_t at = thread->delayed_len++;
+    while (at > 0) {
+        size_t parent = (at - 1) / 2;
+        if (heap[parent].due_ns <= entry->due_ns)
+            break;
+        heap[at] = heap[parent];
+        at = parent;
+    }
+    heap[at] = *entry;
+}
+
+/*  Removes the earliest entry (the heap is not empty) into `out`.        */
+static void
+s_heap_pop (s_thread_t *thread, s_delayed_t *out)
+{
+    s_delayed_t *heap = thread->delayed;
+    *out = heap[0];
+    s_delayed_t last = heap[--thread->delayed_len];
+    size_t len = thread->delayed_len;
+    size_t at = 0;
+    while (true) {
+        size_t child = 2 * at + 1;
+        if (child >= len)
+            break;
+        if (child + 1 < len && heap[child + 1].due_ns < heap[child].due_ns)
+            child++;
+        if (last.due_ns <= heap[child].due_ns)
+            break;
+        heap[at] = heap[child];
+        at = child;
+    }
+    if (len)
+        heap[at] = last;
+}
+
 static void
 s_on_task (s_worker_t *worker, const char *body, size_t size)
 {
@@ -590,16 +648,13 @@ s_on_task (s_worker_t *worker, const char *body, size_t size)
         s_send_result (worker, ref.job, ref.task, ref.attempt, exit_code);
         return;
     }
-    size_t tail = (thread->delayed_head + thread->delayed_len)
-                  % thread->delayed_cap;
-    s_delayed_t *entry = &thread->delayed[tail];
-    entry->worker = worker;
-    entry->due_ns = now + sim->config.delay_ns;
-    entry->task = ref.task;
-    entry->attempt = ref.attempt;
-    entry->exit_code = exit_code;
-    strcpy (entry->job, ref.job);
-    thread->delayed_len++;
+    s_delayed_t entry = { .worker = worker,
+                          .due_ns = now + s_delay_ns (thread),
+                          .task = ref.task,
+                          .attempt = ref.attempt,
+                          .exit_code = exit_code };
+    strcpy (entry.job, ref.job);
+    s_heap_push (thread, &entry);
 }
 
 /*  Controller commands a worker acts on; anything else is counted as a
@@ -702,18 +757,14 @@ s_connect (s_worker_t *worker, void *ctx, const char *endpoint, int epoll_fd)
 static void
 s_send_due_results (s_thread_t *thread, int64_t now)
 {
-    while (thread->delayed_len) {
-        s_delayed_t *entry = &thread->delayed[thread->delayed_head];
-        if (entry->due_ns > now)
-            break;
-        thread->delayed_head = (thread->delayed_head + 1)
-                               % thread->delayed_cap;
-        thread->delayed_len--;
-        s_worker_t *worker = entry->worker;
+    while (thread->delayed_len && thread->delayed[0].due_ns <= now) {
+        s_delayed_t entry;
+        s_heap_pop (thread, &entry);
+        s_worker_t *worker = entry.worker;
         if (!worker->sock)
             continue;
-        s_send_result (worker, entry->job, entry->task, entry->attempt,
-                       entry->exit_code);
+        s_send_result (worker, entry.job, entry.task, entry.attempt,
+                       entry.exit_code);
         s_drain (worker);
     }
 }
@@ -745,9 +796,8 @@ s_next_wake (s_thread_t *thread, int64_t now)
     if (thread->count
         && thread->workers[thread->heartbeat_cursor].next_heartbeat < wake)
         wake = thread->workers[thread->heartbeat_cursor].next_heartbeat;
-    if (thread->delayed_len
-        && thread->delayed[thread->delayed_head].due_ns < wake)
-        wake = thread->delayed[thread->delayed_head].due_ns;
+    if (thread->delayed_len && thread->delayed[0].due_ns < wake)
+        wake = thread->delayed[0].due_ns;
     return wake;
 }
 
@@ -775,8 +825,15 @@ s_thread_main (void *arg)
     while (!atomic_load_explicit (&sim->stop, memory_order_relaxed)) {
         int64_t now = lg_now_ns ();
         int64_t wait_ns = s_next_wake (thread, now) - now;
-        int timeout = wait_ns <= 0 ? 0 : (int) ((wait_ns + 999999) / 1000000);
-        int n = epoll_wait (thread->epoll_fd, events, S_EPOLL_BATCH, timeout);
+        /* A timeout in nanoseconds: a millisecond one would send every
+           result due within the same millisecond in one burst, a load
+           no real set of workers makes. */
+        if (wait_ns < 0)
+            wait_ns = 0;
+        struct timespec timeout = { .tv_sec = wait_ns / 1000000000LL,
+                                    .tv_nsec = wait_ns % 1000000000LL };
+        int n = epoll_pwait2 (thread->epoll_fd, events, S_EPOLL_BATCH,
+                              &timeout, NULL);
         if (n < 0 && errno != EINTR) {
             s_fail (sim, "epoll_wait failed", strerror (errno));
             return NULL;
@@ -890,6 +947,8 @@ lg_sim_new (const lg_sim_config_t *config, lg_tracker_t *tracker, char *err,
         thread->delayed_cap = thread->count * (size_t) config->slots;
         thread->delayed = calloc (thread->delayed_cap,
                                   sizeof *thread->delayed);
+        /* A fixed seed per thread: the same run draws the same delays. */
+        thread->random = 0x9E3779B97F4A7C15ULL * (uint64_t) (t + 1);
         if (thread->epoll_fd < 0 || !thread->workers || !thread->delayed) {
             snprintf (err, size, "cannot set up a thread: %s",
                       thread->epoll_fd < 0 ? strerror (errno)

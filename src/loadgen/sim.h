@@ -40,6 +40,9 @@ typedef struct {
     int threads;              /* threads sharing them                      */
     int io_threads;           /* libzmq I/O threads                        */
     int64_t delay_ns;         /* plain tasks end this long after arrival   */
+    double delay_jitter;      /* ... give or take this share of it, 0..1:
+                                 each delay is uniform in
+                                 delay x [1 - jitter, 1 + jitter]          */
     double fail_share;        /* share of plain tasks exiting 1, 0..1      */
     int vanish;               /* workers that vanish ...                   */
     int vanish_after;         /* ... on receiving their Nth task           */
