@@ -442,7 +442,9 @@ json_t *shoal_task_wire_body (const shoal_task_t *task);
 size_t shoal_task_wire_text (const shoal_task_t *task, char **buf,
                              size_t *cap);
 
-/*  JSON views for the REST API, secrets masked. New references.          */
+/*  JSON views for the REST API, secrets masked. New references. The
+    whole task list is O(tasks) and only for tests and tools: the REST
+    API serves it in pages (shoal_job_tasks_page_to_json).               */
 json_t *shoal_job_to_json (const shoal_job_t *job);
 json_t *shoal_job_tasks_to_json (const shoal_job_t *job);
 
