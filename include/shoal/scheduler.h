@@ -75,6 +75,8 @@ const char *shoal_stage_state_name (shoal_stage_state_t state);
 const char *shoal_task_state_name (shoal_task_state_t state);
 /*  Parses a job state name; returns -1 when unknown.                      */
 int shoal_job_state_parse (const char *name);
+/*  Parses a task state name; returns -1 when unknown.                     */
+int shoal_task_state_parse (const char *name);
 
 /*  How a task attempt ended, as a worker reported it.                     */
 typedef enum {
@@ -440,9 +442,31 @@ json_t *shoal_task_wire_body (const shoal_task_t *task);
 size_t shoal_task_wire_text (const shoal_task_t *task, char **buf,
                              size_t *cap);
 
-/*  JSON views for the REST API, secrets masked. New references.          */
+/*  JSON views for the REST API, secrets masked. New references. The
+    whole task list is O(tasks) and only for tests and tools: the REST
+    API serves it in pages (shoal_job_tasks_page_to_json).               */
 json_t *shoal_job_to_json (const shoal_job_t *job);
 json_t *shoal_job_tasks_to_json (const shoal_job_t *job);
+
+/*  Most tasks one page of a job's task list scans, filters or not: a page
+    with a filter that matches few tasks stops here and hands back a
+    cursor, so one request never walks a whole 1,000,000-task job.        */
+#define SHOAL_TASK_PAGE_SCAN 100000
+
+/*  One page of a job's tasks in id order: the tasks with id >= `from`
+    that are in state `state` (-1: any) and stage `stage` (-1: any), at
+    most `limit` of them, looking at no more than SHOAL_TASK_PAGE_SCAN
+    tasks. {"job": ID, "total": all tasks of the job, "tasks": [...],
+    "next": the id to pass as `from` for the next page, as a string, or
+    null when no task after this page can match}. A filtered page may
+    hold fewer than `limit` tasks, even none, and still have a `next`.
+    O(limit + tasks scanned). New reference.                              */
+json_t *shoal_job_tasks_page_to_json (const shoal_job_t *job, int state,
+                                      int stage, uint32_t from, size_t limit);
+
+/*  The index of the job's stage named `name`, or given as its decimal
+    index; -1 when the job has no such stage.                             */
+int shoal_job_stage_parse (const shoal_job_t *job, const char *name);
 
 /*  A time as every view shows it: ISO 8601 UTC with milliseconds
     ("2026-11-28T10:00:00.000Z"), or JSON null for 0. A new reference.    */

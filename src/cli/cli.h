@@ -170,6 +170,26 @@ void cli_print_raw (const cli_response_t *response);
 int cli_job_path (const char *id, const char *suffix, char *out,
                   size_t size);
 
+/*  Tasks per page when a command reads a job's task list: the API's
+    default. The controller's loop renders each page and dispatches
+    nothing meanwhile, and every task carries its job's params, so a
+    bigger page costs the cluster more and may pass CLI_BODY_MAX.         */
+#define CLI_TASK_PAGE 1000
+
+/*  GETs the task list of job `id` page after page, following `next`,
+    and puts the pages together as one answer {"job", "total", "tasks":
+    [...], "next"}, `next` null unless `max` (> 0: the most tasks to
+    fetch) stopped it early. `query` ("state=failed&stage=2", values
+    percent-encoded; "" for none) goes with each page. When `response` is
+    not NULL it keeps the raw answer of the last page (the caller clears
+    it) and `*pages` says how many pages were read, so a one-page list
+    can be printed as the API sent it. Holds the whole list in memory:
+    use `max` on a job with millions of tasks. Returns the caller's
+    object, or NULL after reporting the error.                            */
+json_t *cli_job_tasks (cli_session_t *self, const char *id,
+                       const char *query, long max, cli_response_t *response,
+                       size_t *pages);
+
 /*  A string member of a JSON object, or `fallback` when it is absent or
     not a string. Borrowed from `object`.                                  */
 const char *cli_json_str (const json_t *object, const char *key,

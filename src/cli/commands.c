@@ -555,20 +555,32 @@ s_exit (const json_t *task, char *out, size_t size)
     return out;
 }
 
-/*  `shoal tasks ID`: GET /api/v1/jobs/ID/tasks as a table.               */
+/*  `shoal tasks ID`: GET /api/v1/jobs/ID/tasks, every page (or the first
+    --limit tasks), as a table.                                           */
 static int
 s_tasks (cli_session_t *session, const cli_options_t *options)
 {
-    char path[CLI_PATH_MAX];
-    int rc = cli_job_path (options->args[0], "/tasks", path, sizeof path);
-    if (rc)
-        return rc;
-    cli_response_t response;
-    json_t *answer = cli_session_call (session, "GET", path, NULL, NULL, 0,
-                                       &response);
-    rc = answer ? CLI_EXIT_OK : CLI_EXIT_API;
-    if (answer && session->json)
+    char wanted[64 * 3 + 1] = "";
+    if (options->state
+        && cli_client_escape (options->state, wanted, sizeof wanted))
+        return cli_usage_error ("--state '%.40s' is too long",
+                                options->state);
+    char query[sizeof wanted + 8] = "";
+    if (*wanted)
+        snprintf (query, sizeof query, "state=%s", wanted);
+    cli_response_t response = { 0 };
+    size_t pages = 0;
+    json_t *answer = cli_job_tasks (session, options->args[0], query,
+                                    options->limit, &response, &pages);
+    int rc = answer ? CLI_EXIT_OK : CLI_EXIT_API;
+    //  One page is printed as the API sent it; more, put together.
+    if (answer && session->json && pages == 1)
         cli_print_raw (&response);
+    else if (answer && session->json) {
+        if (json_dumpf (answer, stdout, JSON_COMPACT))
+            rc = CLI_EXIT_API;
+        putchar ('\n');
+    }
     else if (answer) {
         static const char *const headers[] = {
             "ID", "STAGE", "KIND", "INDEX", "STATE", "EXIT", "ATTEMPTS",
@@ -793,7 +805,11 @@ static const cli_command_t s_commands[] = {
       S_WAIT_HELP, CLI_OPT_WAIT, 1, 1, s_status },
     { "jobs", "", "List jobs, newest first.", NULL,
       CLI_OPT_STATE | CLI_OPT_LIMIT, 0, 0, s_jobs },
-    { "tasks", "ID", "List the tasks of job ID.", NULL, 0, 1, 1, s_tasks },
+    { "tasks", "ID", "List the tasks of job ID, in id order.",
+      "Reads the whole list, page after page; --limit N stops after N\n"
+      "tasks, --state STATE shows only the tasks in that state (pending,\n"
+      "running, succeeded, failed, canceled).\n",
+      CLI_OPT_STATE | CLI_OPT_LIMIT, 1, 1, s_tasks },
     { "logs", "ID [TASK]", "Print the log of one task, or of every task.",
       "Without TASK, every task's log follows a header line\n"
       "'==> task N (stage 'S', state) <=='. With -f, new output is printed\n"

@@ -8,10 +8,11 @@
     or a task whose `attempts` went up, starts over from its beginning.
 
     Which tasks exist and whether they ended comes from the task list
-    (there is no single-task endpoint), and whether the job ended from the
-    job view; following every task of a job asks for both each poll, then
-    fetches the logs of tasks still running plus, once, of those that just
-    ended.
+    (there is no single-task endpoint: one task is the one-task page that
+    starts at its id), and whether the job ended from the job view;
+    following every task of a job asks for both each poll, reading every
+    page of the list, then fetches the logs of tasks still running plus,
+    once, of those that just ended.
 
     Text output is the log's bytes as they are. --json writes JSON Lines,
     one object per task, or per new piece of output with -f:
@@ -37,7 +38,7 @@ typedef struct {
 
 /*  One logs command. Invariant: `progress` has `count` of `capacity`
     entries filled, in the order tasks were first seen. At most one entry
-    per task of the job: the task list, under CLI_BODY_MAX, bounds it.     */
+    per task of the job: the job's task count bounds it.     */
 typedef struct {
     cli_session_t *session;     /* borrowed                                */
     const char *job;            /* job id as given (borrowed)              */
@@ -190,22 +191,16 @@ s_fetch (s_logs_t *self, long long task, cli_response_t *response)
     return -1;
 }
 
-/*  GETs the job's task list (the caller's), or NULL after reporting.      */
+/*  GETs the job's task list (the caller's), every page, or with `only`
+    >= 0 just the page that starts at task `only`. NULL after reporting.  */
 static json_t *
-s_task_list (s_logs_t *self)
+s_task_list (s_logs_t *self, long long only)
 {
-    char path[CLI_PATH_MAX];
-    if (cli_job_path (self->job, "/tasks", path, sizeof path))
-        return NULL;
-    json_t *answer = cli_session_call (self->session, "GET", path, NULL, NULL,
-                                       0, NULL);
-    if (answer && !json_is_array (json_object_get (answer, "tasks"))) {
-        fprintf (stderr, CLI_PROGRAM ": GET %s: the answer has no task "
-                 "list\n", path);
-        json_decref (answer);
-        return NULL;
-    }
-    return answer;
+    char query[64] = "";
+    if (only >= 0)
+        snprintf (query, sizeof query, "cursor=%lld", only);
+    return cli_job_tasks (self->session, self->job, query, only >= 0 ? 1 : 0,
+                          NULL, NULL);
 }
 
 /*  The job's state ("" when unknown), or NULL after reporting.            */
@@ -293,7 +288,7 @@ s_catch_up (s_logs_t *self, const json_t *task, s_progress_t *progress,
 static int
 s_print_all (s_logs_t *self)
 {
-    json_t *answer = s_task_list (self);
+    json_t *answer = s_task_list (self, -1);
     if (!answer)
         return CLI_EXIT_API;
     int rc = CLI_EXIT_OK;
@@ -359,7 +354,7 @@ s_follow (s_logs_t *self, long long only)
                 return CLI_EXIT_API;
             job_ended = s_task_ended (state);
         }
-        json_t *answer = s_task_list (self);
+        json_t *answer = s_task_list (self, only);
         if (!answer)
             return CLI_EXIT_API;
         bool found = false;

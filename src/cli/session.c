@@ -166,6 +166,84 @@ cli_job_path (const char *id, const char *suffix, char *out, size_t size)
     return 0;
 }
 
+json_t *
+cli_job_tasks (cli_session_t *self, const char *id, const char *query,
+               long max, cli_response_t *response, size_t *pages)
+{
+    char base[CLI_PATH_MAX];
+    if (cli_job_path (id, "/tasks", base, sizeof base))
+        return NULL;
+    json_t *all = json_array ();
+    json_t *merged = NULL;
+    char cursor[32] = "";
+    long left = max;
+    size_t count = 0;
+    cli_response_t last = { 0 };
+    while (all) {
+        char path[CLI_PATH_MAX + 256];
+        long limit = max > 0 && left < CLI_TASK_PAGE ? left : CLI_TASK_PAGE;
+        int used = snprintf (path, sizeof path, "%s?limit=%ld%s%s%s%s", base,
+                             limit, *query ? "&" : "", query,
+                             *cursor ? "&cursor=" : "", cursor);
+        if (used < 0 || (size_t) used >= sizeof path) {
+            fprintf (stderr, CLI_PROGRAM ": the task list query is too "
+                     "long\n");
+            break;
+        }
+        cli_response_clear (&last);
+        json_t *page = cli_session_call (self, "GET", path, NULL, NULL, 0,
+                                         &last);
+        if (!page)
+            break;
+        count++;
+        json_t *tasks = json_object_get (page, "tasks");
+        if (!json_is_array (tasks)) {
+            fprintf (stderr, CLI_PROGRAM ": GET %s: the answer has no task "
+                     "list\n", path);
+            json_decref (page);
+            break;
+        }
+        json_array_extend (all, tasks);
+        left -= (long) json_array_size (tasks);
+        //  `next` is where the controller stopped looking: a filtered
+        //  page may be empty and still have one.
+        const char *next = json_string_value (json_object_get (page, "next"));
+        bool more = next && *next && (max <= 0 || left > 0);
+        if (more && (strlen (next) >= sizeof cursor
+                     || strspn (next, "0123456789") != strlen (next))) {
+            fprintf (stderr, CLI_PROGRAM ": GET %s: the answer's 'next' is "
+                     "not a task number\n", path);
+            json_decref (page);
+            break;
+        }
+        if (!more) {
+            merged = json_pack ("{s:O, s:O, s:O, s:O}",
+                                "job", json_object_get (page, "job"),
+                                "total", json_object_get (page, "total"),
+                                "tasks", all,
+                                "next", next ? json_object_get (page, "next")
+                                             : json_null ());
+            if (!merged)
+                fprintf (stderr, CLI_PROGRAM ": GET %s: the answer lacks "
+                         "'job' or 'total'\n", path);
+            json_decref (page);
+            break;
+        }
+        snprintf (cursor, sizeof cursor, "%s", next);
+        json_decref (page);
+    }
+    if (!all)
+        fprintf (stderr, CLI_PROGRAM ": out of memory\n");
+    json_decref (all);
+    if (merged && response)
+        *response = last;
+    else
+        cli_response_clear (&last);
+    if (pages)
+        *pages = count;
+    return merged;
+}
+
 const char *
 cli_json_str (const json_t *object, const char *key, const char *fallback)
 {

@@ -18,6 +18,7 @@
 
 #include <civetweb.h>
 #include <czmq.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,6 +28,12 @@
 
 /*  How long a handler waits for the loop before answering 503.           */
 #define S_LOOP_TIMEOUT_MS 10000
+
+/*  Tasks per page of a job's task list when the client does not say, and
+    the most it may ask for: one page is rendered by the controller loop,
+    which dispatches no task meanwhile, so a page must stay small.       */
+#define S_TASKS_LIMIT 1000
+#define S_TASKS_LIMIT_MAX 10000
 
 /*  Longest path segment captured for a {parameter}.                      */
 #define S_MAX_SEGMENT 128
@@ -452,8 +459,60 @@ s_get_job_tasks (s_request_t *req)
 {
     if (!s_valid_id (req->params[0]))
         return s_bad_id (req);
-    return s_relay (req, json_pack ("{s:s, s:s}", "op", "tasks", "id",
-                                    req->params[0]));
+    json_t *request = json_pack ("{s:s, s:s, s:i, s:i}", "op", "tasks", "id",
+                                 req->params[0], "limit", S_TASKS_LIMIT,
+                                 "from", 0);
+    char text[256];
+    if (s_query (req, "limit", text, sizeof text)) {
+        char *end;
+        long limit = strtol (text, &end, 10);
+        if (*end || end == text || limit < 1 || limit > S_TASKS_LIMIT_MAX) {
+            json_decref (request);
+            return s_problem (req, 400, "Invalid query",
+                              "limit must be an integer from 1 to 10000",
+                              "limit");
+        }
+        json_object_set_new (request, "limit", json_integer (limit));
+    }
+    if (s_query (req, "cursor", text, sizeof text)) {
+        char *end;
+        errno = 0;
+        long long from = strtoll (text, &end, 10);
+        if (*end || end == text || !isdigit ((unsigned char) *text) || errno
+            || from > UINT32_MAX) {
+            json_decref (request);
+            return s_problem (req, 400, "Invalid query",
+                              "cursor must be the 'next' value of a previous "
+                              "page", "cursor");
+        }
+        json_object_set_new (request, "from", json_integer (from));
+    }
+    if (s_query (req, "state", text, sizeof text)) {
+        int state = shoal_task_state_parse (text);
+        if (state < 0) {
+            json_decref (request);
+            return s_problem (req, 400, "Invalid query",
+                              "state must be one of pending, running, "
+                              "succeeded, failed, canceled", "state");
+        }
+        json_object_set_new (request, "state", json_integer (state));
+    }
+    /* A stage is named by the job's class, which only the loop holds. A
+       name too long for the buffer is refused here, never dropped: a
+       filter silently ignored would answer every task. */
+    const char *query = req->info->query_string;
+    int got = query ? mg_get_var (query, strlen (query), "stage", text,
+                                  sizeof text)
+                    : -1;
+    if (got == -2) {
+        json_decref (request);
+        return s_problem (req, 400, "Invalid query",
+                          "stage must be the name or the index of one of the "
+                          "job's stages", "stage");
+    }
+    if (got >= 0)
+        json_object_set_new (request, "stage", json_string (text));
+    return s_relay (req, request);
 }
 
 /*  Opens <jobs_dir>/<job>/logs/<file> for reading without following a

@@ -1032,8 +1032,23 @@ s_op_tasks (shoal_loop_t *self, json_t *request)
 {
     const char *id = json_string_value (json_object_get (request, "id"));
     shoal_job_t *job = shoal_scheduler_job (self->scheduler, id);
-    return job ? s_reply (200, shoal_job_tasks_to_json (job))
-               : s_job_not_found (id);
+    if (!job)
+        return s_job_not_found (id);
+    /* The HTTP thread checked the numbers; only the job knows its stages. */
+    json_t *state_value = json_object_get (request, "state");
+    const char *stage_name = json_string_value (json_object_get (request,
+                                                                 "stage"));
+    int stage = -1;
+    if (stage_name && (stage = shoal_job_stage_parse (job, stage_name)) < 0)
+        return s_problem (400, "Invalid query", "stage must be the name or "
+                          "the index of one of the job's stages", "stage");
+    json_int_t limit = json_integer_value (json_object_get (request, "limit"));
+    json_int_t from = json_integer_value (json_object_get (request, "from"));
+    return s_reply (200, shoal_job_tasks_page_to_json (
+                             job, state_value ? (int) json_integer_value (
+                                                    state_value)
+                                              : -1,
+                             stage, (uint32_t) from, (size_t) limit));
 }
 
 /*  Where a task's log is: the HTTP thread reads the file itself so a big

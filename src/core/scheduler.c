@@ -26,8 +26,11 @@
 #include "shoal/spawn.h"
 
 #include <czmq.h>
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -226,6 +229,15 @@ shoal_job_state_parse (const char *name)
 {
     for (int i = 0; i < SHOAL_JOB_STATE_COUNT; i++)
         if (strcmp (name, s_job_states[i]) == 0)
+            return i;
+    return -1;
+}
+
+int
+shoal_task_state_parse (const char *name)
+{
+    for (int i = 0; i < SHOAL_TASK_STATE_COUNT; i++)
+        if (strcmp (name, s_task_states[i]) == 0)
             return i;
     return -1;
 }
@@ -2234,6 +2246,51 @@ shoal_job_tasks_to_json (const shoal_job_t *job)
     for (uint32_t i = 0; i < job->task_count; i++)
         json_array_append_new (tasks, shoal_task_to_json (s_task_at (job, i)));
     return json_pack ("{s:s, s:o}", "job", job->id, "tasks", tasks);
+}
+
+json_t *
+shoal_job_tasks_page_to_json (const shoal_job_t *job, int state, int stage,
+                              uint32_t from, size_t limit)
+{
+    json_t *tasks = json_array ();
+    json_t *next = json_null ();
+    uint32_t scanned = 0;
+    for (uint32_t id = from; id < job->task_count; id++) {
+        /* Both bounds hand back the first task not yet looked at, so the
+           next page goes on exactly where this one stopped. */
+        if (json_array_size (tasks) == limit
+            || scanned == SHOAL_TASK_PAGE_SCAN) {
+            json_decref (next);
+            next = json_sprintf ("%" PRIu32, id);
+            break;
+        }
+        scanned++;
+        const shoal_task_t *task = s_task_at (job, id);
+        if ((state >= 0 && task->state != (shoal_task_state_t) state)
+            || (stage >= 0 && task->stage != (uint32_t) stage))
+            continue;
+        json_array_append_new (tasks, shoal_task_to_json (task));
+    }
+    return json_pack ("{s:s, s:I, s:o, s:o}", "job", job->id, "total",
+                      (json_int_t) job->task_count, "tasks", tasks, "next",
+                      next);
+}
+
+int
+shoal_job_stage_parse (const shoal_job_t *job, const char *name)
+{
+    size_t count = job->cls->stage_count;
+    for (size_t i = 0; i < count; i++)
+        if (strcmp (name, job->cls->stages[i].name) == 0)
+            return (int) i;
+    /* A name wins over an index: a stage may well be called "1". */
+    char *end;
+    errno = 0;
+    unsigned long index = strtoul (name, &end, 10);
+    if (!errno && end != name && !*end && isdigit ((unsigned char) *name)
+        && index < count)
+        return (int) index;
+    return -1;
 }
 
 json_t *

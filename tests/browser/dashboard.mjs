@@ -227,6 +227,33 @@ async function mainMode(page, problems) {
   }, null, { timeout: WAIT });
   await page.mouse.move(0, 0);
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+  // A job with more tasks than one page (500): the first page is shown,
+  // the rest come with "Load more tasks", never all at once.
+  const wideCount = 520;
+  const wide = await api('POST', '/api/v1/jobs',
+                         { job: 'wide', params: { modes: Array(wideCount).fill('ok').join(',') } });
+  assert.equal(wide.status, 201, JSON.stringify(wide.body));
+  const wideRow = page.locator(`#jobs-body tr[data-job="${wide.body.id}"]`);
+  await waitJobDone(page, wide.body.id, 'succeeded');
+  await wideRow.locator('button.job-open').click();
+  await page.waitForFunction(() => document.querySelectorAll('#tasks-body tr').length === 500,
+                             null, { timeout: WAIT });
+  const more = page.locator('#tasks-load-more');
+  await more.waitFor({ state: 'visible', timeout: WAIT });
+  assert.match(await page.locator('#tasks-more').innerText(),
+               new RegExp('first 500 of ' + (wideCount + 1) + ' tasks'));
+  await more.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-more-tasks.png') });
+  await more.click();
+  await page.waitForFunction((n) => document.querySelectorAll('#tasks-body tr').length === n,
+                             wideCount + 1, { timeout: WAIT });
+  await more.waitFor({ state: 'hidden', timeout: WAIT });
+  assert.equal(await page.locator('#tasks-more').isHidden(), true);
+  const ids = await page.locator('#tasks-body tr').evaluateAll(
+    (rows) => rows.map((r) => Number(r.dataset.task)));
+  assert.deepEqual(ids, [...Array(wideCount + 1).keys()]);
+  log('a wide job shown a page at a time');
 }
 
 async function tokenMode(page, problems) {

@@ -224,7 +224,14 @@ class Cluster:
         return self.get("/api/v1/jobs/" + job_id).json()
 
     def tasks(self, job_id):
-        return self.get("/api/v1/jobs/%s/tasks" % job_id).json()["tasks"]
+        """Every task of the job, page after page, in id order."""
+        path = "/api/v1/jobs/%s/tasks?limit=10000" % job_id
+        tasks, page = [], self.get(path).json()
+        tasks += page["tasks"]
+        while page.get("next") is not None:
+            page = self.get(path + "&cursor=" + page["next"]).json()
+            tasks += page["tasks"]
+        return tasks
 
     def wait_job(self, job_id, timeout=120):
         def final():

@@ -44,6 +44,19 @@ tasks:
       modes: {source: parameter}
     exec_command: /usr/bin/python3
     exec_args: ["{TOOLS}/spawn.py", "--modes", "{modes}"]
+  spawn:
+    input:
+      TOOLS: {source: environment}
+      count: {source: parameter}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/spawn.py", "{count}"]
+  hold:
+    input:
+      TOOLS: {source: environment}
+      MARKERS: {source: environment}
+      item: {source: parameter, default: "0"}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/act.py", "{MARKERS}", "hold-{item}", "slow"]
   say:
     input:
       greeting: {source: parameter}
@@ -64,6 +77,11 @@ jobs:
     stages:
       - {name: Download Data, task_class: act, spawn_task: spawn-modes}
       - {name: after, task_class: act}
+  wide:
+    input:
+      count: {source: parameter}
+    stages:
+      - {name: spread, task_class: hold, spawn_task: spawn}
 """
 
 
@@ -349,6 +367,57 @@ class CliTest(ClusterTest):
         none = self.shoal("jobs", "--state", "canceled")
         self.assertExit(none, EXIT_OK)
         self.assertIn("no jobs", none.stdout)
+
+    def test_tasks_reads_every_page_of_a_big_job(self):
+        # More tasks than two pages hold (CLI_TASK_PAGE, 1000): the spawn
+        # task makes them, then the job is canceled so (but for the one
+        # on the worker's one slot) they never run.
+        c = self.start(slots=1, worker_env={"ACT_SLEEP": "60"})
+        count = 2005
+        job = c.submit("wide", {"count": count})
+        wait_for(lambda: c.job(job["id"])["stages"][0]["tasks"]["total"]
+                 == count + 1, timeout=120, what="the spawned tasks")
+        self.assertExit(self.shoal("cancel", job["id"]), EXIT_OK)
+        c.wait_job(job["id"])
+        every = self.shoal_json("tasks", job["id"])
+        self.assertEqual(every["total"], count + 1)
+        self.assertIsNone(every["next"])
+        self.assertEqual([t["id"] for t in every["tasks"]],
+                         list(range(count + 1)))
+        self.assertEqual(every["tasks"], c.tasks(job["id"]))
+        table = self.shoal("tasks", job["id"])
+        self.assertExit(table, EXIT_OK)
+        self.assertEqual(len(table.stdout.splitlines()), count + 2)
+        first = self.shoal("tasks", job["id"], "--limit", "3")
+        self.assertExit(first, EXIT_OK)
+        self.assertEqual([row.split()[0] for row in
+                          first.stdout.splitlines()[1:]], ["0", "1", "2"])
+        canceled = self.shoal_json("tasks", job["id"], "--state", "canceled",
+                                   "--limit", "1003")
+        self.assertEqual(len(canceled["tasks"]), 1003)
+        self.assertTrue(all(t["state"] == "canceled"
+                            for t in canceled["tasks"]))
+        self.assertIsNotNone(canceled["next"])
+        last = c.tasks(job["id"])[-1]
+        one = self.shoal("logs", job["id"], str(last["id"]))
+        self.assertExit(one, EXIT_API)
+        self.assertIn("No log yet", one.stderr)
+
+    def test_tasks_filters_by_state_and_limits_the_count(self):
+        c = self.start()
+        job = c.submit("fan", {"modes": "ok,fail,ok"})
+        c.wait_job(job["id"])
+        failed = self.shoal_json("tasks", job["id"], "--state", "failed")
+        self.assertEqual([t["id"] for t in failed["tasks"]],
+                         [t["id"] for t in c.tasks(job["id"])
+                          if t["state"] == "failed"])
+        self.assertEqual(len(failed["tasks"]), 1)
+        two = self.shoal_json("tasks", job["id"], "--limit", "2")
+        self.assertEqual([t["id"] for t in two["tasks"]], [0, 1])
+        self.assertEqual(two["next"], "2")
+        bad = self.shoal("tasks", job["id"], "--state", "done")
+        self.assertExit(bad, EXIT_API)
+        self.assertIn("(field state)", bad.stderr)
 
     # ---- logs ---------------------------------------------------------
     def test_logs_print_every_task_under_a_header(self):

@@ -46,6 +46,11 @@ tasks:
       who: {source: parameter}
     exec_command: /bin/echo
     exec_args: ["{greeting}", "{who}"]
+  quick:
+    input:
+      item: {source: parameter, default: "0"}
+      mode: {source: parameter, default: ok}
+    exec_command: /bin/true
 jobs:
   fan:
     name: Fan out
@@ -64,6 +69,13 @@ jobs:
       auth: {source: http-header, key: Authorization}
     stages:
       - {name: Say Hello, task_class: say}
+  wide:
+    name: Wide fan-out
+    description: More tasks than the dashboard loads at once
+    input:
+      modes: {source: parameter}
+    stages:
+      - {name: Spread, task_class: quick, spawn_task: fan-out}
 """
 
 

@@ -253,6 +253,16 @@ class OpenApiLiveTest(unittest.TestCase):
                            self.c.get("/api/v1/jobs/%s/tasks" % job["id"]), 200)
         self.assertEqual(len(tasks["tasks"]), 1, tasks)
         self.assertIsNotNone(tasks["tasks"][0]["worker"], tasks)
+        self.assertEqual(tasks["total"], 1, tasks)
+        self.assertIsNone(tasks["next"], tasks)
+        base = "/api/v1/jobs/%s/tasks" % job["id"]
+        for query in ("limit=1&cursor=0", "state=succeeded", "stage=0",
+                      "cursor=5"):
+            self.check("GET", "/api/v1/jobs/{id}/tasks",
+                       self.c.get(base + "?" + query), 200)
+        for query in ("limit=0", "cursor=-1", "state=done", "stage=nope"):
+            self.check("GET", "/api/v1/jobs/{id}/tasks",
+                       self.c.get(base + "?" + query), 400)
         log = self.check("GET", "/api/v1/jobs/{id}/tasks/{task_id}/log",
                          self.c.get("/api/v1/jobs/%s/tasks/%d/log"
                                     % (job["id"], tasks["tasks"][0]["id"])),

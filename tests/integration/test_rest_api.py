@@ -252,6 +252,145 @@ class RestApiTest(ClusterTest):
         self.assertIsNone(self.c.controller.poll())
 
 
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tools")
+
+FAN_DEFINITIONS = """
+tasks:
+  spawn:
+    input:
+      TOOLS: {source: environment}
+      count: {source: parameter}
+    exec_command: /usr/bin/python3
+    exec_args: ["{TOOLS}/spawn.py", "{count}"]
+  act:
+    input:
+      item: {source: parameter, default: "0"}
+    exec_command: /bin/sh
+    exec_args: ["-c", "case {item} in *7) exit 1;; esac"]
+jobs:
+  fan:
+    input:
+      count: {source: parameter}
+    stages:
+      - {name: spread, task_class: act, spawn_task: spawn, job_failed_on_error: false}
+      - {name: after, task_class: act}
+"""
+
+FAN_COUNT = 300
+
+
+class TaskPagesTest(ClusterTest):
+    """A job of FAN_COUNT spawned tasks (those whose item ends in 7 fail),
+    read page by page."""
+
+    @classmethod
+    def setUpClass(cls):
+        from harness import Cluster
+        cls.c = Cluster(FAN_DEFINITIONS)
+        cls.c.start_controller()
+        cls.c.start_worker("w1", slots=8, env={"TOOLS": TOOLS})
+        job = cls.c.submit("fan", {"count": FAN_COUNT})
+        cls.job = cls.c.wait_job(job["id"])
+        cls.base = "/api/v1/jobs/%s/tasks" % job["id"]
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        problems = cls.c.close()
+        if problems:
+            print(cls.c.dump_logs())
+        shutil.rmtree(cls.c.tmp, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems))
+
+    def walk(self, query):
+        """Every page of the task list for `query`: (tasks, pages)."""
+        tasks, pages, cursor = [], 0, None
+        while True:
+            path = self.base + "?" + query
+            if cursor is not None:
+                path += "&cursor=" + cursor
+            resp = self.c.get(path)
+            self.assertEqual(resp.status, 200, resp)
+            page = resp.json()
+            self.assertEqual(page["job"], self.job["id"])
+            self.assertEqual(page["total"], self.total())
+            tasks += page["tasks"]
+            pages += 1
+            self.assertLess(pages, 1000)
+            if page["next"] is None:
+                return tasks, pages
+            self.assertIsInstance(page["next"], str)
+            cursor = page["next"]
+
+    def total(self):
+        return sum(s["tasks"]["total"] for s in self.job["stages"])
+
+    def test_job_ran_the_whole_fan_out(self):
+        self.assertEqual(self.job["state"], "succeeded", self.job)
+        self.assertEqual(self.total(), FAN_COUNT + 2)
+
+    def test_pages_cover_every_task_once_in_id_order(self):
+        tasks, pages = self.walk("limit=37")
+        self.assertEqual([t["id"] for t in tasks], list(range(self.total())))
+        self.assertEqual(pages, -(-self.total() // 37))
+        spawned = [t for t in tasks if t["kind"] == "task"
+                   and t["stage"] == "spread"]
+        self.assertEqual(sorted(int(t["params"]["item"]) for t in spawned),
+                         list(range(FAN_COUNT)))
+
+    def test_default_page_holds_the_small_job_and_says_no_more(self):
+        page = self.c.get(self.base).json()
+        self.assertEqual(len(page["tasks"]), self.total())
+        self.assertIsNone(page["next"])
+        self.assertEqual(page["total"], self.total())
+
+    def test_a_short_page_points_at_the_next_task(self):
+        resp = self.c.get(self.base + "?limit=10")
+        self.assertIn("X-Shoal-Event-Id", resp.headers)
+        page = resp.json()
+        self.assertEqual([t["id"] for t in page["tasks"]], list(range(10)))
+        self.assertEqual(page["next"], "10")
+        self.assertEqual(self.c.get(self.base + "?limit=10000").status, 200)
+
+    def test_state_filter_gives_only_failed_tasks(self):
+        tasks, _ = self.walk("state=failed&limit=7")
+        want = [i for i in range(FAN_COUNT) if str(i).endswith("7")]
+        self.assertEqual(sorted(int(t["params"]["item"]) for t in tasks), want)
+        self.assertTrue(all(t["state"] == "failed" for t in tasks))
+        ids = [t["id"] for t in tasks]
+        self.assertEqual(ids, sorted(ids))
+        spread = self.job["stages"][0]["tasks"]
+        self.assertEqual(len(tasks), spread["failed"])
+
+    def test_stage_filter_by_name_or_index(self):
+        by_name, _ = self.walk("stage=after")
+        by_index, _ = self.walk("stage=1")
+        self.assertEqual(len(by_name), 1)
+        self.assertEqual(by_name, by_index)
+        self.assertEqual(by_name[0]["stage"], "after")
+        spread, _ = self.walk("stage=spread&state=succeeded&limit=100")
+        self.assertEqual(len(spread), FAN_COUNT + 1 - FAN_COUNT // 10)
+
+    def test_bad_task_list_queries_are_400_naming_the_parameter(self):
+        for query, field in (("limit=0", "limit"), ("limit=abc", "limit"),
+                             ("limit=10001", "limit"), ("limit=", "limit"),
+                             ("cursor=-1", "cursor"), ("cursor=x", "cursor"),
+                             ("cursor=99999999999", "cursor"),
+                             ("state=done", "state"), ("state=", "state"),
+                             ("stage=nope", "stage"), ("stage=2", "stage"),
+                             ("stage=" + "s" * 400, "stage")):
+            self.assertProblem(self.c.get(self.base + "?" + query), 400,
+                               field)
+        self.assertProblem(self.c.get(
+            "/api/v1/jobs/0123456789abcdef/tasks?limit=5"), 404, "id")
+
+    def test_cursor_past_the_end_is_an_empty_last_page(self):
+        page = self.c.get(self.base + "?cursor=%d" % self.total()).json()
+        self.assertEqual(page["tasks"], [])
+        self.assertIsNone(page["next"])
+
+
 class ApiTokenTest(ClusterTest):
     definitions = DEFINITIONS
 

@@ -1128,6 +1128,168 @@ test_jobs_list_newest_first_with_cursor (void **state)
     json_decref (created);
 }
 
+/*  A "tolerant" job whose spawn list has `entries` tasks, every fifth
+    of them failed, the rest succeeded, and its "after" stage started:
+    task 0 is the spawn task, 1..entries the spawned ones, entries + 1
+    the "after" task.                                                     */
+static shoal_job_t *
+s_fanned_out_job (s_fixture_t *fx, int entries)
+{
+    shoal_job_t *job = s_submit (fx, "j1", "tolerant", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 64, 0, 1000);
+    s_drain (fx);
+    shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    json_t *list = json_array ();
+    for (int i = 0; i < entries; i++)
+        json_array_append_new (list, json_pack ("{s:i}", "item", i));
+    s_exit (fx, "w1", &spawn, 0, list);
+    json_decref (list);
+    s_drain (fx);
+    size_t count = fx->count;
+    assert_int_equal (count, (size_t) entries);
+    shoal_action_t runs[64];
+    memcpy (runs, fx->actions, count * sizeof runs[0]);
+    for (size_t i = 0; i < count; i++)
+        s_exit (fx, "w1", &runs[i],
+                (shoal_task_id (runs[i].task) - 1) % 5 == 0 ? 1 : 0, NULL);
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_RUNNING);
+    return job;
+}
+
+/*  Walks every page of the job's tasks with the filters and `limit`,
+    appending the ids seen to `ids` (room for `size`). Returns how many;
+    fails the test when a page breaks the contract.                       */
+static size_t
+s_walk_pages (shoal_job_t *job, int state, int stage, size_t limit,
+              uint32_t *ids, size_t size)
+{
+    size_t seen = 0;
+    uint32_t from = 0;
+    for (int pages = 0; pages < 1000; pages++) {
+        json_t *page = shoal_job_tasks_page_to_json (job, state, stage, from,
+                                                     limit);
+        json_t *tasks = json_object_get (page, "tasks");
+        assert_true (json_array_size (tasks) <= limit);
+        assert_int_equal (json_integer_value (json_object_get (page, "total")),
+                          shoal_job_task_count (job));
+        size_t i;
+        json_t *task;
+        json_array_foreach (tasks, i, task) {
+            assert_true (seen < size);
+            ids[seen++] = (uint32_t) json_integer_value (
+                json_object_get (task, "id"));
+        }
+        json_t *next = json_object_get (page, "next");
+        if (json_is_null (next)) {
+            json_decref (page);
+            return seen;
+        }
+        const char *text = json_string_value (next);
+        assert_non_null (text);
+        uint32_t after = (uint32_t) strtoul (text, NULL, 10);
+        assert_true (after > from);
+        from = after;
+        json_decref (page);
+    }
+    fail_msg ("the pages never ended");
+    return seen;
+}
+
+static void
+test_task_pages_cover_every_task_once_in_order (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_fanned_out_job (fx, 25);
+    assert_int_equal (shoal_job_task_count (job), 27);
+    uint32_t ids[64];
+    for (size_t limit = 1; limit <= 30; limit++) {
+        size_t seen = s_walk_pages (job, -1, -1, limit, ids, 64);
+        assert_int_equal (seen, 27);
+        for (uint32_t i = 0; i < 27; i++)
+            assert_int_equal (ids[i], i);
+    }
+    /* A page that ends exactly at the last task says there is no more. */
+    json_t *page = shoal_job_tasks_page_to_json (job, -1, -1, 20, 7);
+    assert_int_equal (json_array_size (json_object_get (page, "tasks")), 7);
+    assert_true (json_is_null (json_object_get (page, "next")));
+    json_decref (page);
+    /* A cursor past the end is an empty last page. */
+    page = shoal_job_tasks_page_to_json (job, -1, -1, 1000, 10);
+    assert_int_equal (json_array_size (json_object_get (page, "tasks")), 0);
+    assert_true (json_is_null (json_object_get (page, "next")));
+    json_decref (page);
+}
+
+static void
+test_task_pages_filter_by_state_and_stage (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_fanned_out_job (fx, 25);
+    uint32_t ids[64];
+    /* Spawned task k (index k - 1) failed when (k - 1) % 5 == 0. */
+    size_t seen = s_walk_pages (job, SHOAL_TASK_FAILED, -1, 2, ids, 64);
+    assert_int_equal (seen, 5);
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal (ids[i], 1 + 5 * i);
+    seen = s_walk_pages (job, -1, 1, 10, ids, 64);
+    assert_int_equal (seen, 1);
+    assert_int_equal (ids[0], 26);
+    seen = s_walk_pages (job, SHOAL_TASK_SUCCEEDED, 0, 100, ids, 64);
+    assert_int_equal (seen, 21);    /* the spawn task and 20 spawned */
+    assert_int_equal (ids[0], 0);
+    assert_int_equal (ids[20], 25);
+    assert_int_equal (shoal_job_stage_parse (job, "after"), 1);
+    assert_int_equal (shoal_job_stage_parse (job, "spread"), 0);
+    assert_int_equal (shoal_job_stage_parse (job, "1"), 1);
+    assert_int_equal (shoal_job_stage_parse (job, "2"), -1);
+    assert_int_equal (shoal_job_stage_parse (job, "-1"), -1);
+    assert_int_equal (shoal_job_stage_parse (job, ""), -1);
+    assert_int_equal (shoal_job_stage_parse (job, "nope"), -1);
+    assert_int_equal (shoal_task_state_parse ("failed"), SHOAL_TASK_FAILED);
+    assert_int_equal (shoal_task_state_parse ("created"), -1);
+}
+
+/*  A filter that matches nothing must not walk the whole job in one page:
+    the scan stops at its bound and hands back where it stopped.          */
+static void
+test_task_page_scan_is_bounded (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "tolerant", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t spawn = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    size_t entries = SHOAL_TASK_PAGE_SCAN + 10;
+    char *list = malloc (entries * 3 + 2);
+    size_t used = 0;
+    list[used++] = '[';
+    for (size_t i = 0; i < entries; i++) {
+        memcpy (list + used, "{},", 3);
+        used += 3;
+    }
+    list[used - 1] = ']';
+    shoal_result_t result = { .status = SHOAL_RESULT_EXITED,
+                              .spawn_text = list, .spawn_size = used };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "j1",
+                                              shoal_task_id (spawn.task),
+                                              spawn.attempt, &result, 2000,
+                                              NULL), 0);
+    free (list);
+    assert_int_equal (shoal_job_task_count (job), entries + 1);
+    json_t *page = shoal_job_tasks_page_to_json (job, SHOAL_TASK_FAILED, -1,
+                                                 0, 10);
+    assert_int_equal (json_array_size (json_object_get (page, "tasks")), 0);
+    assert_string_equal (json_string_value (json_object_get (page, "next")),
+                         "100000");
+    json_decref (page);
+    page = shoal_job_tasks_page_to_json (job, SHOAL_TASK_FAILED, -1,
+                                         SHOAL_TASK_PAGE_SCAN, 10);
+    assert_int_equal (json_array_size (json_object_get (page, "tasks")), 0);
+    assert_true (json_is_null (json_object_get (page, "next")));
+    json_decref (page);
+}
+
 static void
 test_duplicate_job_id_is_refused (void **state)
 {
@@ -1185,6 +1347,9 @@ main (void)
         T (test_secrets_are_masked_in_views),
         T (test_secret_values_are_masked_in_error_messages),
         T (test_jobs_list_newest_first_with_cursor),
+        T (test_task_pages_cover_every_task_once_in_order),
+        T (test_task_pages_filter_by_state_and_stage),
+        T (test_task_page_scan_is_bounded),
         T (test_duplicate_job_id_is_refused),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

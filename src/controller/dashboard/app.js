@@ -14,7 +14,7 @@
   const TOKEN_KEY = 'shoal.token';
   const JOBS_LIMIT = 100;          // jobs asked for in the snapshot
   const JOBS_KEPT = 200;           // ended jobs beyond this are dropped
-  const TASK_ROWS = 500;           // task rows shown for one job
+  const TASK_PAGE = 500;           // tasks asked for at once, for one job
   const LOG_BYTES = 256 * 1024;    // tail of a log shown in the page
   const POLL_MS = 2000;            // refresh period without a stream
   const RETRY_MAX_MS = 15000;      // longest wait between reconnects
@@ -30,6 +30,9 @@
     selected: null,                // id of the job in the detail panel
     tasks: null,                   // Map task id -> task of the selected job
     tasksPending: null,            // task events held while its tasks load
+    tasksEnd: Infinity,            // task ids from here on are not loaded
+    tasksWanted: TASK_PAGE,        // most tasks kept for the selected job
+    tasksLoading: false,           // a "Load more" request is under way
     lastEventId: null,             // last event applied (null: no stream)
     generation: 0,                 // bumped to abandon a stream or a poll
     retryMs: 1000,
@@ -202,27 +205,49 @@
     return Math.min(...ids);
   }
 
-  // Loads the selected job and its tasks; returns the lowest event id.
+  // The URL of the page of a job's tasks that starts at task `from`. A
+  // job may have a million tasks: the page never asks for more than a
+  // screenful, and "Load more" asks for the next one.
+  function tasksUrl(id, limit, from) {
+    return '/api/v1/jobs/' + encodeURIComponent(id) + '/tasks?limit=' + limit +
+      (from ? '&cursor=' + from : '');
+  }
+
+  // Where the loaded tasks end, from a page's `next`.
+  function pageEnd(next) {
+    return next === null || next === undefined ? Infinity : Number(next);
+  }
+
+  // Applies the task events held while a page loaded: those after the
+  // page's own event id.
+  function releaseHeld(eventId) {
+    const held = state.tasksPending || [];
+    state.tasksPending = null;
+    for (const ev of held)
+      if (eventId === null || ev.id > eventId) applyTask(ev.data);
+  }
+
+  // Loads the selected job and its first tasks (as many as were shown
+  // already); returns the lowest event id.
   async function loadSelected() {
     const id = state.selected;
     state.tasksPending = [];
     try {
       const [job, tasks] = await Promise.all([
         api('/api/v1/jobs/' + encodeURIComponent(id)),
-        api('/api/v1/jobs/' + encodeURIComponent(id) + '/tasks'),
+        api(tasksUrl(id, Math.min(state.tasksWanted, 10000), 0)),
       ]);
       if (state.selected !== id) return undefined;
       state.jobs.set(id, job.body);
       state.tasks = new Map(tasks.body.tasks.map((t) => [t.id, t]));
-      const held = state.tasksPending;
-      state.tasksPending = null;
-      for (const ev of held)
-        if (tasks.eventId === null || ev.id > tasks.eventId) applyTask(ev.data);
+      state.tasksEnd = pageEnd(tasks.body.next);
+      releaseHeld(tasks.eventId);
       scheduleRender();
       if (job.eventId === null || tasks.eventId === null) return null;
       return Math.min(job.eventId, tasks.eventId);
     } catch (err) {
       state.tasksPending = null;
+      state.tasksLoading = false;
       if (err instanceof Problem && err.status === 404) {
         state.jobs.delete(id);
         select(null);
@@ -400,8 +425,38 @@
     job.stages[ev.index] = stage;
   }
 
+  // Appends the next page of the selected job's tasks.
+  async function loadMoreTasks() {
+    const id = state.selected;
+    if (!id || !state.tasks || state.tasksEnd === Infinity || state.tasksLoading) return;
+    state.tasksLoading = true;
+    state.tasksPending = [];
+    scheduleRender();
+    try {
+      const page = await api(tasksUrl(id, TASK_PAGE, state.tasksEnd));
+      if (state.selected !== id || !state.tasks) return;
+      for (const t of page.body.tasks) state.tasks.set(t.id, t);
+      state.tasksWanted += TASK_PAGE;
+      state.tasksEnd = pageEnd(page.body.next);
+      releaseHeld(page.eventId);
+    } catch (err) {
+      state.tasksPending = null;
+    } finally {
+      state.tasksLoading = false;
+      scheduleRender();
+    }
+  }
+
+  // Tasks past the loaded ones are left out, so a job fanning out to a
+  // million tasks does not grow the page by a million rows: they wait
+  // for "Load more".
   function applyTask(ev) {
     if (ev.job !== state.selected || !state.tasks) return;
+    if (ev.id >= state.tasksEnd) return;
+    if (!state.tasks.has(ev.id) && state.tasks.size >= state.tasksWanted) {
+      state.tasksEnd = ev.id;
+      return;
+    }
     const old = state.tasks.get(ev.id) || {};
     const task = Object.assign({}, old, ev);
     delete task.job;
@@ -617,6 +672,9 @@
     }
     state.selected = id;
     state.tasks = null;
+    state.tasksEnd = Infinity;
+    state.tasksWanted = TASK_PAGE;
+    state.tasksLoading = false;
     state.logTask = null;
     $('log').hidden = true;
     $('action-error').hidden = true;
@@ -690,7 +748,7 @@
       taskRowsJob = state.selected;
     }
     const tasks = state.tasks ? [...state.tasks.values()].sort((a, b) => a.id - b.id) : [];
-    const shown = tasks.slice(0, TASK_ROWS);
+    const shown = tasks;
     const seen = new Set();
     let prev = null;
     for (const task of shown) {
@@ -717,8 +775,13 @@
     }
     $('tasks-empty').hidden = tasks.length > 0;
     setText($('tasks-empty'), state.tasks ? 'No tasks yet.' : 'Loading tasks…');
-    $('tasks-more').hidden = tasks.length <= TASK_ROWS;
-    setText($('tasks-more'), 'Showing the first ' + TASK_ROWS + ' of ' + tasks.length + ' tasks.');
+    const job = state.jobs.get(state.selected);
+    const total = job ? (job.stages || []).reduce((n, s) => n + ((s.tasks && s.tasks.total) || 0), 0) : 0;
+    const more = !!state.tasks && state.tasksEnd !== Infinity;
+    $('tasks-more').hidden = !more;
+    setText($('tasks-more'), 'Showing the first ' + tasks.length + ' of ' + Math.max(total, tasks.length) + ' tasks.');
+    $('tasks-load-more').hidden = !more;
+    $('tasks-load-more').disabled = state.tasksLoading;
   }
 
   function fillTaskRow(row, task) {
@@ -770,6 +833,7 @@
   }
 
   $('log-refresh').addEventListener('click', () => { if (state.logTask !== null) showLog(state.logTask); });
+  $('tasks-load-more').addEventListener('click', () => loadMoreTasks());
   $('log-close').addEventListener('click', () => { state.logTask = null; $('log').hidden = true; });
   $('detail-close').addEventListener('click', () => {
     const id = state.selected;
