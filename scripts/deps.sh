@@ -7,6 +7,13 @@ SHOAL_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libyaml-dev libjansson-dev libcivetweb-dev
   libsqlite3-dev
+  # The static shoal-worker (SHOAL_STATIC_WORKER): the archives of libzmq's
+  # and czmq's own dependencies, and the GSSAPI and sd-daemon headers its
+  # stand-ins are checked against (src/worker/static_link.c). libzmq3-dev
+  # and libczmq-dev pull them in today; named here so the build does not
+  # rest on that.
+  libsodium-dev libpgm-dev libnorm-dev libbsd-dev libmd-dev uuid-dev
+  libkrb5-dev libsystemd-dev
   libcurl4-openssl-dev
   libcmocka-dev valgrind
   clang libclang-rt-14-dev llvm
