@@ -59,6 +59,8 @@ void shoal_store_batch_destroy (shoal_store_batch_t **self_p);
 void shoal_store_batch_clear (shoal_store_batch_t *self);
 /*  Rows put since the last clear.                                         */
 size_t shoal_store_batch_rows (const shoal_store_batch_t *self);
+/*  Memory the batch holds (its capacity, not what is used).               */
+size_t shoal_store_batch_bytes (const shoal_store_batch_t *self);
 void shoal_store_batch_put_job (shoal_store_batch_t *self,
                                 const shoal_job_t *job);
 void shoal_store_batch_put_task (shoal_store_batch_t *self,

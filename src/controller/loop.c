@@ -51,6 +51,11 @@
     the staging buffer stays this small.                                  */
 #define S_STAGE_EVENTS 1024
 
+/*  Rows of a store batch past which the loop hands it to the writer in
+    the middle of a round: a fan-out of 1,000,000 tasks goes over in
+    pieces, and the writer's limit on waiting rows bounds the copies.    */
+#define S_BATCH_ROWS 65536
+
 /*  Jobs whose rendered params are kept (a direct-mapped cache).          */
 #define S_PARAMS_CACHE 64
 
@@ -413,8 +418,11 @@ static void
 s_on_changed_task (const shoal_task_t *task, void *arg)
 {
     shoal_loop_t *self = arg;
-    if (self->batch)
+    if (self->batch) {
         shoal_store_batch_put_task (self->batch, task);
+        if (shoal_store_batch_rows (self->batch) >= S_BATCH_ROWS)
+            shoal_writer_submit (self->writer, &self->batch, false);
+    }
     s_touch_stage (self, shoal_task_stage (task));
     shoal_event_t *event = s_stage_next (self);
     if (event)
@@ -1111,7 +1119,7 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
         json_object_set_new (tasks, shoal_task_state_name (i),
                              json_integer ((json_int_t) stats.tasks_finished[i]));
     return s_reply (200, json_pack (
-        "{s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "jobs_submitted", (json_int_t) stats.jobs_submitted,
         "jobs_finished", jobs,
         "tasks_finished", tasks,
@@ -1122,7 +1130,10 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
         "workers", (json_int_t) stats.workers,
         "slots", (json_int_t) stats.slots,
         "busy", (json_int_t) stats.busy,
-        "jobs_active", (json_int_t) stats.jobs_active));
+        "jobs_active", (json_int_t) stats.jobs_active,
+        "store_waiting_rows",
+        (json_int_t) (self->writer ? shoal_writer_waiting_rows (self->writer)
+                                   : 0)));
 }
 
 static json_t *

@@ -151,6 +151,10 @@ shoal_metrics_render (json_t *stats, const shoal_metrics_route_t *routes,
              s_int (stats, "tasks_running"));
     s_gauge (&text, "shoal_jobs_active", "Jobs created or running.",
              s_int (stats, "jobs_active"));
+    s_gauge (&text, "shoal_store_waiting_rows",
+             "Changed jobs and tasks handed to the state store's writer "
+             "and not yet written.",
+             s_int (stats, "store_waiting_rows"));
     s_gauge (&text, "shoal_workers_connected", "Workers connected.",
              s_int (stats, "workers"));
     s_gauge (&text, "shoal_worker_slots", "Task slots of connected workers.",

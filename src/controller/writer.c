@@ -24,8 +24,10 @@
 #include <string.h>
 #include <time.h>
 
-/*  Emptied batches kept for the loop to fill again.                       */
+/*  Emptied batches kept for the loop to fill again, when not bigger than
+    this: a fan-out's batch is let go, so its memory goes back.           */
 #define S_SPARES 4
+#define S_SPARE_BYTES (1024 * 1024)
 
 /*  Least time between two transactions unless someone waits for one: the
     loop hands a batch over every round, and a commit per round would
@@ -172,7 +174,8 @@ s_thread_main (void *arg)
         self->written = first + count - 1;
         self->waiting_rows -= rows;
         for (size_t i = 0; i < count; i++) {
-            if (self->spare_count < S_SPARES)
+            if (self->spare_count < S_SPARES
+                && shoal_store_batch_bytes (taking[i]) <= S_SPARE_BYTES)
                 self->spares[self->spare_count++] = taking[i];
             else
                 shoal_store_batch_destroy (&taking[i]);
@@ -325,6 +328,15 @@ shoal_writer_hurry (shoal_writer_t *self)
     self->urgent = true;
     pthread_cond_signal (&self->work);
     pthread_mutex_unlock (&self->mutex);
+}
+
+size_t
+shoal_writer_waiting_rows (shoal_writer_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    size_t rows = self->waiting_rows;
+    pthread_mutex_unlock (&self->mutex);
+    return rows;
 }
 
 uint64_t

@@ -43,6 +43,9 @@ uint64_t shoal_writer_submit (shoal_writer_t *self,
 /*  Someone waits: write what is waiting now, without the group delay.    */
 void shoal_writer_hurry (shoal_writer_t *self);
 
+/*  Rows handed over and not yet written.                                  */
+size_t shoal_writer_waiting_rows (shoal_writer_t *self);
+
 /*  The ticket of the last batch handed over.                              */
 uint64_t shoal_writer_submitted (shoal_writer_t *self);
 

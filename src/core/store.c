@@ -260,38 +260,46 @@ s_bind_static (sqlite3_stmt *stmt, int index, const char *text)
 
 /* ---- batches: what changed, copied out of the scheduler ------------- */
 
-typedef enum { S_ROW_JOB, S_ROW_TASK, S_ROW_KEY, S_ROW_FORGET } s_row_kind_t;
+/*  Where a string of a row is in the batch's text arena (an offset, as
+    the arena moves when it grows); S_NO_TEXT for NULL. A batch stays far
+    below 4 GiB of text: the loop hands one over every 65,536 rows.       */
+typedef uint32_t s_text_t;
+#define S_NO_TEXT UINT32_MAX
 
-/*  Where a string of a row is in the batch's text arena (offsets, as the
-    arena may move when it grows); S_NO_TEXT for NULL.                    */
-#define S_NO_TEXT SIZE_MAX
-
-/*  One row to write. The records' own string and JSON pointers are not
-    used: the strings are copied into the arena and found by offset.      */
+/*  A job row: the record (its own string and JSON pointers unused) and
+    its strings in the arena.                                             */
 typedef struct {
-    s_row_kind_t kind;
-    union {
-        struct {
-            shoal_job_record_t record;
-            size_t id, job_class, params, error, stages;
-        } job;
-        struct {
-            shoal_task_record_t record;
-            size_t job, error, worker, entry;
-        } task;
-        struct {
-            uint64_t fingerprint;
-            size_t key, job;
-        } key;
-    };
-} s_row_t;
+    shoal_job_record_t record;
+    s_text_t id, job_class, params, error, stages;
+} s_job_row_t;
+
+/*  A task row, kept small: a fan-out puts one per task.                  */
+typedef struct {
+    uint32_t id, stage, attempt, losses, failures;
+    int32_t index, exit_code, signal;
+    int32_t state;
+    s_text_t job, error, worker, entry;
+    int64_t started_at, finished_at, duration_ms, wake_at;
+} s_task_row_t;
+
+/*  An idempotency key to remember (job set) or to forget (job unset).    */
+typedef struct {
+    uint64_t fingerprint;
+    s_text_t key, job;
+} s_key_row_t;
+
+/*  Rows of one kind, in the order they were put.                          */
+#define S_ROWS(type) struct { type *rows; size_t count, cap; }
 
 struct shoal_store_batch {
-    s_row_t *rows;
-    size_t count, cap;
+    S_ROWS (s_job_row_t) jobs;
+    S_ROWS (s_task_row_t) tasks;
+    S_ROWS (s_key_row_t) keys;
     char *text;                  /* the strings of every row, each ending
                                     with a NUL                             */
     size_t used, size;
+    const shoal_job_t *last_job; /* tasks come job by job: the id of the  */
+    s_text_t last_job_id;        /*   last job they named, copied once    */
     bool broken;                 /* out of memory while copying: the batch
                                     is incomplete and must not be written  */
 };
@@ -307,7 +315,9 @@ shoal_store_batch_destroy (shoal_store_batch_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free ((*self_p)->rows);
+    free ((*self_p)->jobs.rows);
+    free ((*self_p)->tasks.rows);
+    free ((*self_p)->keys.rows);
     free ((*self_p)->text);
     free (*self_p);
     *self_p = NULL;
@@ -316,25 +326,63 @@ shoal_store_batch_destroy (shoal_store_batch_t **self_p)
 void
 shoal_store_batch_clear (shoal_store_batch_t *self)
 {
-    self->count = 0;
+    self->jobs.count = self->tasks.count = self->keys.count = 0;
     self->used = 0;
+    self->last_job = NULL;
     self->broken = false;
 }
 
 size_t
 shoal_store_batch_rows (const shoal_store_batch_t *self)
 {
-    return self->count;
+    return self->jobs.count + self->tasks.count + self->keys.count;
 }
+
+size_t
+shoal_store_batch_bytes (const shoal_store_batch_t *self)
+{
+    return self->jobs.cap * sizeof *self->jobs.rows
+           + self->tasks.cap * sizeof *self->tasks.rows
+           + self->keys.cap * sizeof *self->keys.rows + self->size;
+}
+
+/*  A new row at the end of `*rows` (`count`, `cap` beside it), or NULL
+    when memory ran out (then the batch is broken).                       */
+static void *
+s_batch_grow (shoal_store_batch_t *self, void **rows, size_t *count,
+              size_t *cap, size_t size)
+{
+    if (self->broken)
+        return NULL;
+    if (*count == *cap) {
+        size_t want = *cap ? *cap * 2 : 64;
+        void *grown = realloc (*rows, want * size);
+        if (!grown) {
+            self->broken = true;
+            return NULL;
+        }
+        *rows = grown;
+        *cap = want;
+    }
+    return (char *) *rows + (*count)++ * size;
+}
+
+#define S_BATCH_ROW(self, set) \
+    s_batch_grow ((self), (void **) &(self)->set.rows, &(self)->set.count, \
+                  &(self)->set.cap, sizeof *(self)->set.rows)
 
 /*  Makes room for `size` bytes at the end of the arena; returns their
     offset (not yet counted as used), or S_NO_TEXT when memory ran out
     (the batch is then broken).                                           */
-static size_t
+static s_text_t
 s_batch_reserve (shoal_store_batch_t *self, size_t size)
 {
     if (self->broken)
         return S_NO_TEXT;
+    if (self->used + size >= S_NO_TEXT) {
+        self->broken = true;
+        return S_NO_TEXT;
+    }
     if (self->used + size > self->size) {
         size_t want = self->size ? self->size : 4096;
         while (want < self->used + size)
@@ -347,17 +395,17 @@ s_batch_reserve (shoal_store_batch_t *self, size_t size)
         self->text = grown;
         self->size = want;
     }
-    return self->used;
+    return (s_text_t) self->used;
 }
 
 /*  Appends `size` bytes of `text` and a NUL; returns the offset, or
     S_NO_TEXT when `text` is NULL or memory ran out.                      */
-static size_t
+static s_text_t
 s_batch_text (shoal_store_batch_t *self, const char *text, size_t size)
 {
     if (!text)
         return S_NO_TEXT;
-    size_t at = s_batch_reserve (self, size + 1);
+    s_text_t at = s_batch_reserve (self, size + 1);
     if (at == S_NO_TEXT)
         return S_NO_TEXT;
     memcpy (self->text + at, text, size);
@@ -366,36 +414,16 @@ s_batch_text (shoal_store_batch_t *self, const char *text, size_t size)
     return at;
 }
 
-static size_t
+static s_text_t
 s_batch_string (shoal_store_batch_t *self, const char *text)
 {
     return text ? s_batch_text (self, text, strlen (text)) : S_NO_TEXT;
 }
 
 static const char *
-s_batch_at (const shoal_store_batch_t *self, size_t offset)
+s_batch_at (const shoal_store_batch_t *self, s_text_t offset)
 {
     return offset == S_NO_TEXT ? NULL : self->text + offset;
-}
-
-static s_row_t *
-s_batch_row (shoal_store_batch_t *self, s_row_kind_t kind)
-{
-    if (self->broken)
-        return NULL;
-    if (self->count == self->cap) {
-        size_t want = self->cap ? self->cap * 2 : 256;
-        s_row_t *grown = realloc (self->rows, want * sizeof *grown);
-        if (!grown) {
-            self->broken = true;
-            return NULL;
-        }
-        self->rows = grown;
-        self->cap = want;
-    }
-    s_row_t *row = &self->rows[self->count++];
-    row->kind = kind;
-    return row;
 }
 
 /*  Longest text of one stage in the stages column.                       */
@@ -404,14 +432,14 @@ s_batch_row (shoal_store_batch_t *self, s_row_kind_t kind)
 void
 shoal_store_batch_put_job (shoal_store_batch_t *self, const shoal_job_t *job)
 {
-    s_row_t *row = s_batch_row (self, S_ROW_JOB);
+    s_job_row_t *row = S_BATCH_ROW (self, jobs);
     if (!row)
         return;
-    shoal_job_record (job, &row->job.record);
-    const shoal_job_record_t *record = &row->job.record;
-    row->job.id = s_batch_string (self, record->id);
-    row->job.job_class = s_batch_string (self, record->job_class);
-    row->job.error = s_batch_string (self, record->error);
+    shoal_job_record (job, &row->record);
+    const shoal_job_record_t *record = &row->record;
+    row->id = s_batch_string (self, record->id);
+    row->job_class = s_batch_string (self, record->job_class);
+    row->error = s_batch_string (self, record->error);
     /* Params are only read when the row is inserted, but whether it is
        is known only when written: a job's params are small. */
     char *params = record->params ? json_dumps (record->params,
@@ -419,15 +447,13 @@ shoal_store_batch_put_job (shoal_store_batch_t *self, const shoal_job_t *job)
                                   : NULL;
     if (record->params && !params)
         self->broken = true;
-    row->job.params = s_batch_string (self, params);
+    row->params = s_batch_string (self, params);
     free (params);
     //  The same text json_dumps gave, without building a tree each time.
     size_t count = shoal_job_class (job)->stage_count;
-    row->job.stages = S_NO_TEXT;
-    if (self->broken)
-        return;
+    row->stages = S_NO_TEXT;
     size_t size = count * S_STAGE_TEXT_MAX + 3;
-    size_t at = s_batch_reserve (self, size);
+    s_text_t at = s_batch_reserve (self, size);
     if (at == S_NO_TEXT)
         return;
     char *text = self->text + at;
@@ -445,35 +471,46 @@ shoal_store_batch_put_job (shoal_store_batch_t *self, const shoal_job_t *job)
     text[used++] = ']';
     text[used] = '\0';
     self->used = at + used + 1;
-    row->job.stages = at;
+    row->stages = at;
 }
 
 void
 shoal_store_batch_put_task (shoal_store_batch_t *self,
                             const shoal_task_t *task)
 {
-    s_row_t *row = s_batch_row (self, S_ROW_TASK);
+    s_task_row_t *row = S_BATCH_ROW (self, tasks);
     if (!row)
         return;
-    shoal_task_record_t *record = &row->task.record;
-    shoal_task_record (task, record);
-    row->task.job = s_batch_string (self,
-                                    shoal_job_id (shoal_task_job (task)));
-    row->task.error = s_batch_string (self, record->error);
-    row->task.worker = s_batch_string (self, record->worker);
-    if (record->entry_text) {  /* the scheduler keeps entries as text */
-        row->task.entry = s_batch_text (self, record->entry_text,
-                                        record->entry_size);
+    shoal_task_record_t record;
+    shoal_task_record (task, &record);
+    *row = (s_task_row_t) {
+        .id = record.id, .stage = record.stage, .attempt = record.attempt,
+        .losses = record.losses, .failures = record.failures,
+        .index = record.index, .exit_code = record.exit_code,
+        .signal = record.signal, .state = (int32_t) record.state,
+        .started_at = record.started_at, .finished_at = record.finished_at,
+        .duration_ms = record.duration_ms, .wake_at = record.wake_at,
+    };
+    const shoal_job_t *job = shoal_task_job (task);
+    if (job != self->last_job || self->last_job_id == S_NO_TEXT) {
+        self->last_job = job;
+        self->last_job_id = s_batch_string (self, shoal_job_id (job));
     }
-    else if (record->entry) {
-        char *text = json_dumps (record->entry, JSON_COMPACT);
+    row->job = self->last_job_id;
+    row->error = s_batch_string (self, record.error);
+    row->worker = s_batch_string (self, record.worker);
+    if (record.entry_text)   /* the scheduler keeps entries as text */
+        row->entry = s_batch_text (self, record.entry_text,
+                                   record.entry_size);
+    else if (record.entry) {
+        char *text = json_dumps (record.entry, JSON_COMPACT);
         if (!text)
             self->broken = true;
-        row->task.entry = s_batch_string (self, text);
+        row->entry = s_batch_string (self, text);
         free (text);
     }
     else
-        row->task.entry = S_NO_TEXT;
+        row->entry = S_NO_TEXT;
 }
 
 void
@@ -492,23 +529,23 @@ void
 shoal_store_batch_put_key (shoal_store_batch_t *self, const char *key,
                            uint64_t fingerprint, const char *job_id)
 {
-    s_row_t *row = s_batch_row (self, S_ROW_KEY);
+    s_key_row_t *row = S_BATCH_ROW (self, keys);
     if (!row)
         return;
-    row->key.fingerprint = fingerprint;
-    row->key.key = s_batch_string (self, key);
-    row->key.job = s_batch_string (self, job_id);
+    row->fingerprint = fingerprint;
+    row->key = s_batch_string (self, key);
+    row->job = s_batch_string (self, job_id ? job_id : "");
 }
 
 void
 shoal_store_batch_forget_key (shoal_store_batch_t *self, const char *key)
 {
-    s_row_t *row = s_batch_row (self, S_ROW_FORGET);
+    s_key_row_t *row = S_BATCH_ROW (self, keys);
     if (!row)
         return;
-    row->key.fingerprint = 0;
-    row->key.key = s_batch_string (self, key);
-    row->key.job = S_NO_TEXT;
+    row->fingerprint = 0;
+    row->key = s_batch_string (self, key);
+    row->job = S_NO_TEXT;
 }
 
 /* ---- writing a batch ------------------------------------------------- */
@@ -517,14 +554,14 @@ shoal_store_batch_forget_key (shoal_store_batch_t *self, const char *key)
 typedef struct {
     const shoal_job_record_t *record;
     const char *id, *job_class, *params, *error, *stages;
-} s_job_row_t;
+} s_job_bind_t;
 
 /*  Binds every parameter of S_PUT_JOB / S_SET_JOB. Only an insert reads
     ?2, ?3 and ?8.                                                        */
 static void
 s_bind_job (sqlite3_stmt *stmt, const void *arg)
 {
-    const s_job_row_t *row = arg;
+    const s_job_bind_t *row = arg;
     const shoal_job_record_t *record = row->record;
     s_bind_static (stmt, 1, row->id);
     if (sqlite3_bind_parameter_name (stmt, 2)) {
@@ -543,59 +580,58 @@ s_bind_job (sqlite3_stmt *stmt, const void *arg)
 
 static void
 s_write_job (shoal_store_t *self, const shoal_store_batch_t *batch,
-             const s_row_t *row)
+             const s_job_row_t *row)
 {
-    s_job_row_t job = {
-        .record = &row->job.record,
-        .id = s_batch_at (batch, row->job.id),
-        .job_class = s_batch_at (batch, row->job.job_class),
-        .params = s_batch_at (batch, row->job.params),
-        .error = s_batch_at (batch, row->job.error),
-        .stages = s_batch_at (batch, row->job.stages),
+    s_job_bind_t job = {
+        .record = &row->record,
+        .id = s_batch_at (batch, row->id),
+        .job_class = s_batch_at (batch, row->job_class),
+        .params = s_batch_at (batch, row->params),
+        .error = s_batch_at (batch, row->error),
+        .stages = s_batch_at (batch, row->stages),
     };
     s_upsert (self, S_SET_JOB, S_PUT_JOB, s_bind_job, &job);
 }
 
 static void
 s_write_task (shoal_store_t *self, const shoal_store_batch_t *batch,
-              const s_row_t *row)
+              const s_task_row_t *row)
 {
-    const shoal_task_record_t *record = &row->task.record;
     sqlite3_stmt *stmt = self->stmt[S_PUT_TASK];
-    s_bind_static (stmt, 1, s_batch_at (batch, row->task.job));
-    sqlite3_bind_int64 (stmt, 2, record->id);
-    sqlite3_bind_int64 (stmt, 3, record->stage);
-    sqlite3_bind_int64 (stmt, 4, record->index);
-    sqlite3_bind_int (stmt, 5, (int) record->state);
-    sqlite3_bind_int64 (stmt, 6, record->attempt);
-    sqlite3_bind_int64 (stmt, 7, record->losses);
-    sqlite3_bind_int64 (stmt, 8, record->failures);
-    sqlite3_bind_int (stmt, 9, record->exit_code);
-    sqlite3_bind_int (stmt, 10, record->signal);
-    s_bind_static (stmt, 11, s_batch_at (batch, row->task.error));
-    s_bind_static (stmt, 12, s_batch_at (batch, row->task.worker));
-    s_bind_static (stmt, 13, s_batch_at (batch, row->task.entry));
-    sqlite3_bind_int64 (stmt, 14, record->started_at);
-    sqlite3_bind_int64 (stmt, 15, record->finished_at);
-    sqlite3_bind_int64 (stmt, 16, record->duration_ms);
-    sqlite3_bind_int64 (stmt, 17, record->wake_at);
+    s_bind_static (stmt, 1, s_batch_at (batch, row->job));
+    sqlite3_bind_int64 (stmt, 2, row->id);
+    sqlite3_bind_int64 (stmt, 3, row->stage);
+    sqlite3_bind_int64 (stmt, 4, row->index);
+    sqlite3_bind_int (stmt, 5, row->state);
+    sqlite3_bind_int64 (stmt, 6, row->attempt);
+    sqlite3_bind_int64 (stmt, 7, row->losses);
+    sqlite3_bind_int64 (stmt, 8, row->failures);
+    sqlite3_bind_int (stmt, 9, row->exit_code);
+    sqlite3_bind_int (stmt, 10, row->signal);
+    s_bind_static (stmt, 11, s_batch_at (batch, row->error));
+    s_bind_static (stmt, 12, s_batch_at (batch, row->worker));
+    s_bind_static (stmt, 13, s_batch_at (batch, row->entry));
+    sqlite3_bind_int64 (stmt, 14, row->started_at);
+    sqlite3_bind_int64 (stmt, 15, row->finished_at);
+    sqlite3_bind_int64 (stmt, 16, row->duration_ms);
+    sqlite3_bind_int64 (stmt, 17, row->wake_at);
     s_step (self, stmt);
 }
 
 static void
 s_write_key (shoal_store_t *self, const shoal_store_batch_t *batch,
-             const s_row_t *row)
+             const s_key_row_t *row)
 {
     sqlite3_stmt *stmt;
-    if (row->kind == S_ROW_KEY) {
+    if (row->job != S_NO_TEXT) {
         stmt = self->stmt[S_PUT_KEY];
-        s_bind_static (stmt, 1, s_batch_at (batch, row->key.key));
-        sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) row->key.fingerprint);
-        s_bind_static (stmt, 3, s_batch_at (batch, row->key.job));
+        s_bind_static (stmt, 1, s_batch_at (batch, row->key));
+        sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) row->fingerprint);
+        s_bind_static (stmt, 3, s_batch_at (batch, row->job));
     }
     else {
         stmt = self->stmt[S_DEL_KEY];
-        s_bind_static (stmt, 1, s_batch_at (batch, row->key.key));
+        s_bind_static (stmt, 1, s_batch_at (batch, row->key));
     }
     s_step (self, stmt);
 }
@@ -612,18 +648,17 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
     if (s_exec (self, "BEGIN", err))
         return SHOAL_EIO;
     self->failed = SQLITE_OK;
-    for (size_t b = 0; b < count; b++) {
+    /* Rows of a kind go in the order they were put, so the latest state
+       of a job or task is the one kept; kinds never overwrite each
+       other. */
+    for (size_t b = 0; b < count && self->failed == SQLITE_OK; b++) {
         const shoal_store_batch_t *batch = batches[b];
-        for (size_t i = 0; i < batch->count && self->failed == SQLITE_OK;
-             i++) {
-            const s_row_t *row = &batch->rows[i];
-            if (row->kind == S_ROW_JOB)
-                s_write_job (self, batch, row);
-            else if (row->kind == S_ROW_TASK)
-                s_write_task (self, batch, row);
-            else
-                s_write_key (self, batch, row);
-        }
+        for (size_t i = 0; i < batch->jobs.count; i++)
+            s_write_job (self, batch, &batch->jobs.rows[i]);
+        for (size_t i = 0; i < batch->tasks.count; i++)
+            s_write_task (self, batch, &batch->tasks.rows[i]);
+        for (size_t i = 0; i < batch->keys.count; i++)
+            s_write_key (self, batch, &batch->keys.rows[i]);
     }
     if (self->failed == SQLITE_OK
         && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)

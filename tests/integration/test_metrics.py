@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import unittest
 
 from harness import BUILD_DIR, ClusterTest
@@ -120,6 +121,15 @@ class MetricsTest(ClusterTest):
         self.assertEqual(value("shoal_queue_depth"), 0)
         self.assertEqual(value("shoal_tasks_running"), 0)
         self.assertEqual(value("shoal_jobs_active"), 0)
+        self.assertEqual(families["shoal_store_waiting_rows"]["type"],
+                         "gauge")
+        # The writer catches up with the finished job: the gauge drains.
+        deadline = time.monotonic() + 30
+        while value("shoal_store_waiting_rows") != 0:
+            self.assertLess(time.monotonic(), deadline,
+                            "the store's writer never caught up")
+            time.sleep(0.05)
+            families = parse(c.get("/metrics").body)
         self.assertEqual(value("shoal_http_requests_total", method="POST",
                                route="/api/v1/jobs", code="201"), 1)
         self.assertEqual(value("shoal_build_info", version="0.1.0"), 1)

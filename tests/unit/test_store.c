@@ -303,6 +303,128 @@ test_a_file_that_is_not_a_database_is_refused (void **state)
     assert_non_null (strstr (err.message, "state store"));
 }
 
+/*  Key rows read back, for the batch tests.                               */
+static void
+s_collect_key (const char *key, uint64_t fingerprint, const char *job_id,
+               void *arg)
+{
+    json_t *keys = arg;
+    json_object_set_new (keys, key, json_pack ("{s:I, s:s}", "fingerprint",
+                                               (json_int_t) fingerprint,
+                                               "job", job_id));
+}
+
+static void
+s_put_job (const shoal_job_t *job, void *arg)
+{
+    shoal_store_batch_put_job (arg, job);
+}
+
+static void
+s_put_task (const shoal_task_t *task, void *arg)
+{
+    shoal_store_batch_put_task (arg, task);
+}
+
+static void
+test_a_batch_is_a_copy_taken_when_put (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), false, 1000,
+                            NULL);
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batch);
+    assert_int_equal (shoal_store_batch_rows (batch), 1);   /* the job */
+    /* The scheduler moves on; the batch keeps the job as it was. */
+    shoal_scheduler_start (fx->sched, "j1", 1100, NULL);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1100);
+    s_next_dispatch (fx->sched);
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    assert_int_equal (shoal_store_write (store, &batch, 1, &err), 0);
+    shoal_store_destroy (&store);
+    shoal_store_batch_destroy (&batch);
+    assert_null (batch);
+    shoal_scheduler_t *loaded = s_load (fx, 2000);
+    assert_int_equal (shoal_job_state (shoal_scheduler_job (loaded, "j1")),
+                      SHOAL_JOB_CREATED);
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_batches_write_in_order_and_the_latest_row_wins (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), true, 1000,
+                            NULL);
+    shoal_store_batch_t *batches[2] = { shoal_store_batch_new (),
+                                        shoal_store_batch_new () };
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batches[0]);
+    shoal_store_batch_put_key (batches[0], "k-old", 7, "j1");
+    shoal_store_batch_put_key (batches[0], "k-new", 8, "j1");
+    /* The spawn task runs and fans out: its row changes, new rows come. */
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
+    shoal_action_t spawn = s_next_dispatch (fx->sched);
+    json_t *list = json_pack ("[{s:s}, {s:s}]", "item", "a", "item", "b");
+    s_exit (fx->sched, "w1", &spawn, 0, list, 1200);
+    json_decref (list);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batches[1]);
+    shoal_store_batch_forget_key (batches[1], "k-old");
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    assert_int_equal (shoal_store_write (store, batches, 2, &err), 0);
+    shoal_store_destroy (&store);
+    for (int i = 0; i < 2; i++)
+        shoal_store_batch_destroy (&batches[i]);
+
+    store = shoal_store_open (fx->path, &err);
+    shoal_scheduler_t *loaded = shoal_scheduler_new (fx->defs);
+    json_t *keys = json_object ();
+    size_t jobs = 0;
+    assert_int_equal (shoal_store_load (store, loaded, 3000, 10000,
+                                        s_collect_key, keys, &jobs, &err), 0);
+    shoal_store_destroy (&store);
+    s_assert_same_job (fx->sched, loaded, "j1");
+    assert_int_equal (json_object_size (keys), 1);
+    json_t *kept = json_object_get (keys, "k-new");
+    assert_non_null (kept);
+    assert_int_equal (json_integer_value (json_object_get (kept,
+                                                           "fingerprint")),
+                      8);
+    json_decref (keys);
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_a_failed_write_stores_nothing_of_it (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), false, 1000,
+                            NULL);
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batch);
+    /* A key without its text breaks a NOT NULL constraint. */
+    shoal_store_batch_put_key (batch, NULL, 1, "j1");
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    assert_int_equal (shoal_store_write (store, &batch, 1, &err), SHOAL_EIO);
+    assert_non_null (strstr (err.message, "state store"));
+    shoal_store_destroy (&store);
+    shoal_store_batch_destroy (&batch);
+    shoal_scheduler_t *loaded = s_load (fx, 2000);
+    assert_int_equal (shoal_scheduler_job_count (loaded), 0);
+    shoal_scheduler_destroy (&loaded);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
 int
@@ -314,6 +436,9 @@ main (void)
         T (test_unclaimed_running_task_runs_again_after_the_lease),
         T (test_only_changes_are_written_and_secrets_are_kept),
         T (test_a_file_that_is_not_a_database_is_refused),
+        T (test_a_batch_is_a_copy_taken_when_put),
+        T (test_batches_write_in_order_and_the_latest_row_wins),
+        T (test_a_failed_write_stores_nothing_of_it),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
