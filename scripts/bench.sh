@@ -31,12 +31,12 @@ sizes=(
   E2E_TASKS            10000     1000     40
   E2E_SLOTS            2         2        2
   CTL_WORKERS          1000      200      20
+  CTL_SLOTS            2         2        2
   CTL_JOBS             10        10       2
   CTL_SPAWN            100000    10000    500
   HALF_JOBS            100       50       5
   HALF_SECONDS         10        4        1
-  FAN_ENTRIES          100000    10000    1000
-  FAN_BIG_ENTRIES      1000000   0        0
+  FAN_ENTRIES          1000000   100000   1000
   IDLE_WORKERS         10000     1000     50
   IDLE_SECONDS         10        3        1
   REST_MAX_JOBS        2000      1000     100
@@ -243,38 +243,59 @@ stop_pid "$worker_pid"
 stop_pid "$ctl_pid"
 
 # ---- 2. the controller alone: simulated workers at full speed ---------------
+# Each simulated worker has CTL_SLOTS slots, what shoal-worker takes on a
+# 2-CPU machine; the store-off run is repeated with one slot, where every
+# TASK and RESULT is a TCP segment of its own (benchmarks.md).
 ctl_tasks=$((CTL_JOBS * (CTL_SPAWN + 2)))
-note "2/6 controller alone: $ctl_tasks tasks over $CTL_WORKERS simulated workers, durable store on"
+note "2/6 controller alone: $ctl_tasks tasks over $CTL_WORKERS simulated workers x $CTL_SLOTS slots, durable store on"
 start_controller ctl
-loadgen ctl -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -t "$LG_THREADS" \
-  -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait --poll-ms 50 \
-  --controller-pid "$ctl_pid"
+loadgen ctl -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
+  -t "$LG_THREADS" -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait \
+  --poll-ms 50 --controller-pid "$ctl_pid"
 stop_pid "$ctl_pid"
 note "2/6 controller alone: the same with the store off (--ephemeral)"
 start_controller ctloff --ephemeral
-loadgen ctloff -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -t "$LG_THREADS" \
-  -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait --poll-ms 50 \
-  --controller-pid "$ctl_pid"
+loadgen ctloff -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
+  -t "$LG_THREADS" -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait \
+  --poll-ms 50 --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
+note "2/6 controller alone: store off, workers of one slot"
+start_controller ctloff1 --ephemeral
+loadgen ctloff1 -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s 1 \
+  -t "$LG_THREADS" -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait \
+  --poll-ms 50 --controller-pid "$ctl_pid"
 stop_pid "$ctl_pid"
 
-# ... and at half that peak, where dispatch latency is not queueing.
-read -r half_delay half_spawn < <("$python" - "$scratch/ctl.json" <<'PY'
+# ... and at half that peak (store on), where dispatch latency is not
+# queueing: jobs arrive at a steady rate, and task run times vary by
+# +/- 50 % around the mean (--delay-jitter), as real ones do. The same
+# load with every task finishing in lockstep and all jobs submitted at
+# once follows: the worst case of bursts.
+read -r half_delay half_spawn half_rate < <("$python" - "$scratch/ctl.json" <<'PY'
 import json, os, sys
 peak = json.load(open(sys.argv[1]))["tasks"]["per_second"]
-workers = int(os.environ["CTL_WORKERS"])
+workers = int(os.environ["CTL_WORKERS"]) * int(os.environ["CTL_SLOTS"])
 jobs = int(os.environ["HALF_JOBS"])
 seconds = int(os.environ["HALF_SECONDS"])
-# workers x 1 slot, each task held `delay`: throughput = workers / delay.
+# workers x slots, each task held `delay` on average:
+# throughput = workers x slots / delay.
 delay_ms = 2000.0 * workers / peak
 spawn = max(1, int(peak / 2 * seconds / jobs))
-print("%.3f %d" % (delay_ms, spawn))
+print("%.3f %d %.3f" % (delay_ms, spawn, jobs / seconds))
 PY
 )
-note "2/6 half peak: $HALF_JOBS jobs x $half_spawn tasks, each held $half_delay ms"
+note "2/6 half peak: $HALF_JOBS jobs x $half_spawn tasks at $half_rate jobs/s, each held $half_delay ms +/- 50 %"
 start_controller half
-loadgen half -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -t "$LG_THREADS" \
-  -j fan -n "$HALF_JOBS" --spawn "$half_spawn" --delay-ms "$half_delay" \
+loadgen half -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
+  -t "$LG_THREADS" -j fan -n "$HALF_JOBS" --spawn "$half_spawn" \
+  --rate "$half_rate" --delay-ms "$half_delay" --delay-jitter 0.5 \
   --wait --poll-ms 50 --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
+note "2/6 half peak in lockstep: the same jobs at once, each task held $half_delay ms"
+start_controller halflock
+loadgen halflock -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
+  -t "$LG_THREADS" -j fan -n "$HALF_JOBS" --spawn "$half_spawn" \
+  --delay-ms "$half_delay" --wait --poll-ms 50 --controller-pid "$ctl_pid"
 stop_pid "$ctl_pid"
 
 # ---- 3. one big stage: fan-out time and memory per pending task ------------
@@ -285,34 +306,33 @@ start_controller fan
 loadgen fan -c "$ctl_zmq" -H "$ctl_http" -w 1 -j fan -n 1 \
   --spawn "$FAN_ENTRIES" --delay-ms 3600000 --tasks 2 \
   --controller-pid "$ctl_pid"
-# Memory once the controller has also stored the stage (its commit comes
-# after the first dispatch): the stage's tasks are all pending now.
-sleep 2
+# Memory once the store's writer has written the stage (the peak, VmHWM,
+# includes its copies of the rows): shoal_store_waiting_rows drains to 0.
+"$python" - "$ctl_http" <<'PY'
+import sys, time, urllib.request
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline:
+    with urllib.request.urlopen("http://%s/metrics" % sys.argv[1]) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("shoal_store_waiting_rows "):
+                if float(line.split()[1]) == 0:
+                    sys.exit(0)
+    time.sleep(0.2)
+sys.exit("bench: the state store never caught up with the fan-out")
+PY
+sleep 1
 grep -E '^Vm(RSS|HWM):' "/proc/$ctl_pid/status" | awk '{print $2}' | tr '\n' ' ' \
   >"$scratch/fan-settled.kib"
-stop_pid "$ctl_pid"
-if [ "$FAN_BIG_ENTRIES" -gt 0 ]; then
-  note "3/6 fan-out: trying one stage of $FAN_BIG_ENTRIES tasks"
-  start_controller fanbig
-  loadgen fanbig -c "$ctl_zmq" -H "$ctl_http" -w 1 -j fan -n 1 \
-    --spawn "$FAN_BIG_ENTRIES" --wait --poll-ms 50 --controller-pid "$ctl_pid"
-  "$python" - "$ctl_http" >"$scratch/fanbig.error" <<'PY'
+"$python" - "$ctl_http" >"$scratch/fan.stage" <<'PY'
 import json, sys, urllib.request
-# The first stage tolerates failures: a refused spawn list fails the spawn
-# task, not the job. Only the job view is read: the task list of a
-# 1,000,000-task job is one answer of a million objects.
-base = "http://%s/api/v1/jobs" % sys.argv[1]
-with urllib.request.urlopen(base) as r:
+# Only the job view: the stage's task list is a million objects.
+with urllib.request.urlopen("http://%s/api/v1/jobs" % sys.argv[1]) as r:
     jobs = json.load(r)["jobs"]
 if not jobs:
     sys.exit("bench: the fan-out job is missing")
-stage = jobs[0]["stages"][0]
-print("stage %s%s; %d tasks in the stage"
-      % (stage["state"], ": " + jobs[0]["error"] if jobs[0]["error"] else "",
-         stage["tasks"]["total"] - 1))
+print(json.dumps(jobs[0]["stages"][0]["tasks"]))
 PY
-  stop_pid "$ctl_pid"
-fi
+stop_pid "$ctl_pid"
 
 # ---- 4. many idle workers ----------------------------------------------------
 # Each simulated worker costs the load generator two descriptors (its TCP
@@ -432,13 +452,11 @@ def read(name):
         return f.read().strip()
 
 raw = {name: load(name) for name in
-       ("e2e", "ctl", "ctloff", "half", "fan", "idle", "restmax", "rest", "restmaxq",
-        "restq")}
-if os.path.exists(os.path.join(scratch, "fanbig.json")):
-    raw["fanbig"] = load("fanbig")
+       ("e2e", "ctl", "ctloff", "ctloff1", "half", "halflock", "fan", "idle",
+        "restmax", "rest", "restmaxq", "restq")}
 env = {k: int(os.environ[k]) for k in (
-    "E2E_TASKS", "E2E_SLOTS", "CTL_WORKERS", "CTL_JOBS", "CTL_SPAWN",
-    "HALF_JOBS", "HALF_SECONDS", "FAN_ENTRIES", "FAN_BIG_ENTRIES",
+    "E2E_TASKS", "E2E_SLOTS", "CTL_WORKERS", "CTL_SLOTS", "CTL_JOBS",
+    "CTL_SPAWN", "HALF_JOBS", "HALF_SECONDS", "FAN_ENTRIES",
     "IDLE_WORKERS", "IDLE_SECONDS", "REST_MAX_JOBS", "REST_RATE",
     "REST_SECONDS")}
 
@@ -466,6 +484,9 @@ figures = {
         raw["ctloff"]["controller"]["cpu_us_per_task"],
     "ctl_store_off_peak_rss_mib":
         raw["ctloff"]["controller"]["hwm_kib"] / MiB,
+    "ctl_store_off_1slot_tasks_per_s": raw["ctloff1"]["tasks"]["per_second"],
+    "ctl_store_off_1slot_cpu_us_per_task":
+        raw["ctloff1"]["controller"]["cpu_us_per_task"],
     "half_tasks_per_s": half["tasks"]["per_second"],
     "half_dispatch_p50_ms": half["dispatch_ms"]["p50"],
     "half_dispatch_p99_ms": half["dispatch_ms"]["p99"],
@@ -473,6 +494,10 @@ figures = {
     "half_transition_p50_ms": half["transition_ms"]["p50"],
     "half_transition_p99_ms": half["transition_ms"]["p99"],
     "half_transition_max_ms": half["transition_ms"]["max"],
+    "lockstep_tasks_per_s": raw["halflock"]["tasks"]["per_second"],
+    "lockstep_dispatch_p50_ms": raw["halflock"]["dispatch_ms"]["p50"],
+    "lockstep_dispatch_p99_ms": raw["halflock"]["dispatch_ms"]["p99"],
+    "lockstep_transition_p99_ms": raw["halflock"]["transition_ms"]["p99"],
     "fanout_s": fan["fanout_ms"]["max"] / 1000.0,
     "fanout_bytes_per_pending_task":
         (fan_rss_kib - fan_ctl["rss_kib_start"]) * 1024.0
@@ -499,10 +524,9 @@ figures = {
 }
 notes = {
     "durable_store": "every scenario runs with the SQLite store on (the "
-                     "default) except ctloff (--ephemeral)",
+                     "default) except ctloff and ctloff1 (--ephemeral)",
+    "fanout_stage_tasks": json.loads(read("fan.stage")),
 }
-if "fanbig" in raw:
-    notes["fanout_%d" % env["FAN_BIG_ENTRIES"]] = read("fanbig.error")
 
 goals = [
     ("end to end vs xargs -P 2", "e2e_ratio_vs_xargs", ">=", 0.95),
@@ -511,7 +535,7 @@ goals = [
     ("stage transition p99 (half peak), ms", "half_transition_p99_ms", "<", 1),
     ("dispatch p99 at half peak, ms", "half_dispatch_p99_ms", "<", 1),
     ("fan-out of one stage, s", "fanout_s", "<", 5),
-    ("bytes per pending task", "fanout_bytes_per_pending_task", "<=", 256),
+    ("peak bytes per pending task", "fanout_peak_bytes_per_task", "<=", 256),
     ("idle workers, share of a core", "idle_workers_cpu_share", "<", 0.10),
     ("REST p99 at steady rate, ms", "rest_steady_p99_ms", "<", 10),
     ("idle controller RSS, MiB", "idle_controller_rss_mib", "<", 10),
@@ -564,6 +588,10 @@ rows = [
      % (figures["ctl_store_off_tasks_per_s"],
         figures["ctl_store_off_cpu_us_per_task"],
         figures["ctl_store_off_peak_rss_mib"])),
+    ("2 store off, workers of 1 slot",
+     "%.0f tasks/s, %.1f us CPU/task"
+     % (figures["ctl_store_off_1slot_tasks_per_s"],
+        figures["ctl_store_off_1slot_cpu_us_per_task"])),
     ("2 at peak: dispatch / transition p99",
      "%.2f ms / %.2f ms (queueing included)"
      % (figures["ctl_dispatch_p99_ms_at_peak"],
@@ -576,14 +604,17 @@ rows = [
      "p50 %.3f p99 %.3f max %.1f ms"
      % (figures["half_transition_p50_ms"], figures["half_transition_p99_ms"],
         figures["half_transition_max_ms"])),
+    ("2 half peak in lockstep (%.0f tasks/s)"
+     % figures["lockstep_tasks_per_s"],
+     "dispatch p50 %.3f p99 %.3f ms, transition p99 %.3f ms"
+     % (figures["lockstep_dispatch_p50_ms"],
+        figures["lockstep_dispatch_p99_ms"],
+        figures["lockstep_transition_p99_ms"])),
     ("3 fan-out, %d tasks" % env["FAN_ENTRIES"],
      "%.3f s, %.0f B/pending task (peak %.0f B/task)"
      % (figures["fanout_s"], figures["fanout_bytes_per_pending_task"],
         figures["fanout_peak_bytes_per_task"])),
 ]
-for key, text in notes.items():
-    if key.startswith("fanout_"):
-        rows.append(("3 fan-out, %s tasks" % key.split("_")[1], text))
 rows += [
     ("4 %d idle workers (store on)" % env["IDLE_WORKERS"],
      "%.1f%% of a core, RSS %.1f MiB (%.0f B/worker)"
