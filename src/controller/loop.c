@@ -51,11 +51,6 @@
     the staging buffer stays this small.                                  */
 #define S_STAGE_EVENTS 1024
 
-/*  Rows of a store batch past which the loop hands it to the writer in
-    the middle of a round: a fan-out of 1,000,000 tasks goes over in
-    pieces, and the writer's limit on waiting rows bounds the copies.    */
-#define S_BATCH_ROWS 65536
-
 /*  Jobs whose rendered params are kept (a direct-mapped cache).          */
 #define S_PARAMS_CACHE 64
 
@@ -418,11 +413,10 @@ static void
 s_on_changed_task (const shoal_task_t *task, void *arg)
 {
     shoal_loop_t *self = arg;
-    if (self->batch) {
+    /* A round's batch goes over whole: a fan-out reaches the store in
+       one transaction, so a restart never sees part of a stage. */
+    if (self->batch)
         shoal_store_batch_put_task (self->batch, task);
-        if (shoal_store_batch_rows (self->batch) >= S_BATCH_ROWS)
-            shoal_writer_submit (self->writer, &self->batch, false);
-    }
     s_touch_stage (self, shoal_task_stage (task));
     shoal_event_t *event = s_stage_next (self);
     if (event)

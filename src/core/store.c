@@ -282,6 +282,15 @@ typedef struct {
     int64_t started_at, finished_at, duration_ms, wake_at;
 } s_task_row_t;
 
+/*  A task as it is created: pending, never run, nothing but its place
+    and its spawn entry. A fan-out puts one per task, so it is the
+    smallest row there is (20 bytes and the entry's text).                */
+typedef struct {
+    uint32_t id, stage;
+    int32_t index;
+    s_text_t job, entry;
+} s_new_task_row_t;
+
 /*  An idempotency key to remember (job set) or to forget (job unset).    */
 typedef struct {
     uint64_t fingerprint;
@@ -293,6 +302,7 @@ typedef struct {
 
 struct shoal_store_batch {
     S_ROWS (s_job_row_t) jobs;
+    S_ROWS (s_new_task_row_t) new_tasks;
     S_ROWS (s_task_row_t) tasks;
     S_ROWS (s_key_row_t) keys;
     char *text;                  /* the strings of every row, each ending
@@ -316,6 +326,7 @@ shoal_store_batch_destroy (shoal_store_batch_t **self_p)
     if (!self_p || !*self_p)
         return;
     free ((*self_p)->jobs.rows);
+    free ((*self_p)->new_tasks.rows);
     free ((*self_p)->tasks.rows);
     free ((*self_p)->keys.rows);
     free ((*self_p)->text);
@@ -326,7 +337,8 @@ shoal_store_batch_destroy (shoal_store_batch_t **self_p)
 void
 shoal_store_batch_clear (shoal_store_batch_t *self)
 {
-    self->jobs.count = self->tasks.count = self->keys.count = 0;
+    self->jobs.count = self->new_tasks.count = self->tasks.count = 0;
+    self->keys.count = 0;
     self->used = 0;
     self->last_job = NULL;
     self->broken = false;
@@ -335,13 +347,15 @@ shoal_store_batch_clear (shoal_store_batch_t *self)
 size_t
 shoal_store_batch_rows (const shoal_store_batch_t *self)
 {
-    return self->jobs.count + self->tasks.count + self->keys.count;
+    return self->jobs.count + self->new_tasks.count + self->tasks.count
+           + self->keys.count;
 }
 
 size_t
 shoal_store_batch_bytes (const shoal_store_batch_t *self)
 {
     return self->jobs.cap * sizeof *self->jobs.rows
+           + self->new_tasks.cap * sizeof *self->new_tasks.rows
            + self->tasks.cap * sizeof *self->tasks.rows
            + self->keys.cap * sizeof *self->keys.rows + self->size;
 }
@@ -474,15 +488,66 @@ shoal_store_batch_put_job (shoal_store_batch_t *self, const shoal_job_t *job)
     row->stages = at;
 }
 
+/*  The job id of `task`, copied once per run of tasks of the same job.   */
+static s_text_t
+s_batch_job_id (shoal_store_batch_t *self, const shoal_task_t *task)
+{
+    const shoal_job_t *job = shoal_task_job (task);
+    if (job != self->last_job || self->last_job_id == S_NO_TEXT) {
+        self->last_job = job;
+        self->last_job_id = s_batch_string (self, shoal_job_id (job));
+    }
+    return self->last_job_id;
+}
+
+/*  The spawn entry of `record` as text in the arena, or S_NO_TEXT.       */
+static s_text_t
+s_batch_entry (shoal_store_batch_t *self, const shoal_task_record_t *record)
+{
+    if (record->entry_text)   /* the scheduler keeps entries as text */
+        return s_batch_text (self, record->entry_text, record->entry_size);
+    if (!record->entry)
+        return S_NO_TEXT;
+    char *text = json_dumps (record->entry, JSON_COMPACT);
+    if (!text)
+        self->broken = true;
+    s_text_t at = s_batch_string (self, text);
+    free (text);
+    return at;
+}
+
+/*  Whether `record` is a task as the scheduler creates it.                */
+static bool
+s_task_is_new (const shoal_task_record_t *record)
+{
+    return record->state == SHOAL_TASK_PENDING && record->attempt == 0
+           && record->losses == 0 && record->failures == 0
+           && record->exit_code == -1 && record->signal == 0
+           && !record->error && !record->worker && record->started_at == 0
+           && record->finished_at == 0 && record->duration_ms == 0
+           && record->wake_at == 0;
+}
+
 void
 shoal_store_batch_put_task (shoal_store_batch_t *self,
                             const shoal_task_t *task)
 {
+    shoal_task_record_t record;
+    shoal_task_record (task, &record);
+    if (s_task_is_new (&record)) {
+        s_new_task_row_t *row = S_BATCH_ROW (self, new_tasks);
+        if (!row)
+            return;
+        row->id = record.id;
+        row->stage = record.stage;
+        row->index = record.index;
+        row->job = s_batch_job_id (self, task);
+        row->entry = s_batch_entry (self, &record);
+        return;
+    }
     s_task_row_t *row = S_BATCH_ROW (self, tasks);
     if (!row)
         return;
-    shoal_task_record_t record;
-    shoal_task_record (task, &record);
     *row = (s_task_row_t) {
         .id = record.id, .stage = record.stage, .attempt = record.attempt,
         .losses = record.losses, .failures = record.failures,
@@ -491,26 +556,10 @@ shoal_store_batch_put_task (shoal_store_batch_t *self,
         .started_at = record.started_at, .finished_at = record.finished_at,
         .duration_ms = record.duration_ms, .wake_at = record.wake_at,
     };
-    const shoal_job_t *job = shoal_task_job (task);
-    if (job != self->last_job || self->last_job_id == S_NO_TEXT) {
-        self->last_job = job;
-        self->last_job_id = s_batch_string (self, shoal_job_id (job));
-    }
-    row->job = self->last_job_id;
+    row->job = s_batch_job_id (self, task);
     row->error = s_batch_string (self, record.error);
     row->worker = s_batch_string (self, record.worker);
-    if (record.entry_text)   /* the scheduler keeps entries as text */
-        row->entry = s_batch_text (self, record.entry_text,
-                                   record.entry_size);
-    else if (record.entry) {
-        char *text = json_dumps (record.entry, JSON_COMPACT);
-        if (!text)
-            self->broken = true;
-        row->entry = s_batch_string (self, text);
-        free (text);
-    }
-    else
-        row->entry = S_NO_TEXT;
+    row->entry = s_batch_entry (self, &record);
 }
 
 void
@@ -619,6 +668,19 @@ s_write_task (shoal_store_t *self, const shoal_store_batch_t *batch,
 }
 
 static void
+s_write_new_task (shoal_store_t *self, const shoal_store_batch_t *batch,
+                  const s_new_task_row_t *row)
+{
+    s_task_row_t full = {
+        .id = row->id, .stage = row->stage, .index = row->index,
+        .state = SHOAL_TASK_PENDING, .exit_code = -1,
+        .job = row->job, .error = S_NO_TEXT, .worker = S_NO_TEXT,
+        .entry = row->entry,
+    };
+    s_write_task (self, batch, &full);
+}
+
+static void
 s_write_key (shoal_store_t *self, const shoal_store_batch_t *batch,
              const s_key_row_t *row)
 {
@@ -649,12 +711,15 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
         return SHOAL_EIO;
     self->failed = SQLITE_OK;
     /* Rows of a kind go in the order they were put, so the latest state
-       of a job or task is the one kept; kinds never overwrite each
-       other. */
+       of a job or task is the one kept. A task put new and then changed
+       in the same batch cannot happen (the scheduler reports a task once
+       per flush), so new rows go before changed ones. */
     for (size_t b = 0; b < count && self->failed == SQLITE_OK; b++) {
         const shoal_store_batch_t *batch = batches[b];
         for (size_t i = 0; i < batch->jobs.count; i++)
             s_write_job (self, batch, &batch->jobs.rows[i]);
+        for (size_t i = 0; i < batch->new_tasks.count; i++)
+            s_write_new_task (self, batch, &batch->new_tasks.rows[i]);
         for (size_t i = 0; i < batch->tasks.count; i++)
             s_write_task (self, batch, &batch->tasks.rows[i]);
         for (size_t i = 0; i < batch->keys.count; i++)

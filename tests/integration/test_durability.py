@@ -6,6 +6,7 @@ workers during the restart are adopted rather than run again.
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -164,6 +165,69 @@ class DurabilityTest(ClusterTest):
         c.kill(c.controller, signal.SIGTERM)
         c.start_controller(["--ephemeral"])
         self.assertProblem(c.get("/api/v1/jobs/" + job["id"]), 404)
+
+
+class StoreFullTest(ClusterTest):
+    """The state store's disk fills up: a submission it cannot store is
+    answered 503 and its job canceled, every job answered 201 before or
+    after survives a SIGKILL, and the controller goes on throughout. The
+    state directory is a small tmpfs (root only, as CI runs)."""
+    definitions = DEFINITIONS
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a tmpfs needs root")
+        self.cluster = self.make_cluster()
+        self.state_dir = os.path.join(self.cluster.tmp, "state")
+        os.makedirs(self.state_dir)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700",
+                        "shoal-test-state", self.state_dir], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", self.state_dir])
+
+    def submit(self, size):
+        # Not started: only the job row (and its params) is written.
+        return self.cluster.post("/api/v1/jobs", {
+            "job": "slow", "start": False,
+            "params": {"mode": "x" * size}})
+
+    def test_a_full_disk_refuses_with_503_and_loses_nothing_accepted(self):
+        c = self.cluster
+        c.start_controller(extra=("--state-dir", self.state_dir))
+        accepted, refused = [], None
+        for _ in range(200):
+            resp = self.submit(50000)
+            if resp.status == 201:
+                accepted.append(resp.json()["id"])
+                continue
+            refused = resp
+            break
+        self.assertIsNotNone(refused, "the 1 MiB state directory never "
+                                      "filled up")
+        self.assertProblem(refused, 503)
+        self.assertIn("could not be stored", refused.json()["detail"])
+        self.assertGreater(len(accepted), 0)
+        # The refused job was canceled; the accepted ones wait as they were.
+        jobs = c.get("/api/v1/jobs?limit=1000").json()["jobs"]
+        states = {job["id"]: job["state"] for job in jobs}
+        for job_id in accepted:
+            self.assertEqual(states[job_id], "created", job_id)
+        self.assertEqual(len(jobs), len(accepted) + 1)
+        self.assertEqual(sorted(states.values()).count("canceled"), 1)
+        self.assertEqual(c.get("/readyz").status, 200)
+
+        # Room again: submissions are stored, and so is everything the
+        # failed writes missed.
+        subprocess.run(["mount", "-o", "remount,size=64m", self.state_dir],
+                       check=True)
+        after = self.submit(10)
+        self.assertEqual(after.status, 201, after)
+        accepted.append(after.json()["id"])
+
+        c.controller.send_signal(signal.SIGKILL)
+        c.controller.wait()
+        c.start_controller(extra=("--state-dir", self.state_dir))
+        for job_id in accepted:
+            self.assertEqual(c.job(job_id)["state"], "created", job_id)
 
 
 if __name__ == "__main__":
