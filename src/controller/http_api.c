@@ -167,16 +167,18 @@ s_relay (s_request_t *req, json_t *request)
     const char *location = json_string_value (json_object_get (reply,
                                                                "location"));
     json_t *event_id = json_object_get (reply, "event_id");
-    char header[200];
+    char header[300];
+    int used = 0;
     if (location)
-        snprintf (header, sizeof header, "Location: %s%s", location,
-                  json_is_true (json_object_get (reply, "replayed"))
-                      ? "\r\nIdempotent-Replayed: true" : "");
-    else if (event_id)
+        used = snprintf (header, sizeof header, "Location: %s%s", location,
+                         json_is_true (json_object_get (reply, "replayed"))
+                             ? "\r\nIdempotent-Replayed: true" : "");
+    if (event_id && used >= 0 && (size_t) used < sizeof header)
         /* The last event whose change this view shows: a client resumes
            the event stream from it (?last_event_id=N). */
-        snprintf (header, sizeof header, "X-Shoal-Event-Id: %" JSON_INTEGER_FORMAT,
-                  json_integer_value (event_id));
+        snprintf (header + used, sizeof header - (size_t) used,
+                  "%sX-Shoal-Event-Id: %" JSON_INTEGER_FORMAT,
+                  used ? "\r\n" : "", json_integer_value (event_id));
     s_send_json (req, status, json_object_get (reply, "body"),
                  json_is_true (json_object_get (reply, "problem")),
                  location || event_id ? header : NULL);

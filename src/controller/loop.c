@@ -1208,6 +1208,17 @@ s_release (shoal_loop_t *self, s_held_t *held)
                            "the job could not be stored; it was not "
                            "accepted", NULL);
     }
+    else if (held->job_id[0]) {
+        /* The job may have moved on while the reply waited (a short job
+           can end before its 201 goes out): the view is rendered again,
+           so it is never older than the events sent before it. */
+        shoal_job_t *job = shoal_scheduler_job (self->scheduler,
+                                                held->job_id);
+        if (job)
+            json_object_set_new (reply, "body", shoal_job_to_json (job));
+        json_object_set_new (reply, "event_id", json_integer (
+            (json_int_t) shoal_events_last (self->events)));
+    }
     s_send_reply (self, &held->identity, reply);
     json_decref (reply);
     free (held->key);

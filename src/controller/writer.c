@@ -17,12 +17,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 /*  Emptied batches kept for the loop to fill again, when not bigger than
     this: a fan-out's batch is let go, so its memory goes back.           */

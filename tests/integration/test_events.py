@@ -297,6 +297,31 @@ class EventStreamTest(ClusterTest):
         self.assertEqual(after.take(len(later)), later)
         self.assertEqual(later[-1]["data"]["state"], "succeeded")
 
+    def test_a_201_is_never_older_than_the_events_before_it(self):
+        # A job of one /bin/true often ends before its 201 goes out (the
+        # answer waits for the store); the answer shows the job as it is
+        # when sent, and says which events it already shows.
+        self.c.start_controller()
+        self.c.start_worker("ev-w1", slots=2, env={"TOOLS": TOOLS})
+        start = self.snapshot_id()
+        everything = self.stream("/api/v1/events?last_event_id=%d" % start)
+        rank = {"created": 0, "running": 1, "succeeded": 2, "failed": 2,
+                "canceled": 2}
+        for _ in range(20):
+            resp = self.c.post("/api/v1/jobs", {"job": "one"})
+            self.assertEqual(resp.status, 201, resp)
+            self.assertIn("Location", resp.headers)
+            shown = int(resp.headers["X-Shoal-Event-Id"])
+            body = resp.json()
+            events = everything.until(final_job_event(body["id"]))
+            before = [e["data"] for e in events
+                      if e["event"] == "job" and e["id"] <= shown
+                      and e["data"]["id"] == body["id"]]
+            if before:
+                self.assertGreaterEqual(rank[body["state"]],
+                                        rank[before[-1]["state"]],
+                                        (body, before[-1]))
+
     def test_bad_last_event_id_is_a_400_naming_the_field(self):
         self.c.start_controller()
         self.assertProblem(self.c.get("/api/v1/events?last_event_id=abc"),
