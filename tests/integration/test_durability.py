@@ -157,6 +157,23 @@ class DurabilityTest(ClusterTest):
         self.assertEqual(log.status, 200)
         self.assertIn("done first", log.body)
 
+    def test_start_and_cancel_answered_are_on_disk(self):
+        # A 200 to start or cancel promises the change is stored: a
+        # SIGKILL right after it must not undo it.
+        c = self.cluster
+        for _ in range(5):
+            started = c.submit("slow", {"mode": "ok"}, start=False)
+            canceled = c.submit("slow", {"mode": "ok"}, start=False)
+            resp = c.post("/api/v1/jobs/%s/start" % started["id"])
+            self.assertEqual(resp.status, 200, resp)
+            resp = c.post("/api/v1/jobs/%s/cancel" % canceled["id"])
+            self.assertEqual(resp.status, 200, resp)
+            c.controller.send_signal(signal.SIGKILL)
+            c.controller.wait()
+            c.start_controller()
+            self.assertEqual(c.job(started["id"])["state"], "running")
+            self.assertEqual(c.job(canceled["id"])["state"], "canceled")
+
     def test_ephemeral_controller_forgets_jobs(self):
         c = self.cluster
         c.kill(c.controller, signal.SIGTERM)
