@@ -14,7 +14,8 @@
 
     Ownership: the scheduler owns all jobs, tasks and workers; pointers it
     hands out are borrowed and stay valid until the scheduler is destroyed
-    (workers: until the next call that may drop lost workers, see
+    (jobs and tasks: until shoal_scheduler_evict forgets their job;
+    workers: until the next call that may drop lost workers, see
     shoal_scheduler_tick). Not thread safe: one thread owns it.
 
     Fencing: each dispatch of a task carries a new attempt number. A result
@@ -271,6 +272,25 @@ int shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
     once per period in force (shoal_scheduler_heartbeat_ms).               */
 void shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now);
 
+/*  Called with the id of each job shoal_scheduler_evict forgets, just
+    before the job is freed; the id is borrowed for the call.             */
+typedef void (shoal_evict_fn) (const char *job_id, void *arg);
+
+/*  Retention: forgets up to `max` jobs that ended (succeeded, failed or
+    canceled) before `cutoff` (ms), oldest first, as if never submitted:
+    lookups return NULL, lists and pages skip them, stats stay right.
+    `fn` (may be NULL) gets each id first, to forget it elsewhere too
+    (the state store, idempotency keys). A job is kept for a later call
+    while it changed since the last flush (its row must be stored before
+    it can be deleted), while a worker still holds one of its tasks (a
+    canceled job, until the result comes) and while a queued action
+    points at it (call this with the action queue drained). Returns the
+    number forgotten. O(jobs created before the cutoff and not forgotten,
+    + the retry back-off and orphan lists when any is forgotten), plus
+    one memmove of the job list: `max` bounds the pause.                  */
+size_t shoal_scheduler_evict (shoal_scheduler_t *self, int64_t cutoff,
+                              size_t max, shoal_evict_fn *fn, void *arg);
+
 /*  When a task waiting out its retry back-off is due, or -1 when none
     waits. The caller calls shoal_scheduler_wake at that time.             */
 int64_t shoal_scheduler_next_wake (const shoal_scheduler_t *self);
@@ -307,6 +327,7 @@ typedef struct {
     uint64_t slots;              /* their slots in all                     */
     uint64_t busy;               /* of which taken                         */
     uint64_t jobs_active;        /* created or running                     */
+    uint64_t jobs_evicted;       /* forgotten past their retention         */
 } shoal_scheduler_stats_t;
 
 void shoal_scheduler_stats (const shoal_scheduler_t *self,
@@ -475,7 +496,9 @@ json_t *shoal_task_to_json (const shoal_task_t *task);
 
 /*  Jobs newest first: at most `limit`, with state `state` (-1: any),
     submitted before the job with sequence number `before` (0: from the
-    newest). {"jobs": [...], "next": cursor or null}.                      */
+    newest). {"jobs": [...], "next": cursor or null}. Sequence numbers
+    are not reused: after jobs were forgotten a cursor still starts the
+    next page at the right job.                                            */
 json_t *shoal_scheduler_jobs_to_json (const shoal_scheduler_t *self,
                                       int state, size_t limit,
                                       uint64_t before);

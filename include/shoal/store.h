@@ -75,6 +75,13 @@ void shoal_store_batch_put_key (shoal_store_batch_t *self, const char *key,
                                 uint64_t fingerprint, const char *job_id);
 void shoal_store_batch_forget_key (shoal_store_batch_t *self,
                                    const char *key);
+/*  Forgets the job `job_id` (past its retention, see
+    shoal_scheduler_evict): its row, its tasks' rows and the idempotency
+    keys that name it. Deletes are written after every other row of the
+    batches written together, so a put of the same job in them is undone
+    too.                                                                   */
+void shoal_store_batch_delete_job (shoal_store_batch_t *self,
+                                   const char *job_id);
 
 /*  Writes `count` batches, in order, in one transaction. Returns 0, or an
     error when any row failed: then nothing of them is stored, and the

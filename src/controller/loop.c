@@ -54,10 +54,16 @@
 /*  Jobs whose rendered params are kept (a direct-mapped cache).          */
 #define S_PARAMS_CACHE 64
 
+/*  Most jobs past their retention forgotten per tick: each costs its
+    tasks' memory to free and three deletes in the store, so this bounds
+    the pause (a backlog, after a long stop, goes over several ticks).    */
+#define S_EVICT_PER_TICK 1000
+
 /*  What an Idempotency-Key was first used for.                           */
 typedef struct {
     uint64_t fingerprint;        /* hash of the request it came with      */
     char job_id[33];             /* the job that request made             */
+    void *order;                 /* its handle in idempotency_order        */
 } s_idempotent_t;
 
 /*  One job's masked params, rendered once for its events.               */
@@ -103,6 +109,11 @@ struct shoal_loop {
     zsock_t *api;                /* HTTP threads' requests                 */
     zhashx_t *idempotency;       /* key -> s_idempotent_t (owned)          */
     zlistx_t *idempotency_order; /* keys, oldest first, for eviction       */
+    zhashx_t *key_of_job;        /* job id -> its key (owned copy): a job
+                                    forgotten past its retention takes its
+                                    key along                              */
+    int64_t retain_ms;           /* ended jobs are forgotten this long
+                                    after; 0: kept forever                 */
     char instance[17];           /* random id of this controller run       */
     int64_t wall_start;          /* epoch ms when the loop started         */
     int64_t mono_start;          /* monotonic ms at the same moment        */
@@ -339,14 +350,20 @@ s_stage_next (shoal_loop_t *self)
 /*  The job's masked params as JSON text, from a small cache: they never
     change, and a busy job changes every round. Borrowed until the next
     call; NULL when out of memory (then made per event).                  */
+static s_params_entry_t *
+s_params_slot (shoal_loop_t *self, const char *id)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (const char *p = id; *p; p++)
+        hash = (hash ^ (unsigned char) *p) * 1099511628211ULL;
+    return &self->params[hash % S_PARAMS_CACHE];
+}
+
 static const char *
 s_job_params (shoal_loop_t *self, const shoal_job_t *job)
 {
     const char *id = shoal_job_id (job);
-    uint64_t hash = 14695981039346656037ULL;
-    for (const char *p = id; *p; p++)
-        hash = (hash ^ (unsigned char) *p) * 1099511628211ULL;
-    s_params_entry_t *entry = &self->params[hash % S_PARAMS_CACHE];
+    s_params_entry_t *entry = s_params_slot (self, id);
     if (entry->text && streq (entry->id, id))
         return entry->text;
     free (entry->text);
@@ -519,8 +536,9 @@ s_flush (shoal_loop_t *self, const char *key, uint64_t fingerprint,
         self->resync = true;
     bool resync = self->resync && s_mono_ms () >= self->resync_at;
     if (!key && !resync && !self->worker_count
-        && !shoal_scheduler_changed (self->scheduler))
-        return 0;
+        && !shoal_scheduler_changed (self->scheduler)
+        && !(self->batch && shoal_store_batch_rows (self->batch)))
+        return 0;   /* (rows already in the batch: forgotten jobs) */
     if (self->writer && !self->batch)
         self->batch = shoal_store_batch_new ();
     if (self->writer && resync && self->batch) {
@@ -869,24 +887,53 @@ s_fingerprint (json_t *request)
     return hash;
 }
 
+/*  Forgets `key` in memory (the caller sees to the store). O(1).        */
+static void
+s_drop_key (shoal_loop_t *self, const char *key)
+{
+    s_idempotent_t *entry = zhashx_lookup (self->idempotency, key);
+    if (!entry)
+        return;
+    char *job_key = zhashx_lookup (self->key_of_job, entry->job_id);
+    if (job_key && streq (job_key, key))
+        zhashx_delete (self->key_of_job, entry->job_id);
+    void *order = entry->order;
+    zhashx_delete (self->idempotency, key);   /* frees entry; `key` may be
+                                                 the order list's copy   */
+    if (order)
+        zlistx_delete (self->idempotency_order, order);
+}
+
 static void
 s_remember_key (shoal_loop_t *self, const char *key, uint64_t fingerprint,
                 const char *job_id)
 {
+    s_drop_key (self, key);   /* a key whose job was not stored, reused */
     if (zlistx_size (self->idempotency_order) >= S_MAX_IDEMPOTENCY_KEYS) {
-        char *oldest = zlistx_detach (self->idempotency_order, NULL);
-        zhashx_delete (self->idempotency, oldest);
+        char *oldest = zlistx_first (self->idempotency_order);
         if (self->batch)
             shoal_store_batch_forget_key (self->batch, oldest);
-        free (oldest);
+        s_drop_key (self, oldest);
     }
     s_idempotent_t *entry = calloc (1, sizeof *entry);
-    if (!entry)
+    char *copy = strdup (key);
+    if (!entry || !copy) {
+        free (entry);
+        free (copy);
         return;
+    }
     entry->fingerprint = fingerprint;
     snprintf (entry->job_id, sizeof entry->job_id, "%s", job_id);
+    entry->order = zlistx_add_end (self->idempotency_order, copy);
+    if (!entry->order) {
+        free (entry);
+        free (copy);
+        return;
+    }
     zhashx_insert (self->idempotency, key, entry);
-    zlistx_add_end (self->idempotency_order, strdup (key));
+    char *job_key = strdup (key);
+    if (job_key)
+        zhashx_update (self->key_of_job, job_id, job_key);
 }
 
 static json_t *
@@ -1180,13 +1227,7 @@ s_send_reply (shoal_loop_t *self, zframe_t **identity_p, json_t *reply)
 static void
 s_forget_key (shoal_loop_t *self, const char *key)
 {
-    zhashx_delete (self->idempotency, key);
-    for (char *seen = zlistx_first (self->idempotency_order); seen;
-         seen = zlistx_next (self->idempotency_order))
-        if (streq (seen, key)) {
-            free (zlistx_detach_cur (self->idempotency_order));
-            break;
-        }
+    s_drop_key (self, key);
 }
 
 /*  Sends a held reply whose batches are written. A submission whose own
@@ -1321,6 +1362,57 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
     s_run_actions (self);
 }
 
+/* ---- retention --------------------------------------------------- */
+
+/*  A job past its retention is being forgotten: the store deletes its
+    rows (with this round's batch), its idempotency key goes, and so does
+    its cached params. Its directory on the shared volume stays: outputs
+    are the users'.                                                       */
+static void
+s_on_evicted (const char *job_id, void *arg)
+{
+    shoal_loop_t *self = arg;
+    if (self->writer && !self->batch)
+        self->batch = shoal_store_batch_new ();
+    /* Should this batch fail, the resync that follows writes only the
+       jobs still here: the rows stay in the file until the next start,
+       which forgets the job again at its first tick. */
+    if (self->batch)
+        shoal_store_batch_delete_job (self->batch, job_id);
+    else if (self->writer)
+        shoal_error ("out of memory: job %s stays in the state store until "
+                     "the next start", job_id);
+    const char *key = zhashx_lookup (self->key_of_job, job_id);
+    if (key) {
+        char *copy = strdup (key);   /* s_drop_key frees the map's */
+        if (copy)
+            s_drop_key (self, copy);
+        free (copy);
+    }
+    s_params_entry_t *entry = s_params_slot (self, job_id);
+    if (entry->text && streq (entry->id, job_id)) {
+        free (entry->text);
+        entry->text = NULL;
+        entry->id[0] = '\0';
+    }
+}
+
+/*  Forgets jobs that ended more than the retention ago. Called with the
+    action queue drained, so no action holds one of them.                */
+static void
+s_evict (shoal_loop_t *self)
+{
+    if (self->retain_ms <= 0)
+        return;
+    size_t count = shoal_scheduler_evict (self->scheduler,
+                                          s_now (self) - self->retain_ms,
+                                          S_EVICT_PER_TICK, s_on_evicted,
+                                          self);
+    if (count)
+        shoal_debug ("%zu ended jobs past their retention forgotten",
+                     count);
+}
+
 /* ---- lifecycle and the loop ------------------------------------- */
 
 static void
@@ -1389,6 +1481,8 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     self->api = zsock_new (ZMQ_ROUTER);
     self->idempotency = zhashx_new ();
     self->idempotency_order = zlistx_new ();
+    self->key_of_job = zhashx_new ();
+    self->retain_ms = config->retain_finished_ms;
     self->worker_names = zhashx_new ();
     /* Ids of this run start above any id of an earlier run (unless that
        one averaged 1,000 events per millisecond): an old Last-Event-ID
@@ -1405,8 +1499,12 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     if (self->idempotency_order)
         zlistx_set_destructor (self->idempotency_order,
                                (zlistx_destructor_fn *) zstr_free);
+    if (self->key_of_job)
+        zhashx_set_destructor (self->key_of_job,
+                               (zhashx_destructor_fn *) zstr_free);
     if (!self->data_dir || !self->scheduler || !self->router || !self->api
-        || !self->idempotency || !self->idempotency_order || !self->events
+        || !self->idempotency || !self->idempotency_order
+        || !self->key_of_job || !self->events
         || !self->worker_names) {
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         shoal_loop_destroy (&self);
@@ -1492,6 +1590,7 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     shoal_scheduler_destroy (&self->scheduler);
     zhashx_destroy (&self->idempotency);
     zlistx_destroy (&self->idempotency_order);
+    zhashx_destroy (&self->key_of_job);
     for (size_t i = 0; i < self->worker_count; i++) {
         free (self->workers[i].name);
         free (self->workers[i].text);
@@ -1615,6 +1714,7 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
                             shoal_scheduler_worker_count (self->scheduler),
                             (long long) was);
             s_run_actions (self);
+            s_evict (self);
             self->next_tick = s_mono_ms () + period;
         }
         /* One commit for everything this round of events changed. */

@@ -38,6 +38,9 @@ typedef struct {
                                     SHOAL_SPAWN_MAX_ENTRIES                */
     int64_t heartbeat_ms;        /* heartbeat period told to workers
                                     (WELCOME); 0: SHOAL_HEARTBEAT_MS       */
+    int64_t retain_finished_ms;  /* a job that ended this long ago is
+                                    forgotten, in memory and in the
+                                    store; 0: kept forever                 */
 } shoal_loop_config_t;
 
 /*  Binds the worker endpoint (as a CURVE server when a key is given) and

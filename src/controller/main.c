@@ -44,10 +44,13 @@ typedef struct {
     int event_buffer;            /* events held for the event stream       */
     int max_spawn_entries;       /* bound on one spawn list                */
     int heartbeat_ms;            /* heartbeat period told to workers       */
+    int retain_finished;         /* seconds an ended job is kept; 0: ever  */
     bool check_only;             /* load the definitions and exit          */
 } s_options_t;
 
 #define S_PROGRAM "shoal-controller"
+/*  Seconds an ended job is kept (--retain-finished): 7 days.             */
+#define S_RETAIN_FINISHED (7 * 24 * 3600)
 /*  Read when neither --config nor SHOAL_CONFIG names a file, if present.  */
 #define S_DEFAULT_CONFIG "/etc/shoal/controller.yaml"
 
@@ -72,6 +75,7 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
         .event_buffer = SHOAL_EVENTS_CAPACITY,
         .max_spawn_entries = SHOAL_SPAWN_MAX_ENTRIES,
         .heartbeat_ms = SHOAL_HEARTBEAT_MS,
+        .retain_finished = S_RETAIN_FINISHED,
     };
     const shoal_option_t table[] = {
         { "definitions", 'd', "SHOAL_DEFINITIONS", SHOAL_OPT_STRING, "FILE",
@@ -120,6 +124,13 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
           "10 s) and is told to them; a worker silent\n"
           "3 periods is lost, 100..60000 (default 1000)", 100, 60000, NULL,
           &opts->heartbeat_ms, 0 },
+        { "retain-finished", 0, "SHOAL_RETAIN_FINISHED", SHOAL_OPT_INT,
+          "SECONDS", "forget a job this long after it ended\n"
+          "(succeeded, failed, canceled), in memory\n"
+          "and in the state store; its directory\n"
+          "stays. 0 keeps every job, 0..315360000\n"
+          "(default 604800, 7 days)", 0, 315360000, NULL,
+          &opts->retain_finished, 0 },
         { "api-token-file", 0, "SHOAL_API_TOKEN_FILE", SHOAL_OPT_STRING,
           "FILE", "require the token in FILE (first line)\n"
           "in the X-Shoal-Token header of /api/ calls\n"
@@ -369,6 +380,7 @@ s_run (s_options_t opts)
         .event_buffer = (size_t) opts.event_buffer,
         .max_spawn_entries = (size_t) opts.max_spawn_entries,
         .heartbeat_ms = opts.heartbeat_ms,
+        .retain_finished_ms = (int64_t) opts.retain_finished * 1000,
     };
     shoal_loop_t *loop = shoal_loop_new (&config, &err);
     if (loop)

@@ -18,7 +18,11 @@
 
     A task occupies its worker's slot from dispatch until that worker sends
     the attempt's result or is lost, even when the task was canceled in
-    between: the process may still be running there.                      */
+    between: the process may still be running there.
+
+    Retention: a job that ended is freed by shoal_scheduler_evict once it
+    is old enough and nothing points at it any more (see there); lookups
+    of its id then fail as for a job never submitted.                     */
 #include "shoal/scheduler.h"
 
 #include "shoal/params.h"
@@ -119,6 +123,10 @@ struct shoal_job {
     shoal_job_t *rr_next;
     bool in_rr;
     bool dirty;                  /* changed since the last flush           */
+    bool evicting;               /* chosen by shoal_scheduler_evict, which
+                                    clears it or frees the job            */
+    uint32_t held;               /* its tasks whose attempt a worker holds:
+                                    never forgotten while any is          */
     shoal_job_t *dirty_next;     /* link in the scheduler's changed jobs   */
     shoal_task_t *dirty_tasks;   /* its tasks changed since the last flush */
 };
@@ -157,9 +165,11 @@ typedef struct {
 struct shoal_scheduler {
     const shoal_defs_t *defs;
     zhashx_t *jobs;              /* id -> shoal_job_t (owned via vector)   */
-    shoal_job_t **job_list;      /* in submission order                    */
+    shoal_job_t **job_list;      /* in submission order, so by seq: jobs
+                                    forgotten leave gaps in seq, not here  */
     size_t job_count;
     size_t job_cap;
+    uint64_t last_seq;           /* seq of the latest job submitted        */
     zhashx_t *workers;           /* key -> shoal_worker_t (freed by hand:
                                     gone workers outlive their entry)      */
     zhashx_t *names;             /* interned worker names                  */
@@ -611,6 +621,7 @@ s_hold (shoal_scheduler_t *self, shoal_worker_t *worker, shoal_task_t *task)
         worker->tasks->worker_prev = task;
     worker->tasks = task;
     worker->busy++;
+    task->job->held++;
     if (worker->busy + worker->untracked >= s_capacity (worker))
         s_free_remove (self, worker);
 }
@@ -631,6 +642,7 @@ s_release (shoal_scheduler_t *self, shoal_task_t *task)
     task->worker_prev = task->worker_next = NULL;
     task->worker = NULL;
     worker->busy--;
+    task->job->held--;
     s_free_add (self, worker);
 }
 
@@ -791,7 +803,10 @@ s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
         if (task->state == SHOAL_TASK_RUNNING) {
             s_task_set_state (task, SHOAL_TASK_CANCELED);
             task->finished_at = now;
-            s_emit (self, SHOAL_ACTION_CANCEL, task->worker, task, job);
+            /* A task read back as running has no worker until one claims
+               it: there is nobody to tell, and no claim is taken now. */
+            if (task->worker)
+                s_emit (self, SHOAL_ACTION_CANCEL, task->worker, task, job);
         }
     }
     job->state = state;
@@ -1026,7 +1041,7 @@ shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
     job->owner = self;
     job->cls = job_class;
     job->params = params;
-    job->seq = self->job_count + 1;
+    job->seq = ++self->last_seq;
     s_touch_job (job);
     job->created_at = now;
     job->state = SHOAL_JOB_CREATED;
@@ -1748,6 +1763,89 @@ shoal_scheduler_wake (shoal_scheduler_t *self, int64_t now)
     s_dispatch (self, now);
 }
 
+/* ---- retention ---------------------------------------------------- */
+
+/*  Drops from `list` (waiting or orphans) the tasks of jobs about to be
+    forgotten. O(list): run once per call of shoal_scheduler_evict that
+    forgets anything.                                                      */
+static void
+s_prune_evicting (zlistx_t *list)
+{
+    shoal_task_t *task = zlistx_first (list);
+    while (task) {
+        void *handle = zlistx_cursor (list);
+        shoal_task_t *next = zlistx_next (list);
+        if (task->job->evicting)
+            zlistx_delete (list, handle);
+        task = next;
+    }
+}
+
+size_t
+shoal_scheduler_evict (shoal_scheduler_t *self, int64_t cutoff, size_t max,
+                       shoal_evict_fn *fn, void *arg)
+{
+    /* Choose. A job that ended before the cutoff was created before it,
+       and jobs are listed as they were created, so the walk stops at the
+       first job created since: it sees the jobs that are old enough and
+       not yet forgotten (long runners, those held back below, and those
+       past `max`), not the whole list. */
+    size_t chosen = 0;
+    size_t scanned = 0;
+    for (; scanned < self->job_count && chosen < max; scanned++) {
+        shoal_job_t *job = self->job_list[scanned];
+        if (job->created_at >= cutoff)
+            break;
+        /* Changed since the last flush: its row is not stored yet, and a
+           put after the delete would bring it back. A task a worker still
+           holds (a canceled job's, until its result comes) keeps the job,
+           so the result finds it. */
+        if (job->state >= SHOAL_JOB_SUCCEEDED && job->finished_at < cutoff
+            && !job->dirty && !job->held) {
+            job->evicting = true;
+            chosen++;
+        }
+    }
+    /* A queued action may point at a job or its tasks: such a job waits
+       for the next call. O(actions); the loop calls this with none. */
+    for (size_t i = 0; chosen && i < self->action_count; i++) {
+        const shoal_action_t *action
+            = &self->actions[(self->action_head + i) % self->action_cap];
+        shoal_job_t *job = action->job ? action->job
+                           : action->task ? action->task->job : NULL;
+        if (job && job->evicting) {
+            job->evicting = false;
+            chosen--;
+        }
+    }
+    if (!chosen)
+        return 0;
+    /* Tasks of an ended job may linger in the back-off list and among
+       the orphans until their time comes: they go now. */
+    s_prune_evicting (self->waiting);
+    s_prune_evicting (self->orphans);
+    /* Forget, and close the gaps: O(scanned), then one memmove of the
+       jobs after them. */
+    size_t kept = 0;
+    for (size_t i = 0; i < scanned; i++) {
+        shoal_job_t *job = self->job_list[i];
+        if (!job->evicting) {
+            self->job_list[kept++] = job;
+            continue;
+        }
+        s_rr_remove (self, job);   /* an ended job is out already */
+        if (fn)
+            fn (job->id, arg);
+        zhashx_delete (self->jobs, job->id);
+        s_job_free (job);
+    }
+    memmove (self->job_list + kept, self->job_list + scanned,
+             (self->job_count - scanned) * sizeof *self->job_list);
+    self->job_count -= scanned - kept;
+    self->stats.jobs_evicted += scanned - kept;
+    return scanned - kept;
+}
+
 /* ---- reading the state --------------------------------------------- */
 
 const char *shoal_job_id (const shoal_job_t *job) { return job->id; }
@@ -2298,8 +2396,19 @@ shoal_scheduler_jobs_to_json (const shoal_scheduler_t *self, int state,
                               size_t limit, uint64_t before)
 {
     json_t *jobs = json_array ();
-    size_t end = before && before <= self->job_count ? before - 1
-                                                     : self->job_count;
+    /* The page ends before the first job with seq >= `before`: forgotten
+       jobs leave gaps in seq, so it is searched for, O(log jobs). */
+    size_t end = self->job_count;
+    if (before) {
+        size_t low = 0;
+        while (low < end) {
+            size_t mid = low + (end - low) / 2;
+            if (self->job_list[mid]->seq < before)
+                low = mid + 1;
+            else
+                end = mid;
+        }
+    }
     json_t *next = json_null ();
     /* Newest first. O(jobs scanned); a state filter may scan far. */
     for (size_t i = end; i > 0; i--) {

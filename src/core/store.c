@@ -59,10 +59,13 @@ static const char *s_schema =
     "  seq INTEGER PRIMARY KEY,"
     "  key TEXT NOT NULL UNIQUE,"
     "  fingerprint INTEGER NOT NULL,"
-    "  job TEXT NOT NULL);";
+    "  job TEXT NOT NULL);"
+    /* A job past its retention drops its keys by job: without this index
+       each such delete would scan every remembered key. */
+    "CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job);";
 
 enum { S_PUT_JOB, S_SET_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY,
-       S_STATEMENTS };
+       S_DEL_JOB, S_DEL_JOB_TASKS, S_DEL_JOB_KEYS, S_STATEMENTS };
 
 /*  A job row is written whole once (S_PUT_JOB), then only its changing
     columns are updated in place (S_SET_JOB), which binds no params: a
@@ -91,6 +94,10 @@ static const char *s_sql[S_STATEMENTS] = {
         "INSERT OR REPLACE INTO idempotency (key, fingerprint, job)"
         " VALUES (?1, ?2, ?3)",
     [S_DEL_KEY] = "DELETE FROM idempotency WHERE key = ?1",
+    /* A forgotten job (past its retention): each by an index. */
+    [S_DEL_JOB] = "DELETE FROM jobs WHERE id = ?1",
+    [S_DEL_JOB_TASKS] = "DELETE FROM tasks WHERE job = ?1",
+    [S_DEL_JOB_KEYS] = "DELETE FROM idempotency WHERE job = ?1",
 };
 
 struct shoal_store {
@@ -297,6 +304,11 @@ typedef struct {
     s_text_t key, job;
 } s_key_row_t;
 
+/*  A job to forget with its tasks and keys.                               */
+typedef struct {
+    s_text_t job;
+} s_delete_row_t;
+
 /*  Rows of one kind, in the order they were put.                          */
 #define S_ROWS(type) struct { type *rows; size_t count, cap; }
 
@@ -305,6 +317,7 @@ struct shoal_store_batch {
     S_ROWS (s_new_task_row_t) new_tasks;
     S_ROWS (s_task_row_t) tasks;
     S_ROWS (s_key_row_t) keys;
+    S_ROWS (s_delete_row_t) deletes; /* written after every other kind    */
     char *text;                  /* the strings of every row, each ending
                                     with a NUL                             */
     size_t used, size;
@@ -329,6 +342,7 @@ shoal_store_batch_destroy (shoal_store_batch_t **self_p)
     free ((*self_p)->new_tasks.rows);
     free ((*self_p)->tasks.rows);
     free ((*self_p)->keys.rows);
+    free ((*self_p)->deletes.rows);
     free ((*self_p)->text);
     free (*self_p);
     *self_p = NULL;
@@ -338,7 +352,7 @@ void
 shoal_store_batch_clear (shoal_store_batch_t *self)
 {
     self->jobs.count = self->new_tasks.count = self->tasks.count = 0;
-    self->keys.count = 0;
+    self->keys.count = self->deletes.count = 0;
     self->used = 0;
     self->last_job = NULL;
     self->broken = false;
@@ -348,7 +362,7 @@ size_t
 shoal_store_batch_rows (const shoal_store_batch_t *self)
 {
     return self->jobs.count + self->new_tasks.count + self->tasks.count
-           + self->keys.count;
+           + self->keys.count + self->deletes.count;
 }
 
 size_t
@@ -357,7 +371,8 @@ shoal_store_batch_bytes (const shoal_store_batch_t *self)
     return self->jobs.cap * sizeof *self->jobs.rows
            + self->new_tasks.cap * sizeof *self->new_tasks.rows
            + self->tasks.cap * sizeof *self->tasks.rows
-           + self->keys.cap * sizeof *self->keys.rows + self->size;
+           + self->keys.cap * sizeof *self->keys.rows
+           + self->deletes.cap * sizeof *self->deletes.rows + self->size;
 }
 
 /*  A new row at the end of `*rows` (`count`, `cap` beside it), or NULL
@@ -597,6 +612,19 @@ shoal_store_batch_forget_key (shoal_store_batch_t *self, const char *key)
     row->job = S_NO_TEXT;
 }
 
+void
+shoal_store_batch_delete_job (shoal_store_batch_t *self, const char *job_id)
+{
+    s_delete_row_t *row = S_BATCH_ROW (self, deletes);
+    if (!row)
+        return;
+    row->job = s_batch_string (self, job_id);
+    /* The job's memory is freed next and may hold a new job soon: the id
+       copied for its tasks must not be taken for that one's. */
+    self->last_job = NULL;
+    self->last_job_id = S_NO_TEXT;
+}
+
 /* ---- writing a batch ------------------------------------------------- */
 
 /*  What s_bind_job binds: the record, its params and stages as text.    */
@@ -698,6 +726,19 @@ s_write_key (shoal_store_t *self, const shoal_store_batch_t *batch,
     s_step (self, stmt);
 }
 
+static void
+s_write_delete (shoal_store_t *self, const shoal_store_batch_t *batch,
+                const s_delete_row_t *row)
+{
+    static const int statements[] = { S_DEL_JOB_TASKS, S_DEL_JOB_KEYS,
+                                       S_DEL_JOB };
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+        sqlite3_stmt *stmt = self->stmt[statements[i]];
+        s_bind_static (stmt, 1, s_batch_at (batch, row->job));
+        s_step (self, stmt);
+    }
+}
+
 int
 shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
                    size_t count, shoal_error_t *err)
@@ -713,7 +754,9 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
     /* Rows of a kind go in the order they were put, so the latest state
        of a job or task is the one kept. A task put new and then changed
        in the same batch cannot happen (the scheduler reports a task once
-       per flush), so new rows go before changed ones. */
+       per flush), so new rows go before changed ones. A job is forgotten
+       only once nothing of it changes any more: deletes go after every
+       other row of all the batches, undoing whatever of it they put. */
     for (size_t b = 0; b < count && self->failed == SQLITE_OK; b++) {
         const shoal_store_batch_t *batch = batches[b];
         for (size_t i = 0; i < batch->jobs.count; i++)
@@ -725,6 +768,9 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
         for (size_t i = 0; i < batch->keys.count; i++)
             s_write_key (self, batch, &batch->keys.rows[i]);
     }
+    for (size_t b = 0; b < count && self->failed == SQLITE_OK; b++)
+        for (size_t i = 0; i < batches[b]->deletes.count; i++)
+            s_write_delete (self, batches[b], &batches[b]->deletes.rows[i]);
     if (self->failed == SQLITE_OK
         && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return 0;

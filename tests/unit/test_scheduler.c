@@ -1290,6 +1290,249 @@ test_task_page_scan_is_bounded (void **state)
     json_decref (page);
 }
 
+/* ---- retention ---------------------------------------------------------- */
+
+/*  Job ids shoal_scheduler_evict reported, joined with spaces.           */
+static void
+s_collect_evicted (const char *job_id, void *arg)
+{
+    char *ids = arg;
+    if (*ids)
+        strcat (ids, " ");
+    strcat (ids, job_id);
+}
+
+/*  Flushes the change lists as the controller does once per round.     */
+static void
+s_flush (s_fixture_t *fx)
+{
+    shoal_scheduler_flush (fx->sched, NULL, NULL, NULL);
+}
+
+static void
+test_evict_forgets_only_jobs_that_ended_before_the_cutoff (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "done", "one", true);
+    s_submit (fx, "canceled", "one", false);
+    s_submit (fx, "created", "one", false);
+    s_submit (fx, "running", "one", true);
+    s_submit (fx, "recent", "one", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 4, 0, 1000);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 3);
+    shoal_action_t done = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_action_t recent = *s_find (fx, SHOAL_ACTION_DISPATCH, 2);
+    assert_string_equal (shoal_job_id (done.job), "done");
+    assert_string_equal (shoal_job_id (recent.job), "recent");
+    shoal_result_t ok = { .status = SHOAL_RESULT_EXITED };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "done", 0, 1,
+                                              &ok, 2000, NULL), 0);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "canceled", 1500,
+                                              NULL), 0);
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "recent", 0,
+                                              1, &ok, 9000, NULL), 0);
+    s_drain (fx);
+    char ids[256] = "";
+    /* Not flushed yet: their final rows are not stored, so they stay. */
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 5000, 100,
+                                             s_collect_evicted, ids), 0);
+    assert_string_equal (ids, "");
+    s_flush (fx);
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 5000, 100,
+                                             s_collect_evicted, ids), 2);
+    assert_string_equal (ids, "done canceled");
+    assert_null (shoal_scheduler_job (fx->sched, "done"));
+    assert_null (shoal_scheduler_job (fx->sched, "canceled"));
+    assert_non_null (shoal_scheduler_job (fx->sched, "created"));
+    assert_non_null (shoal_scheduler_job (fx->sched, "running"));
+    assert_non_null (shoal_scheduler_job (fx->sched, "recent"));
+    assert_int_equal (shoal_scheduler_job_count (fx->sched), 3);
+    assert_string_equal (shoal_job_id (shoal_scheduler_job_at (fx->sched, 0)),
+                         "created");
+    shoal_scheduler_stats_t stats;
+    shoal_scheduler_stats (fx->sched, &stats);
+    assert_int_equal (stats.jobs_active, 2);
+    assert_int_equal (stats.jobs_evicted, 2);
+    assert_int_equal (stats.jobs_submitted, 5);
+    assert_int_equal (stats.jobs_finished[SHOAL_JOB_SUCCEEDED], 2);
+    assert_int_equal (stats.jobs_finished[SHOAL_JOB_CANCELED], 1);
+    assert_int_equal (stats.tasks_running, 1);
+    assert_int_equal (stats.busy, 1);
+    /* Nothing is forgotten twice; a later cutoff takes the recent one. */
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 5000, 100, NULL,
+                                             NULL), 0);
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 9001, 100, NULL,
+                                             NULL), 1);
+    assert_null (shoal_scheduler_job (fx->sched, "recent"));
+    /* The running job goes on as if nothing happened. */
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "running", 0,
+                                              1, &ok, 9500, NULL), 0);
+    assert_int_equal (shoal_job_state (shoal_scheduler_job (fx->sched,
+                                                            "running")),
+                      SHOAL_JOB_SUCCEEDED);
+    /* A result for a forgotten job is one for an unknown job. */
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "done", 0, 1,
+                                              &ok, 9500, NULL),
+                      SHOAL_ENOTFOUND);
+}
+
+static void
+test_evict_keeps_a_job_a_queued_action_points_at (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "one", false);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "j1", 1500, NULL), 0);
+    s_flush (fx);
+    /* Its JOB_ENDED action is still queued. */
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 5000, 100, NULL,
+                                             NULL), 0);
+    assert_non_null (shoal_scheduler_job (fx->sched, "j1"));
+    assert_int_equal (s_drain (fx), 1);
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 5000, 100, NULL,
+                                             NULL), 1);
+    assert_null (shoal_scheduler_job (fx->sched, "j1"));
+}
+
+static void
+test_evict_waits_for_the_worker_holding_a_canceled_task (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "one", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "j1", 1500, NULL), 0);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_CANCEL), 1);
+    s_flush (fx);
+    /* The process may still run on w1: its result must find the task. */
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 5000, 100, NULL,
+                                             NULL), 0);
+    assert_non_null (shoal_scheduler_job (fx->sched, "j1"));
+    shoal_result_t canceled = { .status = SHOAL_RESULT_CANCELED };
+    assert_int_equal (shoal_scheduler_result (fx->sched, "w1", "j1", 0,
+                                              run.attempt, &canceled, 3000,
+                                              NULL), 0);
+    s_drain (fx);
+    s_flush (fx);
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 5000, 100, NULL,
+                                             NULL), 1);
+    assert_null (shoal_scheduler_job (fx->sched, "j1"));
+    /* The slot it took is free for the next job. */
+    s_submit (fx, "j2", "one", true);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
+}
+
+static void
+test_evict_drops_a_canceled_task_waiting_out_its_back_off (void **state)
+{
+    s_fixture_t *fx = *state;
+    s_submit (fx, "j1", "flaky", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    s_exit (fx, "w1", &run, 1, NULL);   /* back-off until 3000 */
+    assert_int_equal (shoal_scheduler_next_wake (fx->sched), 3000);
+    assert_int_equal (shoal_scheduler_cancel (fx->sched, "j1", 2100, NULL), 0);
+    s_drain (fx);
+    s_flush (fx);
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 2500, 100, NULL,
+                                             NULL), 1);
+    /* The back-off list no longer holds its task (valgrind would see the
+       freed one read here). */
+    assert_int_equal (shoal_scheduler_next_wake (fx->sched), -1);
+    shoal_scheduler_wake (fx->sched, 10000);
+    assert_int_equal (s_drain (fx), 0);
+}
+
+/*  Every job of the list, newest first, walked in pages of `limit`, as
+    ids joined with spaces; fails when a job shows up twice.               */
+static void
+s_walk_job_pages (s_fixture_t *fx, size_t limit, char *out, size_t size)
+{
+    out[0] = '\0';
+    uint64_t before = 0;
+    size_t pages = 0;
+    do {
+        json_t *page = shoal_scheduler_jobs_to_json (fx->sched, -1, limit,
+                                                     before);
+        json_t *jobs = json_object_get (page, "jobs");
+        assert_true (json_array_size (jobs) <= limit);
+        for (size_t i = 0; i < json_array_size (jobs); i++) {
+            const char *id = json_string_value (json_object_get (
+                json_array_get (jobs, i), "id"));
+            char word[40];
+            snprintf (word, sizeof word, " %s ", id);
+            char padded[1024];
+            snprintf (padded, sizeof padded, " %s ", out);
+            if (strstr (padded, word))
+                fail_msg ("job %s listed twice: %s", id, out);
+            if (*out)
+                strncat (out, " ", size - strlen (out) - 1);
+            strncat (out, id, size - strlen (out) - 1);
+        }
+        const char *next = json_string_value (json_object_get (page, "next"));
+        before = next ? strtoull (next, NULL, 10) : 0;
+        json_decref (page);
+        assert_true (++pages < 100);
+    } while (before);
+}
+
+static void
+test_job_pages_cover_every_remaining_job_once_after_evictions (void **state)
+{
+    s_fixture_t *fx = *state;
+    for (int i = 0; i < 20; i++) {
+        char id[8];
+        snprintf (id, sizeof id, "j%02d", i);
+        s_submit (fx, id, "one", false);
+        if (i % 2 == 0)
+            shoal_scheduler_cancel (fx->sched, id, 2000, NULL);
+    }
+    s_drain (fx);
+    s_flush (fx);
+    /* A page cursor taken before the evictions. */
+    json_t *first = shoal_scheduler_jobs_to_json (fx->sched, -1, 5, 0);
+    const char *cursor = json_string_value (json_object_get (first, "next"));
+    assert_non_null (cursor);
+    uint64_t before = strtoull (cursor, NULL, 10);
+    json_decref (first);
+    /* At most `max` a call, oldest first. */
+    char ids[512] = "";
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 3000, 4,
+                                             s_collect_evicted, ids), 4);
+    assert_string_equal (ids, "j00 j02 j04 j06");
+    char walk[1024];
+    s_walk_job_pages (fx, 3, walk, sizeof walk);
+    assert_string_equal (walk, "j19 j18 j17 j16 j15 j14 j13 j12 j11 j10 "
+                               "j09 j08 j07 j05 j03 j01");
+    assert_int_equal (shoal_scheduler_evict (fx->sched, 3000, 100, NULL,
+                                             NULL), 6);
+    assert_int_equal (shoal_scheduler_job_count (fx->sched), 10);
+    s_walk_job_pages (fx, 3, walk, sizeof walk);
+    assert_string_equal (walk, "j19 j17 j15 j13 j11 j09 j07 j05 j03 j01");
+    /* The old cursor still starts after the jobs its page showed. */
+    json_t *rest = shoal_scheduler_jobs_to_json (fx->sched, -1, 2, before);
+    json_t *jobs = json_object_get (rest, "jobs");
+    assert_int_equal (json_array_size (jobs), 2);
+    assert_string_equal (json_string_value (json_object_get (
+                             json_array_get (jobs, 0), "id")), "j13");
+    assert_string_equal (json_string_value (json_object_get (
+                             json_array_get (jobs, 1), "id")), "j11");
+    json_decref (rest);
+    json_t *canceled = shoal_scheduler_jobs_to_json (
+        fx->sched, SHOAL_JOB_CANCELED, 10, 0);
+    assert_int_equal (json_array_size (json_object_get (canceled, "jobs")), 0);
+    json_decref (canceled);
+    /* A job submitted now is the newest; no sequence number is reused. */
+    s_submit (fx, "late", "one", false);
+    s_walk_job_pages (fx, 4, walk, sizeof walk);
+    assert_string_equal (walk, "late j19 j17 j15 j13 j11 j09 j07 j05 j03 "
+                               "j01");
+}
+
 static void
 test_duplicate_job_id_is_refused (void **state)
 {
@@ -1351,6 +1594,11 @@ main (void)
         T (test_task_pages_filter_by_state_and_stage),
         T (test_task_page_scan_is_bounded),
         T (test_duplicate_job_id_is_refused),
+        T (test_evict_forgets_only_jobs_that_ended_before_the_cutoff),
+        T (test_evict_keeps_a_job_a_queued_action_points_at),
+        T (test_evict_waits_for_the_worker_holding_a_canceled_task),
+        T (test_evict_drops_a_canceled_task_waiting_out_its_back_off),
+        T (test_job_pages_cover_every_remaining_job_once_after_evictions),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -425,6 +427,168 @@ test_a_failed_write_stores_nothing_of_it (void **state)
     shoal_scheduler_destroy (&loaded);
 }
 
+/*  Rows of `table` for the job `job_id`, read straight from the file.    */
+static int
+s_rows (s_fixture_t *fx, const char *table, const char *job_id)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
+    char sql[128];
+    snprintf (sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s = ?1",
+              table, strcmp (table, "jobs") == 0 ? "id" : "job");
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL),
+                      SQLITE_OK);
+    sqlite3_bind_text (stmt, 1, job_id, -1, SQLITE_STATIC);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
+    int count = sqlite3_column_int (stmt, 0);
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
+    return count;
+}
+
+/*  Writes `batch` alone into the fixture's file.                         */
+static void
+s_write (s_fixture_t *fx, shoal_store_batch_t *batch)
+{
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    if (shoal_store_write (store, &batch, 1, &err))
+        fail_msg ("write: %s", err.message);
+    shoal_store_destroy (&store);
+}
+
+/*  Two jobs with tasks (j1 fanned out, j2 waiting) and a key each.       */
+static void
+s_two_jobs (s_fixture_t *fx, shoal_store_batch_t *batch)
+{
+    for (int i = 1; i <= 2; i++) {
+        char id[4];
+        snprintf (id, sizeof id, "j%d", i);
+        shoal_scheduler_submit (fx->sched, id, shoal_defs_job_class (
+                                    fx->defs, "fanout"),
+                                json_pack ("{s:s}", "token", "t"), true,
+                                1000, NULL);
+    }
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    shoal_action_t spawn = s_next_dispatch (fx->sched);
+    assert_string_equal (shoal_job_id (spawn.job), "j1");
+    json_t *list = json_pack ("[{s:s}, {s:s}]", "item", "a", "item", "b");
+    s_exit (fx->sched, "w1", &spawn, 0, list, 1200);
+    json_decref (list);
+    s_drain (fx->sched);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batch);
+    shoal_store_batch_put_key (batch, "k1", 1, "j1");
+    shoal_store_batch_put_key (batch, "k2", 2, "j2");
+}
+
+static void
+test_a_delete_row_removes_the_job_its_tasks_and_keys (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    s_two_jobs (fx, batch);
+    s_write (fx, batch);
+    assert_int_equal (s_rows (fx, "tasks", "j1"), 3);
+    assert_int_equal (s_rows (fx, "idempotency", "j1"), 1);
+    shoal_store_batch_clear (batch);
+    shoal_store_batch_delete_job (batch, "j1");
+    assert_int_equal (shoal_store_batch_rows (batch), 1);
+    s_write (fx, batch);
+    shoal_store_batch_destroy (&batch);
+    assert_int_equal (s_rows (fx, "jobs", "j1"), 0);
+    assert_int_equal (s_rows (fx, "tasks", "j1"), 0);
+    assert_int_equal (s_rows (fx, "idempotency", "j1"), 0);
+    /* The other job is whole. */
+    assert_int_equal (s_rows (fx, "jobs", "j2"), 1);
+    assert_int_equal (s_rows (fx, "tasks", "j2"), 1);
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    shoal_scheduler_t *loaded = shoal_scheduler_new (fx->defs);
+    json_t *keys = json_object ();
+    size_t jobs = 0;
+    assert_int_equal (shoal_store_load (store, loaded, 3000, 10000,
+                                        s_collect_key, keys, &jobs, &err), 0);
+    shoal_store_destroy (&store);
+    assert_int_equal (jobs, 1);
+    assert_null (shoal_scheduler_job (loaded, "j1"));
+    s_assert_same_job (fx->sched, loaded, "j2");
+    assert_int_equal (json_object_size (keys), 1);
+    assert_non_null (json_object_get (keys, "k2"));
+    json_decref (keys);
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_a_put_then_a_delete_in_one_batch_leaves_nothing (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    s_two_jobs (fx, batch);
+    /* Put before the delete in the batch; the delete still wins. */
+    shoal_store_batch_delete_job (batch, "j1");
+    s_write (fx, batch);
+    shoal_store_batch_destroy (&batch);
+    assert_int_equal (s_rows (fx, "jobs", "j1"), 0);
+    assert_int_equal (s_rows (fx, "tasks", "j1"), 0);
+    assert_int_equal (s_rows (fx, "idempotency", "j1"), 0);
+    assert_int_equal (s_rows (fx, "jobs", "j2"), 1);
+    assert_int_equal (s_rows (fx, "idempotency", "j2"), 1);
+}
+
+static void
+test_a_restored_job_canceled_before_its_worker_returns_is_forgotten (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), true, 1000,
+                            NULL);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 2, 0, 1000);
+    s_next_dispatch (fx->sched);
+    s_save (fx);
+    /* Read back with its task running and no worker yet: an orphan. */
+    shoal_scheduler_t *loaded = s_load (fx, 5000);
+    assert_int_equal (shoal_scheduler_cancel (loaded, "j1", 5100, NULL), 0);
+    s_drain (loaded);
+    shoal_scheduler_flush (loaded, NULL, NULL, NULL);
+    assert_int_equal (shoal_scheduler_evict (loaded, 6000, 100, NULL, NULL),
+                      1);
+    assert_null (shoal_scheduler_job (loaded, "j1"));
+    /* The lease runs out over the orphan list the job's task was on. */
+    shoal_scheduler_tick (loaded, 20000);
+    s_drain (loaded);
+    shoal_scheduler_worker_hello (loaded, "w1-new", "w1", "h", 2, 1, 20000);
+    assert_false (shoal_scheduler_adopt (loaded, "w1-new", "j1", 0, 1,
+                                         20000));
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_a_job_that_ended_long_ago_is_forgotten_after_a_restart (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_submit (fx->sched, "old", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), false, 1000,
+                            NULL);
+    shoal_scheduler_cancel (fx->sched, "old", 1500, NULL);
+    shoal_scheduler_submit (fx->sched, "new", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), false, 1000,
+                            NULL);
+    s_drain (fx->sched);
+    s_save (fx);
+    /* Read back, nothing of it changed: it goes at the first call. */
+    shoal_scheduler_t *loaded = s_load (fx, 9000);
+    assert_int_equal (shoal_scheduler_evict (loaded, 5000, 100, NULL, NULL),
+                      1);
+    assert_null (shoal_scheduler_job (loaded, "old"));
+    assert_non_null (shoal_scheduler_job (loaded, "new"));
+    shoal_scheduler_destroy (&loaded);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
 int
@@ -439,6 +603,10 @@ main (void)
         T (test_a_batch_is_a_copy_taken_when_put),
         T (test_batches_write_in_order_and_the_latest_row_wins),
         T (test_a_failed_write_stores_nothing_of_it),
+        T (test_a_delete_row_removes_the_job_its_tasks_and_keys),
+        T (test_a_put_then_a_delete_in_one_batch_leaves_nothing),
+        T (test_a_job_that_ended_long_ago_is_forgotten_after_a_restart),
+        T (test_a_restored_job_canceled_before_its_worker_returns_is_forgotten),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
