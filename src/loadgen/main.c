@@ -79,7 +79,12 @@ s_usage (FILE *out)
         "  -w, --workers N         simulated workers, 0..%d [0]\n"
         "  -s, --slots N           slots of each worker, 1..%d [1]\n"
         "  -t, --threads N         threads sharing the workers, 1..%d [1]\n"
-        "      --io-threads N      libzmq I/O threads [1]\n"
+        "      --zmtp IMPL         builtin: each simulated worker's TCP\n"
+        "                          connection is read and written by its\n"
+        "                          thread (ZMTP 3.0, NULL mechanism);\n"
+        "                          libzmq: a libzmq DEALER socket each,\n"
+        "                          two thread hops per message [builtin]\n"
+        "      --io-threads N      libzmq I/O threads (--zmtp libzmq) [1]\n"
         "      --delay-ms MS       answer each plain task MS after it came\n"
         "                          [0: at once]; spawn tasks are always\n"
         "                          answered at once\n"
@@ -221,7 +226,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         OPT_IO_THREADS = 256, OPT_DELAY, OPT_DELAY_JITTER, OPT_FAIL, OPT_VANISH,
         OPT_VANISH_AFTER, OPT_SPAWN, OPT_NAME, OPT_TOKEN, OPT_CONNECTIONS,
         OPT_WAIT, OPT_POLL, OPT_TASKS, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT,
-        OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK
+        OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK, OPT_ZMTP
     };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, 'c' },
@@ -229,6 +234,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "slots", required_argument, NULL, 's' },
         { "threads", required_argument, NULL, 't' },
         { "io-threads", required_argument, NULL, OPT_IO_THREADS },
+        { "zmtp", required_argument, NULL, OPT_ZMTP },
         { "delay-ms", required_argument, NULL, OPT_DELAY },
         { "delay-jitter", required_argument, NULL, OPT_DELAY_JITTER },
         { "fail", required_argument, NULL, OPT_FAIL },
@@ -281,6 +287,17 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_IO_THREADS:
                 rc = s_long ("--io-threads", optarg, 1, 64, &n);
                 opts->sim.io_threads = (int) n;
+                break;
+            case OPT_ZMTP:
+                if (strcmp (optarg, "builtin") == 0)
+                    opts->sim.zmtp = LG_SIM_ZMTP_BUILTIN;
+                else if (strcmp (optarg, "libzmq") == 0)
+                    opts->sim.zmtp = LG_SIM_ZMTP_LIBZMQ;
+                else {
+                    fprintf (stderr, S_PROGRAM ": --zmtp must be builtin or "
+                             "libzmq, not '%s'\n", optarg);
+                    rc = -1;
+                }
                 break;
             case OPT_DELAY:
                 rc = s_double ("--delay-ms", optarg, 0, 86400000, &x);
@@ -473,11 +490,13 @@ s_report (const s_options_t *opts, s_run_t *run, int64_t window_start)
                         ? (double) (sim->last_result_ns - sim->first_task_ns) / 1e9
                         : 0;
     json_t *workers = json_pack (
-        "{s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:I}",
+        "{s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I}",
         "count", opts->sim.workers, "slots", opts->sim.slots,
+        "zmtp", opts->sim.zmtp == LG_SIM_ZMTP_LIBZMQ ? "libzmq" : "builtin",
         "welcomed", (json_int_t) sim->welcomed,
         "vanished", (json_int_t) sim->vanished,
         "reconnects", (json_int_t) sim->reconnects,
+        "disconnects", (json_int_t) sim->disconnects,
         "heartbeats_sent", (json_int_t) sim->heartbeats,
         "connect_s", run->connect_s,
         "cancels", (json_int_t) sim->cancels);

@@ -1,7 +1,10 @@
 /*  sim.c: simulated workers, many DEALER sockets per thread.
 
-    Each thread waits on one epoll set holding the ZMQ_FD of each of its
-    sockets. ZMQ_FD only says "look at this socket": libzmq may consume
+    Each thread waits on one epoll set holding each of its sockets: the
+    TCP connection of the builtin ZMTP client (zmtp.c), read when epoll
+    says so, or with --zmtp libzmq the ZMQ_FD of a libzmq DEALER.
+
+    ZMQ_FD only says "look at this socket": libzmq may consume
     the notification inside any call on the socket, a send included, and
     then not signal again while messages are queued. So after any send
     the thread drains the socket (receives until EAGAIN and ZMQ_EVENTS
@@ -24,11 +27,13 @@
     capacity is the thread's total slots, which the controller's credit
     never exceeds.                                                        */
 #include "sim.h"
+#include "zmtp.h"
 
 #include "shoal/protocol.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -37,6 +42,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -55,8 +61,15 @@
 /*  How long a BYE may wait in libzmq when a socket closes.                */
 #define S_BYE_LINGER_MS 500
 
-/*  File descriptors per socket (its TCP connection and its mailbox), and
-    some for everything else.                                              */
+/*  A lost connection of the builtin ZMTP client is made again this long
+    after, as libzmq's default ZMQ_RECONNECT_IVL does.                     */
+#define S_RECONNECT_NS (100 * 1000000LL)
+
+/*  What one read asks the kernel for (builtin ZMTP): a thread's scratch.  */
+#define S_READ_SCRATCH 65536
+
+/*  File descriptors per socket (its TCP connection and, with libzmq, its
+    mailbox), and some for everything else.                                */
 #define S_FDS_PER_SOCKET 2
 #define S_FDS_SPARE 256
 
@@ -70,7 +83,10 @@ typedef struct s_thread s_thread_t;
 
 /*  One simulated worker. Invariant: free_count <= slots.                  */
 typedef struct {
-    void *sock;               /* DEALER, NULL once GONE                    */
+    void *sock;               /* libzmq DEALER, NULL once GONE             */
+    lg_zmtp_conn_t conn;      /* or the builtin client's connection        */
+    bool out_armed;           /* conn's fd is polled for EPOLLOUT          */
+    int64_t retry_ns;         /* conn lost: connect again then             */
     s_thread_t *thread;       /* owner                                     */
     uint32_t index;           /* global number, names it                   */
     s_state_t state;
@@ -108,6 +124,8 @@ struct s_thread {
     size_t delayed_cap;
     uint64_t random;          /* xorshift state for the delay jitter       */
     char *spawn_buf;          /* S_SPAWN_PREFIX_ROOM + the spawn list tail */
+    uint8_t *scratch;         /* builtin ZMTP: each read lands here        */
+    size_t down;              /* builtin ZMTP: workers waiting to connect  */
     size_t spawn_tail_len;
     lg_sim_stats_t stats;     /* this thread's figures                     */
 };
@@ -115,7 +133,9 @@ struct s_thread {
 struct lg_sim {
     lg_sim_config_t config;   /* copy; strings borrowed                    */
     lg_tracker_t *tracker;    /* borrowed                                  */
-    void *ctx;                /* libzmq context                            */
+    void *ctx;                /* libzmq context (--zmtp libzmq only)       */
+    struct sockaddr_storage addr;   /* the controller (builtin ZMTP)       */
+    socklen_t addr_len;
     s_thread_t *threads;
     int thread_count;
     atomic_bool stop;         /* set by lg_sim_stop                        */
@@ -326,13 +346,54 @@ s_parse_task (const char *body, size_t size, s_task_ref_t *ref)
 /* ---- sending ------------------------------------------------------ */
 
 static void s_drain (s_worker_t *worker);
+static void s_lost (s_worker_t *worker);
 
-/*  Sends [command][body]. Counts a refusal; the caller drains after.      */
+static bool
+s_builtin (const s_worker_t *worker)
+{
+    return worker->thread->sim->config.zmtp == LG_SIM_ZMTP_BUILTIN;
+}
+
+/*  Whether the worker has a connection (or one being made).              */
+static bool
+s_is_open (const s_worker_t *worker)
+{
+    return worker->sock || worker->conn.fd >= 0;
+}
+
+/*  Polls the builtin connection for EPOLLOUT exactly while bytes wait.   */
+static void
+s_arm (s_worker_t *worker)
+{
+    bool want = lg_zmtp_conn_wants_write (&worker->conn);
+    if (want == worker->out_armed || worker->conn.fd < 0)
+        return;
+    struct epoll_event event = {
+        .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = worker };
+    if (epoll_ctl (worker->thread->epoll_fd, EPOLL_CTL_MOD, worker->conn.fd,
+                   &event) == 0)
+        worker->out_armed = want;
+}
+
+/*  Sends [command][body]. Counts a refusal; with libzmq the caller drains
+    after.                                                                 */
 static int
 s_send (s_worker_t *worker, shoal_msg_type_t type, const char *body,
         size_t size)
 {
     const char *command = shoal_msg_name (type);
+    if (s_builtin (worker)) {
+        lg_zmtp_frame_t frames[2] = {
+            { (const uint8_t *) command, strlen (command) },
+            { (const uint8_t *) body, size } };
+        if (lg_zmtp_conn_send (&worker->conn, frames, 2)) {
+            worker->thread->stats.send_errors++;
+            s_lost (worker);
+            return -1;
+        }
+        s_arm (worker);
+        return 0;
+    }
     if (zmq_send (worker->sock, command, strlen (command),
                   ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
         || zmq_send (worker->sock, body, size, ZMQ_DONTWAIT) < 0) {
@@ -469,6 +530,17 @@ s_fails (double share, const char *job, uint32_t task)
 static void
 s_close (s_worker_t *worker, bool bye)
 {
+    if (worker->conn.fd >= 0) {
+        if (bye) {
+            s_send (worker, SHOAL_MSG_BYE, "{}", 2);
+            lg_zmtp_conn_on_writable (&worker->conn);
+            shutdown (worker->conn.fd, SHUT_WR);
+        }
+        /* Closing the fd takes it out of the epoll set. */
+        lg_zmtp_conn_close (&worker->conn);
+        worker->state = S_GONE;
+        return;
+    }
     if (!worker->sock)
         return;
     if (bye) {
@@ -673,19 +745,57 @@ static const struct {
 };
 
 static void
-s_dispatch (s_worker_t *worker, zmq_msg_t *command, zmq_msg_t *body)
+s_dispatch (s_worker_t *worker, const void *name, size_t len,
+            const void *body, size_t size)
 {
-    const char *name = zmq_msg_data (command);
-    size_t len = zmq_msg_size (command);
     for (size_t i = 0; i < sizeof s_handlers / sizeof s_handlers[0]; i++) {
         const char *want = shoal_msg_name (s_handlers[i].type);
         if (strlen (want) == len && memcmp (want, name, len) == 0) {
-            s_handlers[i].fn (worker, zmq_msg_data (body),
-                              zmq_msg_size (body));
+            s_handlers[i].fn (worker, body, size);
             return;
         }
     }
     worker->thread->stats.bad_messages++;
+}
+
+/*  A whole message from the builtin client: [command][body] or a bad one.
+    Stops the decoding once the handler closed the connection (a worker
+    vanishing).                                                            */
+static int
+s_on_zmtp_message (void *arg, const lg_zmtp_frame_t *frames, size_t count)
+{
+    s_worker_t *worker = arg;
+    if (count == 2)
+        s_dispatch (worker, frames[0].data, frames[0].size, frames[1].data,
+                    frames[1].size);
+    else
+        worker->thread->stats.bad_messages++;
+    return worker->conn.fd < 0;
+}
+
+static const lg_zmtp_handler_t s_zmtp_handler = { s_on_zmtp_message, NULL };
+
+/*  The builtin connection is ready (epoll's `events`): writes what waits,
+    reads and handles what came.                                           */
+static void
+s_on_ready (s_worker_t *worker, uint32_t events)
+{
+    lg_zmtp_conn_t *conn = &worker->conn;
+    if (conn->fd < 0)
+        return;
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+        && lg_zmtp_conn_on_writable (conn)) {
+        s_lost (worker);
+        return;
+    }
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+        && lg_zmtp_conn_on_readable (conn, worker->thread->scratch,
+                                     S_READ_SCRATCH, &s_zmtp_handler,
+                                     worker)) {
+        s_lost (worker);
+        return;
+    }
+    s_arm (worker);
 }
 
 /*  Receives and handles everything waiting on the worker's socket, until
@@ -693,6 +803,8 @@ s_dispatch (s_worker_t *worker, zmq_msg_t *command, zmq_msg_t *body)
 static void
 s_drain (s_worker_t *worker)
 {
+    if (s_builtin (worker))
+        return;   /* the builtin client reads when epoll says so */
     zmq_msg_t command, body;
     while (worker->sock) {
         zmq_msg_init (&command);
@@ -710,7 +822,9 @@ s_drain (s_worker_t *worker)
         bool two = zmq_msg_more (&command)
                    && zmq_msg_recv (&body, worker->sock, 0) >= 0;
         if (two && !zmq_msg_more (&body))
-            s_dispatch (worker, &command, &body);
+            s_dispatch (worker, zmq_msg_data (&command),
+                        zmq_msg_size (&command), zmq_msg_data (&body),
+                        zmq_msg_size (&body));
         else
             worker->thread->stats.bad_messages++;
         /* Drop any further frames of a malformed message. */
@@ -727,9 +841,79 @@ s_drain (s_worker_t *worker)
 
 /* ---- the thread ------------------------------------------------------- */
 
+/*  The builtin client: connects (again), HELLO queued behind the
+    handshake. A connection that cannot be made is tried again later; -1
+    only when the machine is out of sockets or memory.                     */
+static int
+s_connect_builtin (s_worker_t *worker)
+{
+    s_thread_t *thread = worker->thread;
+    lg_sim_t *sim = thread->sim;
+    if (lg_zmtp_conn_open (&worker->conn, (struct sockaddr *) &sim->addr,
+                           sim->addr_len)) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOMEM
+            || errno == ENOBUFS) {
+            s_fail (sim, "cannot connect a simulated worker",
+                    worker->conn.error);
+            return -1;
+        }
+        worker->retry_ns = lg_now_ns () + S_RECONNECT_NS;
+        thread->down++;
+        return 0;
+    }
+    struct epoll_event event = { .events = EPOLLIN, .data.ptr = worker };
+    worker->out_armed = lg_zmtp_conn_wants_write (&worker->conn);
+    if (worker->out_armed)
+        event.events |= EPOLLOUT;
+    if (epoll_ctl (thread->epoll_fd, EPOLL_CTL_ADD, worker->conn.fd,
+                   &event)) {
+        s_fail (sim, "cannot poll a simulated worker", strerror (errno));
+        return -1;
+    }
+    worker->state = S_HELLO_SENT;
+    s_send_hello (worker);
+    return 0;
+}
+
+/*  The builtin connection broke: closed now, made again after
+    S_RECONNECT_NS, and HELLO again, as a restarted worker would.          */
+static void
+s_lost (s_worker_t *worker)
+{
+    if (worker->conn.fd < 0)
+        return;
+    lg_zmtp_conn_close (&worker->conn);
+    worker->state = S_HELLO_SENT;
+    worker->retry_ns = lg_now_ns () + S_RECONNECT_NS;
+    worker->thread->down++;
+    worker->thread->stats.disconnects++;
+}
+
+/*  Connects again the workers whose time has come. O(workers of the
+    thread), only while some are down.                                     */
+static int
+s_reconnect_due (s_thread_t *thread, int64_t now)
+{
+    size_t down = thread->down;
+    thread->down = 0;
+    for (size_t i = 0; i < thread->count && down; i++) {
+        s_worker_t *worker = &thread->workers[i];
+        if (worker->state == S_GONE || worker->conn.fd >= 0)
+            continue;
+        down--;
+        if (worker->retry_ns > now)
+            thread->down++;
+        else if (s_connect_builtin (worker))
+            return -1;
+    }
+    return 0;
+}
+
 static int
 s_connect (s_worker_t *worker, void *ctx, const char *endpoint, int epoll_fd)
 {
+    if (s_builtin (worker))
+        return s_connect_builtin (worker);
     worker->sock = zmq_socket (ctx, ZMQ_DEALER);
     if (!worker->sock)
         return -1;
@@ -761,7 +945,7 @@ s_send_due_results (s_thread_t *thread, int64_t now)
         s_delayed_t entry;
         s_heap_pop (thread, &entry);
         s_worker_t *worker = entry.worker;
-        if (!worker->sock)
+        if (!s_is_open (worker))
             continue;
         s_send_result (worker, entry.job, entry.task, entry.attempt,
                        entry.exit_code);
@@ -781,7 +965,7 @@ s_send_heartbeats (s_thread_t *thread, int64_t now)
             worker->next_heartbeat = now + thread->heartbeat_ns;
         thread->heartbeat_cursor = (thread->heartbeat_cursor + 1)
                                    % thread->count;
-        if (!worker->sock)
+        if (!s_is_open (worker))
             continue;
         if (s_send (worker, SHOAL_MSG_HEARTBEAT, "{}", 2) == 0)
             thread->stats.heartbeats++;
@@ -798,6 +982,8 @@ s_next_wake (s_thread_t *thread, int64_t now)
         wake = thread->workers[thread->heartbeat_cursor].next_heartbeat;
     if (thread->delayed_len && thread->delayed[0].due_ns < wake)
         wake = thread->delayed[0].due_ns;
+    if (thread->down && now + S_RECONNECT_NS / 2 < wake)
+        wake = now + S_RECONNECT_NS / 2;
     return wake;
 }
 
@@ -816,8 +1002,9 @@ s_thread_main (void *arg)
                                        / (int64_t) thread->count;
         if (s_connect (worker, sim->ctx, sim->config.endpoint,
                        thread->epoll_fd)) {
-            s_fail (sim, "cannot connect a simulated worker",
-                    zmq_strerror (zmq_errno ()));
+            if (!s_builtin (worker))
+                s_fail (sim, "cannot connect a simulated worker",
+                        zmq_strerror (zmq_errno ()));
             return NULL;
         }
     }
@@ -838,9 +1025,16 @@ s_thread_main (void *arg)
             s_fail (sim, "epoll_wait failed", strerror (errno));
             return NULL;
         }
-        for (int i = 0; i < n; i++)
-            s_drain (events[i].data.ptr);
+        bool builtin = sim->config.zmtp == LG_SIM_ZMTP_BUILTIN;
+        for (int i = 0; i < n; i++) {
+            if (builtin)
+                s_on_ready (events[i].data.ptr, events[i].events);
+            else
+                s_drain (events[i].data.ptr);
+        }
         now = lg_now_ns ();
+        if (thread->down && s_reconnect_due (thread, now))
+            return NULL;
         s_send_due_results (thread, now);
         s_send_heartbeats (thread, now);
     }
@@ -878,6 +1072,63 @@ s_raise_nofile (rlim_t need, char *err, size_t size)
                   "%llu: %s", (unsigned long long) need, strerror (errno));
         return -1;
     }
+    return 0;
+}
+
+/*  The controller's address for the builtin client, from a tcp://HOST:PORT
+    (HOST a name, an IPv4 address or [an IPv6 one]) or ipc://PATH
+    endpoint. 0, or -1 with `err` set.                                     */
+static int
+s_resolve (const char *endpoint, struct sockaddr_storage *addr,
+           socklen_t *addr_len, char *err, size_t size)
+{
+    memset (addr, 0, sizeof *addr);
+    if (strncmp (endpoint, "ipc://", 6) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *) addr;
+        const char *path = endpoint + 6;
+        if (!*path || strlen (path) >= sizeof un->sun_path) {
+            snprintf (err, size, "--connect %s: the ipc path must have 1 to "
+                      "%zu bytes", endpoint, sizeof un->sun_path - 1);
+            return -1;
+        }
+        un->sun_family = AF_UNIX;
+        strcpy (un->sun_path, path);
+        *addr_len = sizeof *un;
+        return 0;
+    }
+    if (strncmp (endpoint, "tcp://", 6)) {
+        snprintf (err, size, "--connect %s: the builtin ZMTP client connects "
+                  "to tcp:// and ipc:// endpoints (--zmtp libzmq for others)",
+                  endpoint);
+        return -1;
+    }
+    char host[256];
+    const char *hostport = endpoint + 6;
+    const char *colon = strrchr (hostport, ':');
+    if (!colon || colon == hostport || !colon[1]
+        || (size_t) (colon - hostport) >= sizeof host) {
+        snprintf (err, size, "--connect %s: want tcp://HOST:PORT", endpoint);
+        return -1;
+    }
+    size_t host_len = (size_t) (colon - hostport);
+    memcpy (host, hostport, host_len);
+    host[host_len] = '\0';
+    if (host[0] == '[' && host_len > 2 && host[host_len - 1] == ']') {
+        memmove (host, host + 1, host_len - 2);
+        host[host_len - 2] = '\0';
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM };
+    struct addrinfo *found = NULL;
+    int rc = getaddrinfo (host, colon + 1, &hints, &found);
+    if (rc || !found) {
+        snprintf (err, size, "--connect %s: %s", endpoint,
+                  rc ? gai_strerror (rc) : "no address");
+        return -1;
+    }
+    memcpy (addr, found->ai_addr, found->ai_addrlen);
+    *addr_len = found->ai_addrlen;
+    freeaddrinfo (found);
     return 0;
 }
 
@@ -923,17 +1174,32 @@ lg_sim_new (const lg_sim_config_t *config, lg_tracker_t *tracker, char *err,
     self->thread_count = config->threads < config->workers ? config->threads
                                                            : config->workers;
     self->threads = calloc ((size_t) self->thread_count, sizeof *self->threads);
-    self->ctx = zmq_ctx_new ();
     for (int t = 0; self->threads && t < self->thread_count; t++)
         self->threads[t].epoll_fd = -1;
-    if (!self->threads || !self->ctx) {
+    if (!self->threads) {
         snprintf (err, size, "out of memory");
         lg_sim_destroy (&self);
         return NULL;
     }
-    zmq_ctx_set (self->ctx, ZMQ_IO_THREADS,
-                 config->io_threads > 0 ? config->io_threads : 1);
-    zmq_ctx_set (self->ctx, ZMQ_MAX_SOCKETS, config->workers + 64);
+    if (config->zmtp == LG_SIM_ZMTP_BUILTIN) {
+        if (s_resolve (config->endpoint, &self->addr, &self->addr_len, err,
+                       size)) {
+            lg_sim_destroy (&self);
+            return NULL;
+        }
+    }
+    else {
+        self->ctx = zmq_ctx_new ();
+        if (!self->ctx) {
+            snprintf (err, size, "cannot make a libzmq context: %s",
+                      zmq_strerror (zmq_errno ()));
+            lg_sim_destroy (&self);
+            return NULL;
+        }
+        zmq_ctx_set (self->ctx, ZMQ_IO_THREADS,
+                     config->io_threads > 0 ? config->io_threads : 1);
+        zmq_ctx_set (self->ctx, ZMQ_MAX_SOCKETS, config->workers + 64);
+    }
     for (int t = 0; t < self->thread_count; t++) {
         s_thread_t *thread = &self->threads[t];
         size_t first = (size_t) config->workers * (size_t) t
@@ -944,12 +1210,17 @@ lg_sim_new (const lg_sim_config_t *config, lg_tracker_t *tracker, char *err,
         thread->count = last - first;
         thread->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
         thread->workers = calloc (thread->count, sizeof *thread->workers);
+        for (size_t i = 0; thread->workers && i < thread->count; i++)
+            lg_zmtp_conn_init (&thread->workers[i].conn, SHOAL_MSG_MAX_SIZE);
+        if (config->zmtp == LG_SIM_ZMTP_BUILTIN)
+            thread->scratch = malloc (S_READ_SCRATCH);
         thread->delayed_cap = thread->count * (size_t) config->slots;
         thread->delayed = calloc (thread->delayed_cap,
                                   sizeof *thread->delayed);
         /* A fixed seed per thread: the same run draws the same delays. */
         thread->random = 0x9E3779B97F4A7C15ULL * (uint64_t) (t + 1);
-        if (thread->epoll_fd < 0 || !thread->workers || !thread->delayed) {
+        if (thread->epoll_fd < 0 || !thread->workers || !thread->delayed
+            || (config->zmtp == LG_SIM_ZMTP_BUILTIN && !thread->scratch)) {
             snprintf (err, size, "cannot set up a thread: %s",
                       thread->epoll_fd < 0 ? strerror (errno)
                                            : "out of memory");
@@ -1025,6 +1296,7 @@ s_merge (lg_sim_stats_t *into, const lg_sim_stats_t *from)
     into->heartbeats += from->heartbeats;
     into->vanished += from->vanished;
     into->send_errors += from->send_errors;
+    into->disconnects += from->disconnects;
     into->bad_messages += from->bad_messages;
     if (from->first_task_ns
         && (!into->first_task_ns || from->first_task_ns < into->first_task_ns))
@@ -1066,6 +1338,7 @@ lg_sim_destroy (lg_sim_t **self_p)
         s_thread_t *thread = &self->threads[t];
         for (size_t i = 0; thread->workers && i < thread->count; i++) {
             s_close (&thread->workers[i], false);
+            lg_zmtp_conn_release (&thread->workers[i].conn);
             free (thread->workers[i].free_ns);
         }
         if (thread->epoll_fd >= 0)
@@ -1073,6 +1346,7 @@ lg_sim_destroy (lg_sim_t **self_p)
         free (thread->workers);
         free (thread->delayed);
         free (thread->spawn_buf);
+        free (thread->scratch);
     }
     free (self->threads);
     if (self->ctx)

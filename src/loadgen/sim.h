@@ -10,10 +10,12 @@
     their socket without BYE) after their Nth task, to load the loss path.
 
     Workers are spread over threads; each thread owns its sockets and
-    waits on all of them with one epoll set over their ZMQ_FD, so a
-    thread carries thousands of sockets at O(ready sockets) per wake-up.
-    libzmq is used directly (no czmq message objects): nothing is
-    allocated per message on the hot path.                                 */
+    waits on all of them with one epoll set, so a thread carries
+    thousands of sockets at O(ready sockets) per wake-up. By default a
+    worker's socket is a TCP connection speaking ZMTP through zmtp.c,
+    read and written by the thread itself; with LG_SIM_ZMTP_LIBZMQ it is a
+    libzmq DEALER (its ZMQ_FD in the epoll set), which costs two thread
+    hops per message. Nothing is allocated per message on the hot path.   */
 #ifndef SHOAL_LOADGEN_SIM_H
 #define SHOAL_LOADGEN_SIM_H
 
@@ -31,8 +33,16 @@
 
 /*  What the simulated workers do; strings are borrowed for the lifetime
     of the lg_sim_t.                                                       */
+/*  Which ZMTP implementation the simulated workers use.                   */
+typedef enum {
+    LG_SIM_ZMTP_BUILTIN,      /* zmtp.c: one syscall per message, in the
+                                 simulation's own threads                  */
+    LG_SIM_ZMTP_LIBZMQ,       /* a libzmq DEALER socket per worker         */
+} lg_sim_zmtp_t;
+
 typedef struct {
     const char *endpoint;     /* the controller's --bind endpoint          */
+    lg_sim_zmtp_t zmtp;       /* ZMTP implementation                       */
     const char *name_prefix;  /* workers are named PREFIX-<n>              */
     const char *host;         /* host name sent in HELLO                   */
     int workers;              /* how many, 1..LG_SIM_WORKERS_MAX           */
@@ -61,7 +71,8 @@ typedef struct {
     uint64_t cancels;         /* CANCEL messages received                  */
     uint64_t heartbeats;      /* HEARTBEAT messages sent                   */
     uint64_t vanished;        /* workers that vanished                     */
-    uint64_t send_errors;     /* sends libzmq refused                      */
+    uint64_t send_errors;     /* sends refused (libzmq) or failed          */
+    uint64_t disconnects;     /* connections lost and made again (builtin) */
     uint64_t bad_messages;    /* messages we could not read                */
     int64_t first_task_ns;    /* first TASK received, 0 if none            */
     int64_t last_result_ns;   /* last RESULT sent, 0 if none               */
