@@ -1,0 +1,312 @@
+"""shoal-loadgen against a real controller: its simulated workers speak
+the worker protocol through the builtin ZMTP client (--zmtp builtin, the
+default) and through libzmq DEALER sockets (--zmtp libzmq), and what its
+JSON report says agrees with what the controller's REST API says.
+
+Simulated workers run no command: they answer each TASK themselves (a
+spawn task with a list of --spawn entries), so the definitions below name
+commands that do not exist. No assertion depends on how fast anything is.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+LOADGEN = os.path.join(harness.BUILD_DIR, "shoal-loadgen")
+
+DEFINITIONS = """
+tasks:
+  lg-spawn: {exec_command: lg-spawn}
+  lg-task: {exec_command: lg-task}
+jobs:
+  fan:
+    stages:
+    - {name: fan-out, spawn_task: lg-spawn, task_class: lg-task, job_failed_on_error: false}
+    - {name: after, task_class: lg-task}
+"""
+
+JOBS = 3
+SPAWN = 50
+# Per job: the spawn task, its SPAWN fanned-out tasks, the "after" task.
+TASKS_PER_JOB = 1 + SPAWN + 1
+
+# A bounded run: a loadgen that hangs fails the test instead of ctest.
+LOADGEN_TIMEOUT_S = 60
+
+
+class LoadgenTest(harness.ClusterTest):
+
+    definitions = DEFINITIONS
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="shoal-lg-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    # ---- helpers -------------------------------------------------------
+    def loadgen_argv(self, cluster, output, *args):
+        return [LOADGEN, "-q", "-o", output,
+                "-c", "tcp://127.0.0.1:%d" % cluster.zmq_port,
+                "-H", "127.0.0.1:%d" % cluster.http_port,
+                "--timeout", str(LOADGEN_TIMEOUT_S), *args]
+
+    def run_loadgen(self, cluster, *args, name="run"):
+        """Runs the loadgen to its end; returns (process, report)."""
+        output = os.path.join(self.tmp, name + ".json")
+        proc = subprocess.run(self.loadgen_argv(cluster, output, *args),
+                              capture_output=True, text=True,
+                              timeout=LOADGEN_TIMEOUT_S + 30)
+        self.assertEqual(proc.returncode, 0,
+                         "loadgen %s exited %d:\n%s"
+                         % (" ".join(args), proc.returncode, proc.stderr))
+        with open(output) as f:
+            report = json.load(f)
+        self.assertEqual(report["error"], "", report)
+        self.assertFalse(report["timed_out"], report)
+        return proc, report
+
+    def fan_args(self, zmtp, *extra, workers=4):
+        return ("--zmtp", zmtp, "-w", str(workers), "-s", "2", "-j", "fan",
+                "-n", str(JOBS), "--spawn", str(SPAWN), "--wait",
+                "--poll-ms", "20", *extra)
+
+    def all_jobs(self, cluster):
+        jobs = cluster.get("/api/v1/jobs?limit=1000").json()["jobs"]
+        self.assertEqual(len(jobs), JOBS, jobs)
+        return jobs
+
+    def metrics(self, cluster):
+        resp = cluster.get("/metrics")
+        self.assertEqual(resp.status, 200, resp)
+        values = {}
+        for line in resp.body.splitlines():
+            m = re.match(r"^(shoal_[a-z_]+(?:\{[^}]*\})?) (\S+)$", line)
+            if m:
+                values[m.group(1)] = float(m.group(2))
+        return values
+
+    def worker_count(self, cluster):
+        return len(cluster.get("/api/v1/workers").json()["workers"])
+
+    def assert_fan_job_shape(self, job):
+        """The job ran every task of both stages to an end."""
+        self.assertEqual([s["name"] for s in job["stages"]],
+                         ["fan-out", "after"], job)
+        fan, after = job["stages"]
+        self.assertEqual(fan["tasks"]["total"], 1 + SPAWN, fan)
+        self.assertEqual(after["tasks"]["total"], 1, after)
+        for stage in job["stages"]:
+            counts = stage["tasks"]
+            self.assertEqual(counts["pending"] + counts["running"], 0, stage)
+            self.assertEqual(counts["succeeded"] + counts["failed"],
+                             counts["total"], stage)
+
+    # ---- 1. a clean run, both ZMTP implementations ------------------------
+    def test_fan_out_jobs_run_through_either_zmtp(self):
+        for zmtp in ("builtin", "libzmq"):
+            with self.subTest(zmtp=zmtp):
+                cluster = self.make_cluster()
+                cluster.start_controller()
+                _, report = self.run_loadgen(cluster, *self.fan_args(zmtp),
+                                             name="fan-" + zmtp)
+                workers, tasks = report["workers"], report["tasks"]
+                self.assertEqual(workers["zmtp"], zmtp, workers)
+                self.assertEqual(workers["welcomed"], 4, workers)
+                self.assertEqual(workers["vanished"], 0, workers)
+                self.assertEqual(workers["disconnects"], 0, workers)
+                self.assertEqual(tasks["received"], JOBS * TASKS_PER_JOB,
+                                 tasks)
+                self.assertEqual(tasks["results"], tasks["received"], tasks)
+                self.assertEqual(tasks["spawn_tasks"], JOBS, tasks)
+                self.assertEqual(tasks["spawn_entries"], JOBS * SPAWN, tasks)
+                self.assertEqual(tasks["failed"], 0, tasks)
+                self.assertEqual(tasks["bad_messages"], 0, tasks)
+                self.assertEqual(tasks["send_errors"], 0, tasks)
+                self.assertEqual(report["jobs"]["succeeded"], JOBS,
+                                 report["jobs"])
+                self.assertEqual(report["jobs"]["failed"], 0, report["jobs"])
+                self.assertEqual(report["rest"]["created"], JOBS,
+                                 report["rest"])
+                # Every fanned-out task, first attempt, is timed once.
+                self.assertEqual(report["dispatch_ms"]["count"],
+                                 JOBS * SPAWN, report["dispatch_ms"])
+                self.assertEqual(report["fanout_ms"]["count"], JOBS,
+                                 report["fanout_ms"])
+
+                # The controller saw the same.
+                for job in self.all_jobs(cluster):
+                    self.assertEqual(job["state"], "succeeded", job)
+                    self.assert_fan_job_shape(job)
+                    ran = cluster.tasks(job["id"])
+                    self.assertEqual(len(ran), TASKS_PER_JOB)
+                    for task in ran:
+                        self.assertEqual(task["attempts"], 1, task)
+                        self.assertTrue(task["worker"].startswith("lg-"),
+                                        task)
+                m = self.metrics(cluster)
+                self.assertEqual(
+                    m['shoal_tasks_finished_total{state="succeeded"}'],
+                    JOBS * TASKS_PER_JOB, m)
+                self.assertEqual(
+                    m['shoal_jobs_finished_total{state="succeeded"}'],
+                    JOBS, m)
+                # Each simulated worker said BYE when the run ended.
+                harness.wait_for(lambda: self.worker_count(cluster) == 0,
+                                 timeout=10, what="workers to leave")
+
+    # ---- 2. delays, jitter and failing tasks -------------------------------
+    def test_failing_tasks_with_delays(self):
+        cluster = self.make_cluster()
+        cluster.start_controller()
+        _, report = self.run_loadgen(
+            cluster, *self.fan_args("builtin", "--delay-ms", "5",
+                                    "--delay-jitter", "0.5", "--fail", "0.2"),
+            name="fail")
+        tasks = report["tasks"]
+        self.assertEqual(tasks["bad_messages"], 0, tasks)
+        self.assertEqual(tasks["send_errors"], 0, tasks)
+        self.assertEqual(tasks["received"], JOBS * TASKS_PER_JOB, tasks)
+        self.assertEqual(tasks["results"], tasks["received"], tasks)
+        self.assertGreater(tasks["failed"], 0, tasks)
+        self.assertLess(tasks["failed"], tasks["received"], tasks)
+
+        # The loadgen fails a share of the plain tasks by a hash of job id
+        # and task, the "after" task included; only that one fails its job
+        # (job_failed_on_error is false on the fan-out stage alone). So a
+        # job fails exactly when its "after" task failed, and the failures
+        # the controller counts are those the loadgen sent.
+        failed_tasks = 0
+        failed_jobs = 0
+        for job in self.all_jobs(cluster):
+            self.assert_fan_job_shape(job)
+            fan, after = job["stages"]
+            failed_tasks += fan["tasks"]["failed"] + after["tasks"]["failed"]
+            if after["tasks"]["failed"]:
+                failed_jobs += 1
+                self.assertEqual(job["state"], "failed", job)
+                self.assertIn("after", job["error"] or "", job)
+            else:
+                self.assertEqual(job["state"], "succeeded", job)
+            # The spawn task is never one of the failing share.
+            spawn = [t for t in cluster.tasks(job["id"])
+                     if t["kind"] == "spawn"]
+            self.assertEqual([t["state"] for t in spawn], ["succeeded"], job)
+        self.assertEqual(failed_tasks, tasks["failed"], tasks)
+        self.assertEqual(report["jobs"]["failed"], failed_jobs,
+                         report["jobs"])
+        self.assertEqual(report["jobs"]["succeeded"], JOBS - failed_jobs,
+                         report["jobs"])
+        m = self.metrics(cluster)
+        self.assertEqual(m['shoal_tasks_finished_total{state="failed"}'],
+                         tasks["failed"], m)
+
+    # ---- 3. workers that vanish --------------------------------------------
+    def test_vanishing_workers_lose_no_job(self):
+        cluster = self.make_cluster()
+        # The default heartbeat period: a vanished worker is found lost at
+        # the controller's next send to it (the peer is gone), or at the
+        # latest after 3 silent periods. A shorter period would only risk
+        # a busy machine's healthy workers being found lost too.
+        cluster.start_controller()
+        _, report = self.run_loadgen(
+            cluster, *self.fan_args("builtin", "--vanish", "2",
+                                    "--vanish-after", "1"),
+            name="vanish")
+        workers, tasks = report["workers"], report["tasks"]
+        self.assertEqual(workers["welcomed"], 4, workers)
+        self.assertEqual(workers["vanished"], 2, workers)
+        self.assertEqual(tasks["bad_messages"], 0, tasks)
+        self.assertEqual(tasks["send_errors"], 0, tasks)
+        self.assertEqual(tasks["failed"], 0, tasks)
+        self.assertEqual(report["jobs"]["succeeded"], JOBS, report["jobs"])
+        # Each vanisher read one task and closed without answering it (what
+        # else was on its way to it is never read); every task was answered
+        # once by the workers that stayed.
+        self.assertEqual(tasks["results"], JOBS * TASKS_PER_JOB, tasks)
+        self.assertEqual(tasks["received"], tasks["results"] + 2, tasks)
+
+        extra_attempts = 0
+        for job in self.all_jobs(cluster):
+            self.assertEqual(job["state"], "succeeded", job)
+            self.assert_fan_job_shape(job)
+            for task in cluster.tasks(job["id"]):
+                self.assertEqual(task["state"], "succeeded", task)
+                self.assertEqual(task["failures"], 0, task)
+                extra_attempts += task["attempts"] - 1
+        # The controller ran again what the vanished workers held: at least
+        # the task each of them read.
+        self.assertGreaterEqual(extra_attempts, 2)
+        harness.wait_for(lambda: self.worker_count(cluster) == 0,
+                         timeout=10, what="workers to leave")
+
+    # ---- 4. the controller restarts under the builtin client ---------------
+    def test_builtin_client_reconnects_to_a_restarted_controller(self):
+        cluster = self.make_cluster()
+        cluster.start_controller()
+        output = os.path.join(self.tmp, "reconnect.json")
+        stderr_path = os.path.join(self.tmp, "reconnect.err")
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(
+                self.loadgen_argv(cluster, output, "--zmtp", "builtin",
+                                  "--name", "rc", "-w", "3", "-d", "6"),
+                stdout=subprocess.DEVNULL, stderr=err)
+        self.addCleanup(self._stop, proc)
+
+        def three_workers():
+            names = cluster.worker_names()
+            return sorted(names) == ["rc-0", "rc-1", "rc-2"]
+        harness.wait_for(three_workers, timeout=10,
+                         what="3 simulated workers to join")
+        old_pid = cluster.controller.pid
+        cluster.kill(cluster.controller, signal.SIGKILL)
+        cluster.start_controller()
+        self.assertNotEqual(cluster.controller.pid, old_pid)
+        # A new controller knows no worker until one says HELLO.
+        harness.wait_for(three_workers, timeout=10,
+                         what="3 simulated workers to join again")
+
+        proc.wait(timeout=30)
+        with open(stderr_path) as f:
+            stderr = f.read()
+        self.assertEqual(proc.returncode, 0, stderr)
+        with open(output) as f:
+            report = json.load(f)
+        self.assertEqual(report["error"], "", report)
+        workers = report["workers"]
+        self.assertEqual(workers["welcomed"], 3, workers)
+        self.assertGreaterEqual(workers["disconnects"], 3, workers)
+        self.assertEqual(report["tasks"]["bad_messages"], 0, report["tasks"])
+        harness.wait_for(lambda: self.worker_count(cluster) == 0,
+                         timeout=10, what="workers to leave")
+
+    def _stop(self, proc):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # ---- 5. usage errors ------------------------------------------------------
+    def test_unknown_zmtp_is_a_usage_error(self):
+        proc = subprocess.run([LOADGEN, "--zmtp", "nonsense", "-w", "1",
+                               "-d", "1"], capture_output=True, text=True,
+                              timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--zmtp", proc.stderr)
+        self.assertIn("nonsense", proc.stderr)
+
+    def test_builtin_client_refuses_an_endpoint_it_cannot_speak(self):
+        proc = subprocess.run([LOADGEN, "--zmtp", "builtin", "-c",
+                               "udp://127.0.0.1:1", "-w", "1", "-d", "1"],
+                              capture_output=True, text=True, timeout=10)
+        self.assertNotEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("udp://127.0.0.1:1", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
