@@ -491,6 +491,15 @@ figures = {
     "half_dispatch_p50_ms": half["dispatch_ms"]["p50"],
     "half_dispatch_p99_ms": half["dispatch_ms"]["p99"],
     "half_dispatch_max_ms": half["dispatch_ms"]["max"],
+    "half_dispatch_after_result_p99_ms":
+        half["dispatch_by_cause_ms"]["after_result"]["p99"],
+    "half_dispatch_after_spawn_p99_ms":
+        half["dispatch_by_cause_ms"]["after_spawn"]["p99"],
+    "half_controller_cpu_share": half["controller"]["cpu_share"],
+    "half_controller_cpu_us_per_task": half["controller"]["cpu_us_per_task"],
+    "half_loadgen_cpu_us_per_task":
+        half["loadgen"]["cpu_s"] * 1e6 / half["tasks"]["received"]
+        if half["tasks"]["received"] else 0,
     "half_transition_p50_ms": half["transition_ms"]["p50"],
     "half_transition_p99_ms": half["transition_ms"]["p99"],
     "half_transition_max_ms": half["transition_ms"]["max"],
@@ -600,6 +609,15 @@ rows = [
      "dispatch p50 %.3f p99 %.3f max %.1f ms"
      % (figures["half_dispatch_p50_ms"], figures["half_dispatch_p99_ms"],
         figures["half_dispatch_max_ms"])),
+    ("2 half peak: dispatch p99 by cause",
+     "%.3f ms as a slot freed, %.3f ms in a fan-out's burst"
+     % (figures["half_dispatch_after_result_p99_ms"],
+        figures["half_dispatch_after_spawn_p99_ms"])),
+    ("2 half peak: CPU",
+     "controller %.2f of a core (%.1f us/task), load generator %.1f us/task"
+     % (figures["half_controller_cpu_share"],
+        figures["half_controller_cpu_us_per_task"],
+        figures["half_loadgen_cpu_us_per_task"])),
     ("2 half peak: stage transition",
      "p50 %.3f p99 %.3f max %.1f ms"
      % (figures["half_transition_p50_ms"], figures["half_transition_p99_ms"],

@@ -551,13 +551,16 @@ s_report (const s_options_t *opts, s_run_t *run, int64_t window_start)
             "hwm_kib", (int) run->end.hwm_kib);
     }
     return json_pack (
-        "{s:s, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:f}, "
-        "s:b, s:s}",
+        "{s:s, s:f, s:o, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:o, s:o, s:o, "
+        "s:o, s:{s:f}, s:b, s:s}",
         "tool", S_PROGRAM " " SHOAL_VERSION,
         "window_s", run->window_s,
         "workers", workers,
         "tasks", tasks,
         "dispatch_ms", lg_hist_to_json (&sim->dispatch, 1000.0),
+        "dispatch_by_cause_ms",
+        "after_result", lg_hist_to_json (&sim->dispatch_result, 1000.0),
+        "after_spawn", lg_hist_to_json (&sim->dispatch_spawn, 1000.0),
         "transition_ms", lg_hist_to_json (&sim->transition, 1000.0),
         "fanout_ms", lg_hist_to_json (&sim->fanout, 1000.0),
         "rest", rest,

@@ -695,9 +695,13 @@ s_on_task (s_worker_t *worker, const char *body, size_t size)
     lg_task_timing_t timing;
     lg_tracker_task (sim->tracker, ref.job, ref.task, ref.attempt, ref.spawn,
                      now, slot_free, &timing);
-    if (timing.dispatch_ns >= 0)
+    if (timing.dispatch_ns >= 0) {
         lg_hist_record (&thread->stats.dispatch,
                         (uint64_t) timing.dispatch_ns / 1000);
+        lg_hist_record (timing.after_spawn ? &thread->stats.dispatch_spawn
+                                           : &thread->stats.dispatch_result,
+                        (uint64_t) timing.dispatch_ns / 1000);
+    }
     if (timing.fanout_ns >= 0)
         lg_hist_record (&thread->stats.fanout,
                         (uint64_t) timing.fanout_ns / 1000);
@@ -1304,6 +1308,8 @@ s_merge (lg_sim_stats_t *into, const lg_sim_stats_t *from)
     if (from->last_result_ns > into->last_result_ns)
         into->last_result_ns = from->last_result_ns;
     lg_hist_merge (&into->dispatch, &from->dispatch);
+    lg_hist_merge (&into->dispatch_result, &from->dispatch_result);
+    lg_hist_merge (&into->dispatch_spawn, &from->dispatch_spawn);
     lg_hist_merge (&into->transition, &from->transition);
     lg_hist_merge (&into->fanout, &from->fanout);
 }

@@ -77,6 +77,8 @@ typedef struct {
     int64_t first_task_ns;    /* first TASK received, 0 if none            */
     int64_t last_result_ns;   /* last RESULT sent, 0 if none               */
     lg_hist_t dispatch;       /* dispatch latency, microseconds            */
+    lg_hist_t dispatch_result;  /* ... of tasks sent as a slot freed       */
+    lg_hist_t dispatch_spawn;   /* ... of tasks sent in a fan-out's burst  */
     lg_hist_t transition;     /* stage transition latency, microseconds    */
     lg_hist_t fanout;         /* spawn RESULT -> first task, microseconds  */
 } lg_sim_stats_t;

@@ -140,14 +140,16 @@ lg_tracker_task (lg_tracker_t *self, const char *id, uint32_t task,
                  int64_t slot_free_ns, lg_task_timing_t *timing)
 {
     timing->dispatch_ns = timing->fanout_ns = timing->transition_ns = -1;
+    timing->after_spawn = false;
     pthread_mutex_lock (&self->mutex);
     s_job_t *job = s_job (self, id);
     if (!job)
         goto done;
     if (s_in_span (job, task)) {
         if (job->spawn_sent_ns && attempt == 1) {
-            int64_t from = job->spawn_sent_ns > slot_free_ns
-                               ? job->spawn_sent_ns : slot_free_ns;
+            timing->after_spawn = job->spawn_sent_ns > slot_free_ns;
+            int64_t from = timing->after_spawn ? job->spawn_sent_ns
+                                               : slot_free_ns;
             timing->dispatch_ns = received_ns - from;
             if (!job->fanout_seen) {
                 timing->fanout_ns = received_ns - job->spawn_sent_ns;

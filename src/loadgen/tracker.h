@@ -38,6 +38,9 @@ typedef struct lg_tracker lg_tracker_t;
     the task gives no sample of that kind.                                 */
 typedef struct {
     int64_t dispatch_ns;      /* dispatch latency                          */
+    bool after_spawn;         /* ... timed from the spawn RESULT: the slot
+                                 was free before the stage had tasks, so
+                                 the task left in the fan-out's burst     */
     int64_t fanout_ns;        /* spawn RESULT sent -> first task of stage  */
     int64_t transition_ns;    /* last RESULT of a stage -> this task       */
 } lg_task_timing_t;
