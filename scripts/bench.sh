@@ -291,6 +291,13 @@ loadgen half -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
   --rate "$half_rate" --delay-ms "$half_delay" --delay-jitter 0.5 \
   --wait --poll-ms 50 --controller-pid "$ctl_pid"
 stop_pid "$ctl_pid"
+note "2/6 half peak, store off: the same load with --ephemeral"
+start_controller halfoff --ephemeral
+loadgen halfoff -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
+  -t "$LG_THREADS" -j fan -n "$HALF_JOBS" --spawn "$half_spawn" \
+  --rate "$half_rate" --delay-ms "$half_delay" --delay-jitter 0.5 \
+  --wait --poll-ms 50 --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
 note "2/6 half peak in lockstep: the same jobs at once, each task held $half_delay ms"
 start_controller halflock
 loadgen halflock -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
@@ -335,15 +342,15 @@ PY
 stop_pid "$ctl_pid"
 
 # ---- 4. many idle workers ----------------------------------------------------
-# Each simulated worker costs the load generator two descriptors (its TCP
-# connection and its socket's mailbox), so the workers are spread over as
+# Each simulated worker costs the load generator one descriptor (its TCP
+# connection; two with --zmtp libzmq), so the workers are spread over as
 # many loadgen processes as the descriptor limit needs. The window is
 # measured here, from /proc, once every worker has joined.
 note "4/6 idle: $IDLE_WORKERS simulated workers heartbeating for $IDLE_SECONDS s"
 start_controller idle
 fd_limit=$(ulimit -n)
 [ "$fd_limit" = unlimited ] && fd_limit=1048576
-per_process=$(((fd_limit - 512) / 2))
+per_process=$((fd_limit - 512))
 processes=$(((IDLE_WORKERS + per_process - 1) / per_process))
 idle_pids=()
 for ((p = 0; p < processes; p++)); do
@@ -452,7 +459,8 @@ def read(name):
         return f.read().strip()
 
 raw = {name: load(name) for name in
-       ("e2e", "ctl", "ctloff", "ctloff1", "half", "halflock", "fan", "idle",
+       ("e2e", "ctl", "ctloff", "ctloff1", "half", "halfoff", "halflock", "fan",
+        "idle",
         "restmax", "rest", "restmaxq", "restq")}
 env = {k: int(os.environ[k]) for k in (
     "E2E_TASKS", "E2E_SLOTS", "CTL_WORKERS", "CTL_SLOTS", "CTL_JOBS",
@@ -503,6 +511,13 @@ figures = {
     "half_transition_p50_ms": half["transition_ms"]["p50"],
     "half_transition_p99_ms": half["transition_ms"]["p99"],
     "half_transition_max_ms": half["transition_ms"]["max"],
+    "half_store_off_tasks_per_s": raw["halfoff"]["tasks"]["per_second"],
+    "half_store_off_dispatch_p50_ms": raw["halfoff"]["dispatch_ms"]["p50"],
+    "half_store_off_dispatch_p99_ms": raw["halfoff"]["dispatch_ms"]["p99"],
+    "half_store_off_dispatch_after_result_p99_ms":
+        raw["halfoff"]["dispatch_by_cause_ms"]["after_result"]["p99"],
+    "half_store_off_transition_p99_ms":
+        raw["halfoff"]["transition_ms"]["p99"],
     "lockstep_tasks_per_s": raw["halflock"]["tasks"]["per_second"],
     "lockstep_dispatch_p50_ms": raw["halflock"]["dispatch_ms"]["p50"],
     "lockstep_dispatch_p99_ms": raw["halflock"]["dispatch_ms"]["p99"],
@@ -533,7 +548,8 @@ figures = {
 }
 notes = {
     "durable_store": "every scenario runs with the SQLite store on (the "
-                     "default) except ctloff and ctloff1 (--ephemeral)",
+                     "default) except ctloff, ctloff1 and halfoff "
+                     "(--ephemeral)",
     "fanout_stage_tasks": json.loads(read("fan.stage")),
 }
 
@@ -622,6 +638,14 @@ rows = [
      "p50 %.3f p99 %.3f max %.1f ms"
      % (figures["half_transition_p50_ms"], figures["half_transition_p99_ms"],
         figures["half_transition_max_ms"])),
+    ("2 half peak, store off (%.0f tasks/s)"
+     % figures["half_store_off_tasks_per_s"],
+     "dispatch p50 %.3f p99 %.3f ms (%.3f as a slot freed), "
+     "transition p99 %.3f ms"
+     % (figures["half_store_off_dispatch_p50_ms"],
+        figures["half_store_off_dispatch_p99_ms"],
+        figures["half_store_off_dispatch_after_result_p99_ms"],
+        figures["half_store_off_transition_p99_ms"])),
     ("2 half peak in lockstep (%.0f tasks/s)"
      % figures["lockstep_tasks_per_s"],
      "dispatch p50 %.3f p99 %.3f ms, transition p99 %.3f ms"

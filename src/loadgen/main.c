@@ -85,6 +85,8 @@ s_usage (FILE *out)
         "                          libzmq: a libzmq DEALER socket each,\n"
         "                          two thread hops per message [builtin]\n"
         "      --io-threads N      libzmq I/O threads (--zmtp libzmq) [1]\n"
+        "      --handshake-ms MS   a builtin connection not welcomed MS\n"
+        "                          after connecting is made again [10000]\n"
         "      --delay-ms MS       answer each plain task MS after it came\n"
         "                          [0: at once]; spawn tasks are always\n"
         "                          answered at once\n"
@@ -204,6 +206,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
     *opts = (s_options_t) {
         .sim = { .endpoint = "tcp://127.0.0.1:5555", .slots = 1,
                  .threads = 1, .io_threads = 1, .vanish_after = 1,
+                 .handshake_ns = LG_SIM_HANDSHAKE_NS,
                  .spawn_entries = 1000 },
         .submit = { .address = "127.0.0.1:8080", .params = "{}",
                     .connections = 1, .token = getenv ("SHOAL_API_TOKEN") },
@@ -226,7 +229,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         OPT_IO_THREADS = 256, OPT_DELAY, OPT_DELAY_JITTER, OPT_FAIL, OPT_VANISH,
         OPT_VANISH_AFTER, OPT_SPAWN, OPT_NAME, OPT_TOKEN, OPT_CONNECTIONS,
         OPT_WAIT, OPT_POLL, OPT_TASKS, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT,
-        OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK, OPT_ZMTP
+        OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK, OPT_ZMTP, OPT_HANDSHAKE
     };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, 'c' },
@@ -235,6 +238,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "threads", required_argument, NULL, 't' },
         { "io-threads", required_argument, NULL, OPT_IO_THREADS },
         { "zmtp", required_argument, NULL, OPT_ZMTP },
+        { "handshake-ms", required_argument, NULL, OPT_HANDSHAKE },
         { "delay-ms", required_argument, NULL, OPT_DELAY },
         { "delay-jitter", required_argument, NULL, OPT_DELAY_JITTER },
         { "fail", required_argument, NULL, OPT_FAIL },
@@ -287,6 +291,10 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
             case OPT_IO_THREADS:
                 rc = s_long ("--io-threads", optarg, 1, 64, &n);
                 opts->sim.io_threads = (int) n;
+                break;
+            case OPT_HANDSHAKE:
+                rc = s_long ("--handshake-ms", optarg, 1, 3600000, &n);
+                opts->sim.handshake_ns = (int64_t) n * 1000000;
                 break;
             case OPT_ZMTP:
                 if (strcmp (optarg, "builtin") == 0)
@@ -490,13 +498,14 @@ s_report (const s_options_t *opts, s_run_t *run, int64_t window_start)
                         ? (double) (sim->last_result_ns - sim->first_task_ns) / 1e9
                         : 0;
     json_t *workers = json_pack (
-        "{s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I}",
+        "{s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I}",
         "count", opts->sim.workers, "slots", opts->sim.slots,
         "zmtp", opts->sim.zmtp == LG_SIM_ZMTP_LIBZMQ ? "libzmq" : "builtin",
         "welcomed", (json_int_t) sim->welcomed,
         "vanished", (json_int_t) sim->vanished,
         "reconnects", (json_int_t) sim->reconnects,
         "disconnects", (json_int_t) sim->disconnects,
+        "handshake_timeouts", (json_int_t) sim->handshake_timeouts,
         "heartbeats_sent", (json_int_t) sim->heartbeats,
         "connect_s", run->connect_s,
         "cancels", (json_int_t) sim->cancels);
@@ -604,10 +613,16 @@ s_wait_welcomed (const s_options_t *opts, lg_sim_t *sim, s_run_t *run)
         if (lg_sim_failed (sim, run->error, sizeof run->error))
             return -1;
         int64_t now = lg_now_ns ();
-        if (now > deadline || s_interrupted) {
+        if (s_interrupted) {
+            snprintf (run->error, sizeof run->error,
+                      "interrupted with %" PRIu64 " of %d workers welcomed",
+                      lg_sim_welcomed (sim), opts->sim.workers);
+            return -1;
+        }
+        if (now > deadline) {
             snprintf (run->error, sizeof run->error,
                       "only %" PRIu64 " of %d workers were welcomed within "
-                      "%.0f s", lg_sim_welcomed (sim), opts->sim.workers,
+                      "%g s", lg_sim_welcomed (sim), opts->sim.workers,
                       opts->connect_timeout_s);
             return -1;
         }

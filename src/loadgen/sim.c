@@ -65,6 +65,21 @@
     after, as libzmq's default ZMQ_RECONNECT_IVL does.                     */
 #define S_RECONNECT_NS (100 * 1000000LL)
 
+/*  Builtin connections not welcomed config.handshake_ns after connect()
+    are closed and made again, looked for this often. When many workers
+    connect at once the controller's accept queue may overflow and the
+    kernel drop the last ACK of a TCP handshake: such a connection looks
+    open here, holds our greeting unanswered, and the kernel's
+    retransmission back-off takes minutes to notice.                       */
+#define S_HANDSHAKE_CHECK_NS (100 * 1000000LL)
+
+/*  Builtin connections of one thread between connect() and WELCOME at
+    most; the others wait their turn. All of them at once would overflow
+    the controller's accept queue (libzmq listens with a backlog of 100),
+    and a dropped handshake costs config.handshake_ns. A cluster's workers
+    do not all start in the same millisecond either.                      */
+#define S_HANDSHAKES_MAX 32
+
 /*  What one read asks the kernel for (builtin ZMTP): a thread's scratch.  */
 #define S_READ_SCRATCH 65536
 
@@ -87,10 +102,12 @@ typedef struct {
     lg_zmtp_conn_t conn;      /* or the builtin client's connection        */
     bool out_armed;           /* conn's fd is polled for EPOLLOUT          */
     int64_t retry_ns;         /* conn lost: connect again then             */
+    int64_t welcome_by_ns;    /* conn open, not welcomed: give up then     */
     s_thread_t *thread;       /* owner                                     */
     uint32_t index;           /* global number, names it                   */
     s_state_t state;
     bool welcomed;            /* counted in `welcomed` once                */
+    bool handshaking;         /* builtin: counted in thread->handshaking   */
     bool vanisher;            /* vanishes at its vanish_after-th task      */
     uint32_t received;        /* TASKs received                            */
     uint32_t slots;
@@ -126,6 +143,9 @@ struct s_thread {
     char *spawn_buf;          /* S_SPAWN_PREFIX_ROOM + the spawn list tail */
     uint8_t *scratch;         /* builtin ZMTP: each read lands here        */
     size_t down;              /* builtin ZMTP: workers waiting to connect  */
+    size_t handshaking;       /* builtin ZMTP: connected, not welcomed     */
+    int64_t handshake_check_ns; /* builtin ZMTP: next look for handshakes
+                                   past their time                         */
     size_t spawn_tail_len;
     lg_sim_stats_t stats;     /* this thread's figures                     */
 };
@@ -527,9 +547,21 @@ s_fails (double share, const char *job, uint32_t task)
 
 /* ---- the life of a worker ---------------------------------------- */
 
+/*  The worker's connection is no longer between connect() and WELCOME:
+    it was welcomed or it closed.                                          */
+static void
+s_handshake_over (s_worker_t *worker)
+{
+    if (worker->handshaking) {
+        worker->handshaking = false;
+        worker->thread->handshaking--;
+    }
+}
+
 static void
 s_close (s_worker_t *worker, bool bye)
 {
+    s_handshake_over (worker);
     if (worker->conn.fd >= 0) {
         if (bye) {
             s_send (worker, SHOAL_MSG_BYE, "{}", 2);
@@ -578,6 +610,7 @@ s_on_welcome (s_worker_t *worker, const char *body, size_t size)
             s_slot_freed (worker, now);
     }
     worker->state = S_READY;
+    s_handshake_over (worker);
     /* The controller says the period. */
     json_t *welcome = json_loadb (body, size, 0, NULL);
     json_int_t ms = json_integer_value (json_object_get (welcome,
@@ -875,6 +908,9 @@ s_connect_builtin (s_worker_t *worker)
         return -1;
     }
     worker->state = S_HELLO_SENT;
+    worker->welcome_by_ns = lg_now_ns () + sim->config.handshake_ns;
+    worker->handshaking = true;
+    thread->handshaking++;
     s_send_hello (worker);
     return 0;
 }
@@ -886,6 +922,7 @@ s_lost (s_worker_t *worker)
 {
     if (worker->conn.fd < 0)
         return;
+    s_handshake_over (worker);
     lg_zmtp_conn_close (&worker->conn);
     worker->state = S_HELLO_SENT;
     worker->retry_ns = lg_now_ns () + S_RECONNECT_NS;
@@ -893,11 +930,14 @@ s_lost (s_worker_t *worker)
     worker->thread->stats.disconnects++;
 }
 
-/*  Connects again the workers whose time has come. O(workers of the
-    thread), only while some are down.                                     */
+/*  Connects (again) the workers whose time has come, while fewer than
+    S_HANDSHAKES_MAX handshakes are under way. O(workers of the thread),
+    only while some are down.                                              */
 static int
 s_reconnect_due (s_thread_t *thread, int64_t now)
 {
+    if (thread->handshaking >= S_HANDSHAKES_MAX)
+        return 0;
     size_t down = thread->down;
     thread->down = 0;
     for (size_t i = 0; i < thread->count && down; i++) {
@@ -905,6 +945,10 @@ s_reconnect_due (s_thread_t *thread, int64_t now)
         if (worker->state == S_GONE || worker->conn.fd >= 0)
             continue;
         down--;
+        if (thread->handshaking >= S_HANDSHAKES_MAX) {
+            thread->down += down + 1;   /* this one and the rest */
+            break;
+        }
         if (worker->retry_ns > now)
             thread->down++;
         else if (s_connect_builtin (worker))
@@ -913,11 +957,29 @@ s_reconnect_due (s_thread_t *thread, int64_t now)
     return 0;
 }
 
+/*  Closes the builtin connections still waiting for WELCOME past their
+    time; s_reconnect_due makes them again. O(workers of the thread), once
+    per S_HANDSHAKE_CHECK_NS.                                              */
+static void
+s_expire_handshakes (s_thread_t *thread, int64_t now)
+{
+    if (now < thread->handshake_check_ns)
+        return;
+    thread->handshake_check_ns = now + S_HANDSHAKE_CHECK_NS;
+    for (size_t i = 0; i < thread->count; i++) {
+        s_worker_t *worker = &thread->workers[i];
+        if (worker->conn.fd >= 0 && worker->state == S_HELLO_SENT
+            && worker->welcome_by_ns <= now) {
+            s_lost (worker);
+            thread->stats.handshake_timeouts++;
+        }
+    }
+}
+
+/*  A libzmq worker's socket, connected, HELLO sent.                      */
 static int
 s_connect (s_worker_t *worker, void *ctx, const char *endpoint, int epoll_fd)
 {
-    if (s_builtin (worker))
-        return s_connect_builtin (worker);
     worker->sock = zmq_socket (ctx, ZMQ_DEALER);
     if (!worker->sock)
         return -1;
@@ -1004,14 +1066,20 @@ s_thread_main (void *arg)
         worker->next_heartbeat = start + S_HEARTBEAT_NS
                                  + (int64_t) i * S_HEARTBEAT_NS
                                        / (int64_t) thread->count;
-        if (s_connect (worker, sim->ctx, sim->config.endpoint,
-                       thread->epoll_fd)) {
-            if (!s_builtin (worker))
-                s_fail (sim, "cannot connect a simulated worker",
-                        zmq_strerror (zmq_errno ()));
+        if (s_builtin (worker)) {
+            /* Connected by s_reconnect_due, a few at a time. */
+            worker->retry_ns = start;
+            thread->down++;
+        }
+        else if (s_connect (worker, sim->ctx, sim->config.endpoint,
+                            thread->epoll_fd)) {
+            s_fail (sim, "cannot connect a simulated worker",
+                    zmq_strerror (zmq_errno ()));
             return NULL;
         }
     }
+    if (thread->down && s_reconnect_due (thread, start))
+        return NULL;
     struct epoll_event events[S_EPOLL_BATCH];
     while (!atomic_load_explicit (&sim->stop, memory_order_relaxed)) {
         int64_t now = lg_now_ns ();
@@ -1037,6 +1105,8 @@ s_thread_main (void *arg)
                 s_drain (events[i].data.ptr);
         }
         now = lg_now_ns ();
+        if (builtin)
+            s_expire_handshakes (thread, now);
         if (thread->down && s_reconnect_due (thread, now))
             return NULL;
         s_send_due_results (thread, now);
@@ -1164,7 +1234,9 @@ lg_sim_new (const lg_sim_config_t *config, lg_tracker_t *tracker, char *err,
                   SHOAL_MSG_MAX_SIZE);
         return NULL;
     }
-    rlim_t need = (rlim_t) config->workers * S_FDS_PER_SOCKET + S_FDS_SPARE;
+    rlim_t per_worker = config->zmtp == LG_SIM_ZMTP_LIBZMQ ? S_FDS_PER_SOCKET
+                                                            : 1;
+    rlim_t need = (rlim_t) config->workers * per_worker + S_FDS_SPARE;
     if (s_raise_nofile (need, err, size))
         return NULL;
     lg_sim_t *self = calloc (1, sizeof *self);
@@ -1173,6 +1245,8 @@ lg_sim_new (const lg_sim_config_t *config, lg_tracker_t *tracker, char *err,
         return NULL;
     }
     self->config = *config;
+    if (self->config.handshake_ns <= 0)
+        self->config.handshake_ns = LG_SIM_HANDSHAKE_NS;
     self->tracker = tracker;
     pthread_mutex_init (&self->error_mutex, NULL);
     self->thread_count = config->threads < config->workers ? config->threads
@@ -1301,6 +1375,7 @@ s_merge (lg_sim_stats_t *into, const lg_sim_stats_t *from)
     into->vanished += from->vanished;
     into->send_errors += from->send_errors;
     into->disconnects += from->disconnects;
+    into->handshake_timeouts += from->handshake_timeouts;
     into->bad_messages += from->bad_messages;
     if (from->first_task_ns
         && (!into->first_task_ns || from->first_task_ns < into->first_task_ns))

@@ -40,6 +40,10 @@ typedef enum {
     LG_SIM_ZMTP_LIBZMQ,       /* a libzmq DEALER socket per worker         */
 } lg_sim_zmtp_t;
 
+/*  The default of lg_sim_config_t.handshake_ns (libzmq's own
+    ZMQ_HANDSHAKE_IVL is 30 s).                                            */
+#define LG_SIM_HANDSHAKE_NS (10 * 1000000000LL)
+
 typedef struct {
     const char *endpoint;     /* the controller's --bind endpoint          */
     lg_sim_zmtp_t zmtp;       /* ZMTP implementation                       */
@@ -49,6 +53,9 @@ typedef struct {
     int slots;                /* slots of each, 1..LG_SIM_SLOTS_MAX        */
     int threads;              /* threads sharing them                      */
     int io_threads;           /* libzmq I/O threads                        */
+    int64_t handshake_ns;     /* builtin: a connection not welcomed this
+                                 long after connect() is made again;
+                                 0: LG_SIM_HANDSHAKE_NS                    */
     int64_t delay_ns;         /* plain tasks end this long after arrival   */
     double delay_jitter;      /* ... give or take this share of it, 0..1:
                                  each delay is uniform in
@@ -73,6 +80,7 @@ typedef struct {
     uint64_t vanished;        /* workers that vanished                     */
     uint64_t send_errors;     /* sends refused (libzmq) or failed          */
     uint64_t disconnects;     /* connections lost and made again (builtin) */
+    uint64_t handshake_timeouts; /* ... of them: not welcomed in time      */
     uint64_t bad_messages;    /* messages we could not read                */
     int64_t first_task_ns;    /* first TASK received, 0 if none            */
     int64_t last_result_ns;   /* last RESULT sent, 0 if none               */

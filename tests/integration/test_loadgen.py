@@ -10,11 +10,14 @@ commands that do not exist. No assertion depends on how fast anything is.
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -286,12 +289,103 @@ class LoadgenTest(harness.ClusterTest):
         harness.wait_for(lambda: self.worker_count(cluster) == 0,
                          timeout=10, what="workers to leave")
 
+    # ---- 5. many workers joining, and a peer that never answers -------------
+    def test_a_thousand_workers_join_without_lost_handshakes(self):
+        # More workers at once than the controller's accept queue holds
+        # (libzmq listens with a backlog of 100): the builtin client
+        # connects them a few at a time, so no handshake is dropped.
+        cluster = self.make_cluster()
+        cluster.start_controller()
+        _, report = self.run_loadgen(cluster, "--zmtp", "builtin", "-w",
+                                     "1000", "-t", "2", "--name", "many",
+                                     "-d", "0.5", name="many")
+        workers = report["workers"]
+        self.assertEqual(workers["welcomed"], 1000, workers)
+        self.assertEqual(workers["handshake_timeouts"], 0, workers)
+        self.assertEqual(workers["disconnects"], 0, workers)
+
+    def test_builtin_client_gives_up_on_a_silent_peer(self):
+        # A TCP server that accepts and reads but never answers: the
+        # greeting stays unanswered, as behind a dropped TCP handshake.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        self.addCleanup(listener.close)
+        port = listener.getsockname()[1]
+        seen = {"accepted": 0, "open": 0, "most_open": 0}
+        stop = threading.Event()
+
+        def serve():
+            selector = selectors.DefaultSelector()
+            selector.register(listener, selectors.EVENT_READ)
+            while not stop.is_set():
+                events = selector.select(timeout=0.05)
+                # Connections that ended go first, so a worker connecting
+                # right after another gave up is not counted with it.
+                for key, _ in events:
+                    if key.fileobj is listener:
+                        continue
+                    try:
+                        data = key.fileobj.recv(4096)
+                    except ConnectionError:
+                        data = b""
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        key.fileobj.close()
+                        seen["open"] -= 1
+                if any(key.fileobj is listener for key, _ in events):
+                    while True:
+                        try:
+                            listener.setblocking(False)
+                            conn, _ = listener.accept()
+                        except BlockingIOError:
+                            break
+                        selector.register(conn, selectors.EVENT_READ)
+                        seen["accepted"] += 1
+                        seen["open"] += 1
+                        seen["most_open"] = max(seen["most_open"],
+                                                seen["open"])
+            for key in list(selector.get_map().values()):
+                if key.fileobj is not listener:
+                    key.fileobj.close()
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        self.addCleanup(server.join)
+        self.addCleanup(stop.set)
+
+        output = os.path.join(self.tmp, "silent.json")
+        proc = subprocess.run(
+            [LOADGEN, "-q", "-o", output, "--zmtp", "builtin",
+             "-c", "tcp://127.0.0.1:%d" % port, "-w", "40", "-t", "1",
+             "--handshake-ms", "300", "--connect-timeout", "2", "-d", "1"],
+            capture_output=True, text=True, timeout=30)
+        stop.set()
+        server.join()
+        self.assertNotEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("of 40 workers were welcomed within 2 s", proc.stderr)
+        # At most 32 handshakes at a time (the client's bound), and those
+        # past --handshake-ms were closed and made again.
+        self.assertLessEqual(seen["most_open"], 32, seen)
+        self.assertGreater(seen["accepted"], 40, seen)
+        with open(output) as f:
+            workers = json.load(f)["workers"]
+        self.assertEqual(workers["welcomed"], 0, workers)
+        self.assertGreaterEqual(workers["handshake_timeouts"], 32, workers)
+
+    def test_handshake_ms_is_checked(self):
+        proc = subprocess.run([LOADGEN, "--handshake-ms", "0", "-w", "1",
+                               "-d", "1"], capture_output=True, text=True,
+                              timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--handshake-ms", proc.stderr)
+
     def _stop(self, proc):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
-    # ---- 5. usage errors ------------------------------------------------------
+    # ---- 6. usage errors ------------------------------------------------------
     def test_unknown_zmtp_is_a_usage_error(self):
         proc = subprocess.run([LOADGEN, "--zmtp", "nonsense", "-w", "1",
                                "-d", "1"], capture_output=True, text=True,
