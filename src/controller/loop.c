@@ -1160,9 +1160,10 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
         json_object_set_new (tasks, shoal_task_state_name (i),
                              json_integer ((json_int_t) stats.tasks_finished[i]));
     return s_reply (200, json_pack (
-        "{s:I, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "jobs_submitted", (json_int_t) stats.jobs_submitted,
         "jobs_finished", jobs,
+        "jobs_forgotten", (json_int_t) stats.jobs_evicted,
         "tasks_finished", tasks,
         "task_duration", s_histogram_json (&stats.task_duration),
         "queue_wait", s_histogram_json (&stats.queue_wait),

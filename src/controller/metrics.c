@@ -134,6 +134,11 @@ shoal_metrics_render (json_t *stats, const shoal_metrics_route_t *routes,
     s_by_state (&text, "shoal_jobs_finished_total",
                 "Jobs that reached a final state, by state.",
                 json_object_get (stats, "jobs_finished"));
+    s_header (&text, "shoal_jobs_forgotten_total", "counter",
+              "Ended jobs forgotten, in memory and in the state store, "
+              "past --retain-finished, since the controller started.");
+    s_add (&text, "shoal_jobs_forgotten_total %" JSON_INTEGER_FORMAT "\n",
+           s_int (stats, "jobs_forgotten"));
     s_by_state (&text, "shoal_tasks_finished_total",
                 "Tasks that reached a final state, by state.",
                 json_object_get (stats, "tasks_finished"));

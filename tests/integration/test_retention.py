@@ -62,6 +62,15 @@ class RetentionTest(ClusterTest):
                  timeout=60, interval=0.2,
                  what="job %s to be forgotten" % job_id)
 
+    def forgotten(self):
+        """shoal_jobs_forgotten_total on /metrics."""
+        resp = self.cluster.get("/metrics")
+        self.assertEqual(resp.status, 200, resp)
+        for line in resp.body.splitlines():
+            if line.startswith("shoal_jobs_forgotten_total "):
+                return int(line.split()[1])
+        self.fail("no shoal_jobs_forgotten_total in /metrics")
+
     def restart(self, extra):
         c = self.cluster
         c.kill(c.controller, signal.SIGKILL)
@@ -90,6 +99,7 @@ class RetentionTest(ClusterTest):
         newest_first = created[::-1]
 
         self.wait_gone(done)
+        self.assertEqual(self.forgotten(), 1)
         resp = c.get("/api/v1/jobs/" + done)
         self.assertProblem(resp, 404)
         self.assertProblem(c.get("/api/v1/jobs/%s/tasks" % done), 404)
@@ -119,6 +129,7 @@ class RetentionTest(ClusterTest):
         self.wait_gone(running)
         self.wait_gone(again)
         self.assertEqual(self.listed_ids(), newest_first)
+        self.assertEqual(self.forgotten(), 3)
 
         # The store forgot them too: a restart that keeps every job it
         # reads back does not bring them back.
@@ -126,7 +137,8 @@ class RetentionTest(ClusterTest):
         for job_id in (done, running, again):
             self.assertProblem(c.get("/api/v1/jobs/" + job_id), 404)
         self.assertEqual(self.listed_ids(), newest_first)
-        self.assertEqual(c.get("/metrics").status, 200)
+        # A counter since this controller started.
+        self.assertEqual(self.forgotten(), 0)
 
     def test_a_job_kept_forever_goes_after_a_restart_with_a_retention(self):
         c = self.cluster = self.make_cluster()
