@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -143,6 +144,39 @@ s_is_command (const uint8_t *body, size_t size, const char *name)
     return size >= 1 + len && body[0] == len && !memcmp (body + 1, name, len);
 }
 
+/*  Checks READY's properties (name-length(1) name value-length(4) value,
+    repeated, to the end of the frame): well formed, and a Socket-Type, if
+    any, that a DEALER may talk to here: the controller's ROUTER.          */
+static int
+s_check_ready (const uint8_t *body, size_t size, char *err, size_t err_size)
+{
+    size_t at = 1 + 5;   /* past "\x05READY" */
+    while (at < size) {
+        size_t name_len = body[at++];
+        if (size - at < name_len + 4)
+            return (int) s_fail (err, err_size, "a malformed READY");
+        const uint8_t *name = body + at;
+        at += name_len;
+        uint64_t value_len = ((uint64_t) body[at] << 24)
+                             | ((uint64_t) body[at + 1] << 16)
+                             | ((uint64_t) body[at + 2] << 8) | body[at + 3];
+        at += 4;
+        if (size - at < value_len)
+            return (int) s_fail (err, err_size, "a malformed READY");
+        const uint8_t *value = body + at;
+        at += (size_t) value_len;
+        if (name_len == 11 && !strncasecmp ((const char *) name,
+                                            "Socket-Type", 11)
+            && !(value_len == 6 && !memcmp (value, "ROUTER", 6)))
+            return (int) s_fail (err, err_size,
+                                 "the peer is a %.*s socket, not the "
+                                 "controller's ROUTER",
+                                 (int) (value_len > 32 ? 32 : value_len),
+                                 (const char *) value);
+    }
+    return 0;
+}
+
 /*  Handles one command in the open phase or READY/ERROR before it.       */
 static int
 s_on_command (lg_zmtp_decoder_t *self, const uint8_t *body, size_t size,
@@ -163,6 +197,8 @@ s_on_command (lg_zmtp_decoder_t *self, const uint8_t *body, size_t size,
             return (int) s_fail (err, err_size,
                                  "the peer sent a command other than READY "
                                  "in the handshake");
+        if (s_check_ready (body, size, err, err_size))
+            return -1;
         self->phase = LG_ZMTP_OPEN;
         return 0;
     }
@@ -217,6 +253,9 @@ lg_zmtp_decode (lg_zmtp_decoder_t *self, const uint8_t *data, size_t size,
             if (count)
                 return s_fail (err, err_size,
                                "a command inside a message");
+            if (flags & S_FLAG_MORE)
+                return s_fail (err, err_size,
+                               "a command frame with MORE set");
             if (s_on_command (self, body, (size_t) length, handler, arg,
                               &stop, err, err_size))
                 return -1;

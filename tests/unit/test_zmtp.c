@@ -975,6 +975,80 @@ test_decode_refuses_a_command_inside_a_message (void **state)
     s_bytes_free (&bytes);
 }
 
+static void
+test_decode_refuses_a_peer_that_is_not_a_router (void **state)
+{
+    s_bytes_t bytes = { 0 };
+    s_greeting (&bytes, 0xFF, 3, 1, "NULL", 1);
+    s_ready (&bytes, "DEALER");
+    s_assert_refused (&bytes, 1 << 20, "DEALER socket");
+    s_bytes_free (&bytes);
+}
+
+static void
+test_decode_takes_the_socket_type_in_any_case (void **state)
+{
+    /* Property names are case-insensitive (ZMTP 3). */
+    s_bytes_t data = { 0 };
+    s_put_byte (&data, 11);
+    s_put (&data, "socket-type", 11);
+    s_put_u32 (&data, 6);
+    s_put (&data, "ROUTER", 6);
+    s_bytes_t bytes = { 0 };
+    s_greeting (&bytes, 0xFF, 3, 1, "NULL", 1);
+    s_command (&bytes, "READY", data.data, data.len);
+    lg_zmtp_decoder_t decoder;
+    lg_zmtp_decoder_init (&decoder, 1 << 20);
+    s_recorder_t recorder = { 0 };
+    char err[128] = "";
+    assert_int_equal (lg_zmtp_decode (&decoder, bytes.data, bytes.len,
+                                      &s_handler, &recorder, err, sizeof err),
+                      bytes.len);
+    assert_int_equal (decoder.phase, LG_ZMTP_OPEN);
+    s_bytes_free (&data);
+    s_bytes_free (&bytes);
+}
+
+static void
+test_decode_refuses_a_ready_whose_property_overruns_it (void **state)
+{
+    /* The value says 50 bytes and has 6: refused without reading past the
+       frame (valgrind watches this one). */
+    s_bytes_t data = { 0 };
+    s_put_byte (&data, 11);
+    s_put (&data, "Socket-Type", 11);
+    s_put_u32 (&data, 50);
+    s_put (&data, "ROUTER", 6);
+    s_bytes_t bytes = { 0 };
+    s_greeting (&bytes, 0xFF, 3, 1, "NULL", 1);
+    s_command (&bytes, "READY", data.data, data.len);
+    s_assert_refused (&bytes, 1 << 20, "malformed READY");
+    s_bytes_free (&data);
+    s_bytes_free (&bytes);
+}
+
+static void
+test_decode_refuses_a_ready_cut_in_a_property_name (void **state)
+{
+    s_bytes_t bytes = { 0 };
+    s_greeting (&bytes, 0xFF, 3, 1, "NULL", 1);
+    s_command (&bytes, "READY", "\x0bSock", 5);
+    s_assert_refused (&bytes, 1 << 20, "malformed READY");
+    s_bytes_free (&bytes);
+}
+
+static void
+test_decode_refuses_a_command_frame_with_more (void **state)
+{
+    s_bytes_t bytes = { 0 };
+    s_server_handshake (&bytes);
+    static const uint8_t ping[] = { 4, 'P', 'I', 'N', 'G', 0x00, 0x64 };
+    s_frame (&bytes, S_COMMAND | S_MORE, ping, sizeof ping);
+    s_message (&bytes, &s_task);
+    s_assert_refused (&bytes, 1 << 20, "MORE");
+    s_bytes_free (&bytes);
+}
+
 int
 main (void)
 {
@@ -1022,6 +1096,12 @@ main (void)
             test_decode_refuses_a_frame_over_max_frame_from_its_header),
         cmocka_unit_test (test_decode_refuses_unknown_flag_bits),
         cmocka_unit_test (test_decode_refuses_a_command_inside_a_message),
+        cmocka_unit_test (test_decode_refuses_a_peer_that_is_not_a_router),
+        cmocka_unit_test (test_decode_takes_the_socket_type_in_any_case),
+        cmocka_unit_test (
+            test_decode_refuses_a_ready_whose_property_overruns_it),
+        cmocka_unit_test (test_decode_refuses_a_ready_cut_in_a_property_name),
+        cmocka_unit_test (test_decode_refuses_a_command_frame_with_more),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
