@@ -128,7 +128,9 @@ void shoal_scheduler_set_max_spawn_entries (shoal_scheduler_t *self,
                                             size_t max_entries);
 
 /*  The adaptive heartbeat period. Every period each worker sends one
-    HEARTBEAT and the controller one back, 2 x workers messages; the
+    HEARTBEAT and the controller one back (none to a worker it sent a TASK
+    or CANCEL in the last half period, or a WELCOME: any message is a sign
+    of life, so a busy cluster gets none), 2 x workers messages; the
     period grows with the workers so that this stays near
     SHOAL_HEARTBEAT_BUDGET messages per second in all:
         2 W / P <= B   =>   P >= 2 W / B seconds = W x 2000 / B ms
@@ -147,7 +149,9 @@ int64_t shoal_heartbeat_period_ms (size_t workers, int64_t minimum_ms);
     SHOAL_HEARTBEAT_MS). The period in force is
     shoal_heartbeat_period_ms of the connected workers, chosen again at
     every tick; a worker silent for SHOAL_HEARTBEAT_LIVENESS periods is
-    lost. Call tick once per period in force.                              */
+    lost. Call tick once per period in force; a tick sends a HEARTBEAT to
+    each worker told nothing in the last half period, or not yet told the
+    period in force.                                                       */
 void shoal_scheduler_set_heartbeat_ms (shoal_scheduler_t *self,
                                        int64_t heartbeat_ms);
 

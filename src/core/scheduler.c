@@ -146,6 +146,10 @@ struct shoal_worker {
                                     <= slots                               */
     int64_t connected_at;        /* ms                                     */
     int64_t last_seen;           /* ms of its last message                 */
+    int64_t told_at;             /* ms of our last message to it (WELCOME,
+                                    TASK, CANCEL, HEARTBEAT): any message
+                                    is a sign of life to a worker          */
+    int64_t told_period;         /* heartbeat period it last heard (ms)    */
     shoal_task_t *tasks;         /* attempts it holds (linked list)        */
     shoal_worker_t *free_prev;   /* ring of workers with a free slot       */
     shoal_worker_t *free_next;
@@ -777,6 +781,7 @@ s_dispatch (shoal_scheduler_t *self, int64_t now)
         task->worker_name = worker->name;
         s_task_set_state (task, SHOAL_TASK_RUNNING);
         s_hold (self, worker, task);
+        worker->told_at = now;
         s_emit (self, SHOAL_ACTION_DISPATCH, worker, task, job);
     }
 }
@@ -805,8 +810,10 @@ s_job_end (shoal_scheduler_t *self, shoal_job_t *job, shoal_job_state_t state,
             task->finished_at = now;
             /* A task read back as running has no worker until one claims
                it: there is nobody to tell, and no claim is taken now. */
-            if (task->worker)
+            if (task->worker) {
+                task->worker->told_at = now;
                 s_emit (self, SHOAL_ACTION_CANCEL, task->worker, task, job);
+            }
         }
     }
     job->state = state;
@@ -1185,6 +1192,9 @@ shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
     worker->name = s_intern (self, name);
     worker->slots = slots;
     worker->last_seen = now;
+    /* The WELCOME that answers this HELLO tells the period. */
+    worker->told_at = now;
+    worker->told_period = self->heartbeat_ms;
     /* It runs `running` tasks; those we hold for it are among them. */
     worker->untracked = running > worker->busy ? running - worker->busy : 0;
     if (worker->busy + worker->untracked < s_capacity (worker))
@@ -1407,8 +1417,19 @@ shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
          worker = zhashx_next (self->workers)) {
         if (now - worker->last_seen > deadline)
             zlistx_add_end (lost, worker->key);
-        else
+        else if (now - worker->told_at >= self->heartbeat_ms / 2
+                 || worker->told_period != self->heartbeat_ms) {
+            /* A worker we sent a TASK or a CANCEL in the last half
+               period has heard from us (any message is a sign of life to
+               it): no HEARTBEAT. A busy cluster thus gets none, instead
+               of a burst of one per worker between its tasks once a
+               period. We are silent to a worker for 1.5 periods at most,
+               against the SHOAL_HEARTBEAT_LIVENESS it waits; a new period
+               is always told. */
+            worker->told_at = now;
+            worker->told_period = self->heartbeat_ms;
             s_emit (self, SHOAL_ACTION_HEARTBEAT, worker, NULL, NULL);
+        }
     }
     for (const char *key = zlistx_first (lost); key; key = zlistx_next (lost))
         shoal_scheduler_worker_gone (self, key, true, now);

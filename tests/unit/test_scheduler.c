@@ -900,6 +900,59 @@ test_heartbeats_go_to_live_workers (void **state)
     assert_int_equal (fx->actions[0].type, SHOAL_ACTION_HEARTBEAT);
 }
 
+/*  A worker sent a TASK in the last half period has heard from us: the
+    tick sends it no HEARTBEAT, and an idle one gets its HEARTBEAT.       */
+static void
+test_a_busy_worker_gets_no_heartbeat (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 0);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 0, 0);
+    shoal_scheduler_tick (fx->sched, 1000);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 2);
+    s_submit (fx, "j1", "one", false);
+    shoal_error_t err = { 0 };
+    assert_int_equal (shoal_scheduler_start (fx->sched, "j1", 1800, &err),
+                      0);
+    s_drain (fx);
+    const shoal_worker_t *busy = s_find (fx, SHOAL_ACTION_DISPATCH,
+                                         0)->worker;
+    /* The TASK went 200 ms ago, the idle one heard us 1 s ago. */
+    shoal_scheduler_tick (fx->sched, 2000);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 1);
+    assert_ptr_not_equal (s_find (fx, SHOAL_ACTION_HEARTBEAT, 0)->worker,
+                          busy);
+    /* 1.2 s since the TASK: both. */
+    shoal_scheduler_tick (fx->sched, 3000);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 2);
+}
+
+/*  A new period reaches a busy worker all the same.                     */
+static void
+test_a_new_period_is_told_to_a_busy_worker (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 0);
+    s_submit (fx, "j1", "one", false);
+    shoal_error_t err = { 0 };
+    assert_int_equal (shoal_scheduler_start (fx->sched, "j1", 1800, &err),
+                      0);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_DISPATCH), 1);
+    shoal_scheduler_set_heartbeat_ms (fx->sched, 3000);
+    shoal_scheduler_tick (fx->sched, 2000);
+    s_drain (fx);
+    assert_int_equal (shoal_scheduler_heartbeat_ms (fx->sched), 3000);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 1);
+    /* Told 1 s ago, under half of the 3 s period: nothing more. */
+    shoal_scheduler_tick (fx->sched, 3000);
+    s_drain (fx);
+    assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 0);
+}
+
 /*  With a longer heartbeat period, a worker is lost after three of those
     periods of silence, not three seconds.                                */
 static void
@@ -1582,6 +1635,8 @@ main (void)
         T (test_task_that_could_not_start_is_not_retried),
         T (test_cancel_during_back_off_never_runs_the_task_again),
         T (test_heartbeats_go_to_live_workers),
+        T (test_a_busy_worker_gets_no_heartbeat),
+        T (test_a_new_period_is_told_to_a_busy_worker),
         T (test_liveness_follows_the_heartbeat_period),
         T (test_heartbeat_period_follows_the_workers),
         T (test_heartbeat_period_adapts_at_tick),
