@@ -206,7 +206,6 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
     *opts = (s_options_t) {
         .sim = { .endpoint = "tcp://127.0.0.1:5555", .slots = 1,
                  .threads = 1, .io_threads = 1, .vanish_after = 1,
-                 .handshake_ns = LG_SIM_HANDSHAKE_NS,
                  .spawn_entries = 1000 },
         .submit = { .address = "127.0.0.1:8080", .params = "{}",
                     .connections = 1, .token = getenv ("SHOAL_API_TOKEN") },

@@ -45,11 +45,12 @@ s_put_u32 (uint8_t *out, uint32_t value)
     out[3] = (uint8_t) value;
 }
 
+/*  A big-endian number of `bytes` bytes.                                  */
 static uint64_t
-s_get_u64 (const uint8_t *in)
+s_get_be (const uint8_t *in, int bytes)
 {
     uint64_t value = 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < bytes; i++)
         value = (value << 8) | in[i];
     return value;
 }
@@ -157,9 +158,7 @@ s_check_ready (const uint8_t *body, size_t size, char *err, size_t err_size)
             return (int) s_fail (err, err_size, "a malformed READY");
         const uint8_t *name = body + at;
         at += name_len;
-        uint64_t value_len = ((uint64_t) body[at] << 24)
-                             | ((uint64_t) body[at + 1] << 16)
-                             | ((uint64_t) body[at + 2] << 8) | body[at + 3];
+        uint64_t value_len = s_get_be (body + at, 4);
         at += 4;
         if (size - at < value_len)
             return (int) s_fail (err, err_size, "a malformed READY");
@@ -234,7 +233,7 @@ lg_zmtp_decode (lg_zmtp_decoder_t *self, const uint8_t *data, size_t size,
         size_t header = flags & S_FLAG_LONG ? 9 : 2;
         if (size - at < header)
             break;
-        uint64_t length = flags & S_FLAG_LONG ? s_get_u64 (data + at + 1)
+        uint64_t length = flags & S_FLAG_LONG ? s_get_be (data + at + 1, 8)
                                               : data[at + 1];
         if (flags & ~(S_FLAG_MORE | S_FLAG_LONG | S_FLAG_COMMAND))
             return s_fail (err, err_size, "bad frame flags 0x%02x",
