@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite of docs/benchmarks.md in one go: builds (CMake
+# Runs the benchmark suite of docs/benchmarks.md in one go: installs the
+# build dependencies that are missing (scripts/deps.sh), builds (CMake
 # RelWithDebInfo) if needed, runs each scenario against a controller it
 # starts itself, prints a table and writes every figure as JSON.
 #
@@ -11,7 +12,8 @@
 #   BENCH_SCALE     full | small | tiny                       [full]
 #   BENCH_OUTPUT    where the JSON goes          [./bench-results.json]
 #   SHOAL_BUILD_DIR the build to use                  [<repo>/build-bench]
-#   BENCH_BUILD     0: do not (re)build, use the binaries as they are [1]
+#   BENCH_BUILD     0: install and build nothing, use the binaries as
+#                   they are                                          [1]
 #   BENCH_KEEP      1: keep the scratch directory (logs, raw JSON)    [0]
 #   BENCH_<SIZE>    any size below, e.g. BENCH_E2E_TASKS=2000
 #
@@ -66,6 +68,9 @@ done
 
 # ---- build ------------------------------------------------------------------
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
+  # shellcheck source=scripts/deps.sh
+  . "$root/scripts/deps.sh"
+  shoal_install_build_deps >&2
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$build" -j "$(nproc)" >/dev/null
 fi

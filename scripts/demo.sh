@@ -162,7 +162,7 @@ show() { python3 -c "$show_py" "$@"; }
 heading "Build"
 # shellcheck source=scripts/deps.sh
 . "$root/scripts/deps.sh"
-shoal_install_deps
+shoal_install_build_deps
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shoal-demo.XXXXXX")
 mkdir -p "$tmp/data" "$tmp/logs"

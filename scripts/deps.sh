@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages shoal needs to build and test, when they
-# are missing. Sourced by demo.sh and test.sh; safe to run again.
+# are missing. Sourced by demo.sh and bench.sh (what building needs) and
+# test.sh (everything); run alone it installs everything. Safe to run again.
 set -euo pipefail
 
-SHOAL_PACKAGES=(
+# What building shoal (and running its demo and bench) needs.
+SHOAL_BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libczmq-dev libyaml-dev libjansson-dev libcivetweb-dev
   libsqlite3-dev
@@ -14,30 +16,37 @@ SHOAL_PACKAGES=(
   # rest on that.
   libsodium-dev libpgm-dev libnorm-dev libbsd-dev libmd-dev uuid-dev
   libkrb5-dev libsystemd-dev
+  python3 curl ca-certificates
+)
+
+# What the tests need besides.
+SHOAL_TEST_PACKAGES=(
   libcurl4-openssl-dev
   libcmocka-dev valgrind
   clang libclang-rt-14-dev llvm
-  python3 python3-zmq
+  python3-zmq
   python3-yaml python3-jsonschema shellcheck systemd
   groff-base man-db
-  curl wget ca-certificates
+  wget
   chromium fonts-dejavu-core
   # tests/containers: the image and compose.yaml for real, with Podman
   podman runc netavark aardvark-dns iptables docker-compose debootstrap
 )
 
+# Prints those of the named packages that are not installed.
 shoal_missing_packages() {
   local missing=()
-  for pkg in "${SHOAL_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' \
       || missing+=("$pkg")
   done
   echo "${missing[@]:-}"
 }
 
-shoal_install_deps() {
+# Installs the named packages that are missing.
+shoal_install_packages() {
   local missing
-  missing=$(shoal_missing_packages)
+  missing=$(shoal_missing_packages "$@")
   [ -z "$missing" ] && return 0
   echo "Installing missing packages: $missing"
   local sudo=""
@@ -45,6 +54,16 @@ shoal_install_deps() {
   $sudo apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+}
+
+# What building needs: for demo.sh and bench.sh.
+shoal_install_build_deps() {
+  shoal_install_packages "${SHOAL_BUILD_PACKAGES[@]}"
+}
+
+# Everything: for test.sh.
+shoal_install_deps() {
+  shoal_install_packages "${SHOAL_BUILD_PACKAGES[@]}" "${SHOAL_TEST_PACKAGES[@]}"
 }
 
 # promtool (checks /metrics) from Debian's prometheus package, unpacked into
