@@ -160,7 +160,7 @@ class Cluster:
     def close(self):
         """Stops everything still running with SIGTERM and returns what went
         wrong: a process that did not exit 0 when asked to stop, or a
-        sanitizer report in any log."""
+        sanitizer report or a ZeroMQ socket left open in any log."""
         problems = []
         procs = [(n, p) for n, p in self.workers.items()]
         procs.append(("controller", self.controller))
@@ -182,8 +182,10 @@ class Cluster:
                     text = f.read().decode(errors="replace")
             except OSError:
                 continue
+            # czmq names each ZeroMQ socket left open at exit ("dangling
+            # 'REQ' socket created at ...").
             for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                           "runtime error:"):
+                           "runtime error:", "dangling '"):
                 if marker in text:
                     problems.append("%s: %s" % (os.path.basename(path), marker))
         return problems
