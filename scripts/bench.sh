@@ -219,9 +219,31 @@ private_kib() {
   awk '/^Private_(Clean|Dirty):/ {sum += $2} END {print sum}' "/proc/$1/smaps_rollup"
 }
 
+# The speed of the machine itself: a fixed unit of CPU work (a Python loop),
+# timed before each scenario and at the end, the median of 15 repetitions.
+# A shared or virtual machine can change speed between scenarios or runs;
+# the table reports the spread so a figure is read against it.
+probe_cpu() {
+  "$python" - >"$scratch/probe-$1" <<'PY'
+import statistics, time
+def unit():
+    total = 0
+    for i in range(100000):
+        total += i * i % 7
+    return total
+times = []
+for _ in range(15):
+    start = time.perf_counter()
+    unit()
+    times.append(time.perf_counter() - start)
+print("%.3f" % (statistics.median(times) * 1000))
+PY
+}
+
 cat /proc/loadavg >"$scratch/loadavg-start"
 
 # ---- 1. end to end: real workers against xargs -P 2 ------------------------
+probe_cpu 1
 note "1/6 end to end: $E2E_TASKS tasks of /bin/true, $E2E_SLOTS slots, against xargs -P $E2E_SLOTS"
 start_time=$EPOCHREALTIME
 seq "$E2E_TASKS" | xargs -P "$E2E_SLOTS" -n 1 /bin/true
@@ -248,6 +270,7 @@ stop_pid "$worker_pid"
 stop_pid "$ctl_pid"
 
 # ---- 2. the controller alone: simulated workers at full speed ---------------
+probe_cpu 2
 # Each simulated worker has CTL_SLOTS slots, what shoal-worker takes on a
 # 2-CPU machine; the store-off run is repeated with one slot, where every
 # TASK and RESULT is a TCP segment of its own (benchmarks.md).
@@ -311,6 +334,7 @@ loadgen halflock -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" 
 stop_pid "$ctl_pid"
 
 # ---- 3. one big stage: fan-out time and memory per pending task ------------
+probe_cpu 3
 note "3/6 fan-out: one stage of $FAN_ENTRIES tasks"
 start_controller fan
 # One worker with one slot holds the first task for an hour: every other
@@ -347,6 +371,7 @@ PY
 stop_pid "$ctl_pid"
 
 # ---- 4. many idle workers ----------------------------------------------------
+probe_cpu 4
 # Each simulated worker costs the load generator one descriptor (its TCP
 # connection; two with --zmtp libzmq), so the workers are spread over as
 # many loadgen processes as the descriptor limit needs. The window is
@@ -414,6 +439,7 @@ done
 stop_pid "$ctl_pid"
 
 # ---- 5. REST ------------------------------------------------------------------
+probe_cpu 5
 note "5/6 REST: $REST_MAX_JOBS jobs back to back, then $REST_RATE jobs/s for $REST_SECONDS s"
 start_controller rest
 loadgen restmax -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restmax -j single \
@@ -431,6 +457,7 @@ loadgen restq -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restq -j single \
 stop_pid "$ctl_pid"
 
 # ---- 6. idle memory ----------------------------------------------------------
+probe_cpu 6
 note "6/6 idle memory of a controller and a worker"
 start_controller mem
 sleep 1
@@ -446,6 +473,7 @@ private_kib "$worker_pid" >"$scratch/idle-worker-private.kib"
 stop_pid "$worker_pid"
 stop_pid "$ctl_pid"
 
+probe_cpu end
 cat /proc/loadavg >"$scratch/loadavg-end"
 
 # ---- the table and the JSON ---------------------------------------------------
@@ -588,13 +616,21 @@ def cpu_model():
         pass
     return platform.processor() or "unknown"
 
+# Before scenarios 1-6 and at the end: the same work, so max / min is how
+# far the machine's own speed moved during the run.
+probes = {tag: float(read("probe-" + tag))
+          for tag in ("1", "2", "3", "4", "5", "6", "end")}
+probe_spread = max(probes.values()) / min(probes.values())
+
 result = {
     "command": command,
     "scale": scale,
     "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(),
                 "kernel": platform.release(),
                 "loadavg_start": read("loadavg-start"),
-                "loadavg_end": read("loadavg-end")},
+                "loadavg_end": read("loadavg-end"),
+                "cpu_probe_ms": probes,
+                "cpu_probe_spread": probe_spread},
     "sizes": env,
     "figures": figures,
     "goals": checks,
@@ -688,6 +724,11 @@ print("shoal bench (%s), %d CPUs, %s, loadavg at start %s"
          " ".join(result["machine"]["loadavg_start"].split()[:3])))
 for name, text in rows:
     print("  %-*s  %s" % (width, name, text))
+print("machine speed: a fixed unit of CPU work took %.1f-%.1f ms before the "
+      "scenarios (%.2fx apart)%s"
+      % (min(probes.values()), max(probes.values()), probe_spread,
+         "; figures of this run are uncertain by as much"
+         if probe_spread > 1.2 else ""))
 print("goals:")
 for c in checks:
     print("  [%s] %-40s %10.4g  (want %s)"

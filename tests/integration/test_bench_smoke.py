@@ -90,6 +90,14 @@ class BenchScriptTest(unittest.TestCase):
         machine = result["machine"]
         self.assertGreater(machine["nproc"], 0, machine)
         self.assertTrue(machine["kernel"], machine)
+        # The speed probe before each of the six scenarios and at the end.
+        self.assertEqual(sorted(machine["cpu_probe_ms"]),
+                         ["1", "2", "3", "4", "5", "6", "end"], machine)
+        for tag, ms in machine["cpu_probe_ms"].items():
+            self.assertGreater(ms, 0, tag)
+        self.assertGreaterEqual(machine["cpu_probe_spread"], 1.0, machine)
+        self.assertIn("machine speed: a fixed unit of CPU work took",
+                      proc.stdout)
         self.assertEqual(result["scale"], "tiny")
         for name, run in result["raw"].items():
             self.assertEqual(run["error"], "", "%s: %s" % (name, run["error"]))
