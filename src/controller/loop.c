@@ -88,6 +88,15 @@ typedef struct {
     char *text;                  /* its JSON (owned)                       */
 } s_worker_event_t;
 
+/*  A job forgotten past its retention, kept until the batch that deletes
+    its rows is written: a resync puts only the jobs still in memory, so
+    should that batch fail, the resync must delete it again.              */
+typedef struct {
+    char *job_id;
+    uint64_t ticket;             /* the batch with its delete; 0: not yet
+                                    handed to the writer                   */
+} s_deleted_t;
+
 struct shoal_loop {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
     char *data_dir;              /* shared volume root                     */
@@ -100,6 +109,10 @@ struct shoal_loop {
     bool resync;                 /* the store missed changes: put every job
                                     and task in a batch again              */
     int64_t resync_at;           /* not before this monotonic ms           */
+    s_deleted_t *deleted;        /* forgotten jobs whose delete rows may
+                                    not be on disk yet (s_on_evicted)      */
+    size_t deleted_count;
+    size_t deleted_cap;
     s_held_t *held;              /* replies waiting for the writer         */
     size_t held_count;
     size_t held_cap;
@@ -528,12 +541,47 @@ s_workers_publish (shoal_loop_t *self)
     Returns 0, or -1 when the changes could not be handed to the writer
     (out of memory: logged, written again later). Events go out either
     way.                                                                   */
+/*  Lets go of the forgotten jobs whose delete rows are on disk: those of
+    the batches up to `written`, when no write failed since.              */
+static void
+s_deleted_prune (shoal_loop_t *self, uint64_t written)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->deleted_count; i++) {
+        s_deleted_t *entry = &self->deleted[i];
+        if (entry->ticket && entry->ticket <= written)
+            free (entry->job_id);
+        else
+            self->deleted[kept++] = *entry;
+    }
+    self->deleted_count = kept;
+}
+
+/*  Puts the delete rows of every forgotten job not yet known to be on
+    disk into the batch again (a resync).                                 */
+static void
+s_deleted_put_all (shoal_loop_t *self)
+{
+    for (size_t i = 0; i < self->deleted_count; i++) {
+        shoal_store_batch_delete_job (self->batch, self->deleted[i].job_id);
+        self->deleted[i].ticket = 0;
+    }
+}
+
 static int
 s_flush (shoal_loop_t *self, const char *key, uint64_t fingerprint,
          const char *key_job)
 {
-    if (self->writer && shoal_writer_take_resync (self->writer))
-        self->resync = true;
+    if (self->writer) {
+        /* `written` first: a failed write is flagged before its ticket
+           counts as written, so a delete is let go only once a write
+           holding it is known to have succeeded. */
+        uint64_t written = shoal_writer_written (self->writer);
+        if (shoal_writer_take_resync (self->writer))
+            self->resync = true;
+        if (!self->resync)
+            s_deleted_prune (self, written);
+    }
     bool resync = self->resync && s_mono_ms () >= self->resync_at;
     if (!key && !resync && !self->worker_count
         && !shoal_scheduler_changed (self->scheduler)
@@ -545,6 +593,7 @@ s_flush (shoal_loop_t *self, const char *key, uint64_t fingerprint,
         /* A write failed, and what it held is gone from the change lists:
            everything again, at most once a second while writes fail. */
         shoal_store_batch_put_all (self->batch, self->scheduler);
+        s_deleted_put_all (self);
         self->resync = false;
         self->resync_at = s_mono_ms () + 1000;
     }
@@ -567,6 +616,9 @@ s_flush (shoal_loop_t *self, const char *key, uint64_t fingerprint,
                                                    key_job != NULL);
             if (key_job)
                 self->submitted = ticket;
+            for (size_t i = 0; i < self->deleted_count; i++)
+                if (!self->deleted[i].ticket)
+                    self->deleted[i].ticket = ticket;
         }
     }
     s_workers_publish (self);
@@ -1375,14 +1427,30 @@ s_on_evicted (const char *job_id, void *arg)
     shoal_loop_t *self = arg;
     if (self->writer && !self->batch)
         self->batch = shoal_store_batch_new ();
-    /* Should this batch fail, the resync that follows writes only the
-       jobs still here: the rows stay in the file until the next start,
-       which forgets the job again at its first tick. */
-    if (self->batch)
-        shoal_store_batch_delete_job (self->batch, job_id);
-    else if (self->writer)
-        shoal_error ("out of memory: job %s stays in the state store until "
-                     "the next start", job_id);
+    if (self->writer) {
+        /* Should this batch fail, the resync that follows deletes it
+           again (s_deleted_put_all): it is no longer among the jobs a
+           resync puts. */
+        if (self->deleted_count == self->deleted_cap) {
+            size_t want = self->deleted_cap ? 2 * self->deleted_cap : 64;
+            s_deleted_t *grown = realloc (self->deleted,
+                                          want * sizeof *grown);
+            if (grown) {
+                self->deleted = grown;
+                self->deleted_cap = want;
+            }
+        }
+        char *copy = self->deleted_count < self->deleted_cap
+                         ? strdup (job_id) : NULL;
+        if (copy)
+            self->deleted[self->deleted_count++] = (s_deleted_t) {
+                .job_id = copy, .ticket = 0 };
+        if (self->batch)
+            shoal_store_batch_delete_job (self->batch, job_id);
+        if (!copy || !self->batch)
+            shoal_error ("out of memory: job %s may stay in the state store "
+                         "until the next start", job_id);
+    }
     const char *key = zhashx_lookup (self->key_of_job, job_id);
     if (key) {
         char *copy = strdup (key);   /* s_drop_key frees the map's */
@@ -1562,6 +1630,19 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     return self;
 }
 
+/*  Waits until the writer has written every batch handed over.          */
+static void
+s_wait_written (shoal_loop_t *self)
+{
+    uint64_t submitted = shoal_writer_submitted (self->writer);
+    while (shoal_writer_written (self->writer) < submitted) {
+        shoal_writer_hurry (self->writer);
+        struct pollfd written = { shoal_writer_fd (self->writer), POLLIN, 0 };
+        poll (&written, 1, 1000);
+        shoal_writer_ack (self->writer);
+    }
+}
+
 void
 shoal_loop_destroy (shoal_loop_t **self_p)
 {
@@ -1583,9 +1664,25 @@ shoal_loop_destroy (shoal_loop_t **self_p)
     zsock_destroy (&self->api);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
-    if (self->scheduler && self->events)
+    if (self->scheduler && self->events) {
         s_flush (self, NULL, 0, NULL);
+        if (self->writer) {
+            /* A write that failed in the last second is not made good
+               yet (resyncs come at most once a second): once the writer
+               has written the rest, make it good now, or the stop would
+               lose what that write held. */
+            s_wait_written (self);
+            if (shoal_writer_take_resync (self->writer) || self->resync) {
+                self->resync = true;
+                self->resync_at = 0;
+                s_flush (self, NULL, 0, NULL);
+            }
+        }
+    }
     shoal_writer_destroy (&self->writer);   /* writes what is left */
+    for (size_t i = 0; i < self->deleted_count; i++)
+        free (self->deleted[i].job_id);
+    free (self->deleted);
     shoal_store_batch_destroy (&self->batch);
     shoal_store_destroy (&self->store);
     shoal_scheduler_destroy (&self->scheduler);

@@ -7,6 +7,7 @@ a retention.
 """
 import os
 import signal
+import subprocess
 import unittest
 
 from harness import ClusterTest, wait_for
@@ -37,7 +38,8 @@ RETAIN = ("--retain-finished", "1", "--heartbeat-ms", "100")
 KEEP = ("--retain-finished", "0", "--heartbeat-ms", "100")
 
 
-class RetentionTest(ClusterTest):
+class RetentionCase(ClusterTest):
+    """What the retention tests share."""
     definitions = DEFINITIONS
 
     def listed_ids(self):
@@ -75,6 +77,9 @@ class RetentionTest(ClusterTest):
         c = self.cluster
         c.kill(c.controller, signal.SIGKILL)
         c.start_controller(extra=extra)
+
+
+class RetentionTest(RetentionCase):
 
     def test_an_ended_job_is_forgotten_and_stays_forgotten(self):
         c = self.cluster = self.make_cluster()
@@ -159,6 +164,69 @@ class RetentionTest(ClusterTest):
         self.assertEqual(self.listed_ids(), [kept])
         # Forgotten in the store as well, not only in memory.
         self.restart(KEEP)
+        self.assertProblem(c.get("/api/v1/jobs/" + done), 404)
+        self.assertEqual(self.listed_ids(), [kept])
+
+
+class RetentionStoreFullTest(RetentionCase):
+    """A job is forgotten while the state store's disk is full: the write
+    that deletes its rows fails, and the writes that make good the failure
+    once there is room again, or at the latest when the controller stops,
+    delete it too. The state directory is a small tmpfs (root only, as CI
+    runs)."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a tmpfs needs root")
+
+    def mount_state_dir(self, c):
+        state_dir = os.path.join(c.tmp, "state")
+        os.makedirs(state_dir)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700",
+                        "shoal-test-state", state_dir], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", state_dir])
+        return state_dir
+
+    def waiting_rows(self):
+        resp = self.cluster.get("/metrics")
+        for line in resp.body.splitlines():
+            if line.startswith("shoal_store_waiting_rows "):
+                return float(line.split()[1])
+        self.fail("no shoal_store_waiting_rows in /metrics")
+
+    def test_a_job_forgotten_while_the_disk_is_full_stays_forgotten(self):
+        c = self.cluster = self.make_cluster()
+        state_dir = self.mount_state_dir(c)
+        state = ("--state-dir", state_dir)
+        c.start_controller(extra=RETAIN + state)
+        c.start_worker("w1", slots=1)
+        kept = c.submit("quick", start=False)["id"]
+        done = c.submit("quick")["id"]
+        self.assertEqual(c.wait_job(done)["state"], "succeeded")
+        wait_for(lambda: self.waiting_rows() == 0,
+                 what="the ended job to be on disk")
+
+        # No room left: every write fails from now on.
+        filler = os.path.join(state_dir, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"x" * 4096):
+                pass
+        except OSError:
+            pass   # ENOSPC: full
+        finally:
+            os.close(fd)
+        self.wait_gone(done)
+        with open(c.logs[0], errors="replace") as f:
+            self.assertIn("state store", f.read(),
+                          "no write failed while the disk was full")
+
+        # Room again, and at once a stop: the rows of the forgotten job
+        # must be gone from the store before the controller exits.
+        os.unlink(filler)
+        c.kill(c.controller, signal.SIGTERM)
+        self.assertEqual(c.controller.returncode, 0)
+        c.start_controller(extra=KEEP + state)
         self.assertProblem(c.get("/api/v1/jobs/" + done), 404)
         self.assertEqual(self.listed_ids(), [kept])
 
