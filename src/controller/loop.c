@@ -1447,7 +1447,9 @@ s_on_evicted (const char *job_id, void *arg)
                 .job_id = copy, .ticket = 0 };
         if (self->batch)
             shoal_store_batch_delete_job (self->batch, job_id);
-        if (!copy || !self->batch)
+        else
+            self->resync = true;   /* the resync deletes it (kept above) */
+        if (!copy)
             shoal_error ("out of memory: job %s may stay in the state store "
                          "until the next start", job_id);
     }
