@@ -906,15 +906,15 @@ s_job_not_found (const char *id)
     return s_problem (404, "Job not found", detail, "id");
 }
 
-/*  Makes <data-dir>/jobs/<id>/logs. Returns 0 or -1 with errno.          */
+/*  Makes <data-dir>/jobs/<id>. Returns 0 or -1 with errno. Its logs/ is
+    the workers' to make (mkdir -p before a task's first log): a new
+    directory costs a block of the file system zeroed, and this runs on
+    the loop, once per submission.                                        */
 static int
 s_make_job_dir (shoal_loop_t *self, const char *id)
 {
     char path[4096];
     snprintf (path, sizeof path, "%s/jobs/%s", self->data_dir, id);
-    if (mkdir (path, 0755) && errno != EEXIST)
-        return -1;
-    snprintf (path, sizeof path, "%s/jobs/%s/logs", self->data_dir, id);
     if (mkdir (path, 0755) && errno != EEXIST)
         return -1;
     return 0;
