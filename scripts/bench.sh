@@ -67,6 +67,11 @@ for ((i = 0; i < ${#sizes[@]}; i += 4)); do
   export "${name?}"
 done
 
+if [ "$LATENCY_RUNS" -lt 1 ]; then
+  echo "bench.sh: BENCH_LATENCY_RUNS must be 1 or more, not '$LATENCY_RUNS'" >&2
+  exit 2
+fi
+
 # ---- build ------------------------------------------------------------------
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
   # shellcheck source=scripts/deps.sh

@@ -130,7 +130,7 @@ s_problem (s_request_t *req, int status, const char *title,
 /*  Each HTTP thread keeps one REQ socket to the loop for its whole life.
     A socket made and closed per request cost an eventfd, a registration
     with the ZeroMQ context and a pipe set up and torn down on the loop's
-    side every time: at 1,000 submissions/s those stalls made up the p99.
+    side every time, about 100 µs of CPU per request (docs/benchmarks.md).
     The HTTP server's exit_thread callback closes it (s_exit_thread).    */
 static __thread zsock_t *s_loop_socket;
 
@@ -170,17 +170,19 @@ s_loop_call (json_t *request)
     json_t *reply = NULL;
     char *text = json_dumps (request, JSON_COMPACT);
     json_decref (request);
-    char *answer = NULL;
-    if (socket && text && zstr_send (socket, text) == 0)
-        answer = zstr_recv (socket);
-    if (answer) {
-        reply = json_loads (answer, 0, NULL);
-        zstr_free (&answer);
-    }
-    else if (socket) {
-        /* A REQ socket that got no reply cannot send again; a late reply
-           would answer the wrong request. The next call starts afresh. */
-        zsock_destroy (&s_loop_socket);
+    if (socket && text) {
+        char *answer = zstr_send (socket, text) == 0 ? zstr_recv (socket)
+                                                      : NULL;
+        if (answer) {
+            reply = json_loads (answer, 0, NULL);
+            zstr_free (&answer);
+        }
+        else {
+            /* A REQ socket that got no reply cannot send again, and a
+               late reply would answer the wrong request: the next call
+               starts afresh. */
+            zsock_destroy (&s_loop_socket);
+        }
     }
     free (text);
     return reply;
