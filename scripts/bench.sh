@@ -322,6 +322,10 @@ PY
 # the controller: the half-peak runs, store on and off in turn, are made
 # LATENCY_RUNS times, and the table reports the run with the median p99
 # beside every run's p99 (run k > 1 is tagged "half.k").
+# The tag of run $2 of a repeated scenario $1: "half", "half.2", ...
+run_tag() {
+  if [ "$2" -gt 1 ]; then echo "$1.$2"; else echo "$1"; fi
+}
 half_peak() {
   local tag=$1
   shift
@@ -333,12 +337,10 @@ half_peak() {
   stop_pid "$ctl_pid"
 }
 for ((run = 1; run <= LATENCY_RUNS; run++)); do
-  suffix=""
-  [ "$run" -gt 1 ] && suffix=".$run"
   note "2/6 half peak (run $run of $LATENCY_RUNS): $HALF_JOBS jobs x $half_spawn tasks at $half_rate jobs/s, each held $half_delay ms +/- 50 %"
-  half_peak "half$suffix"
+  half_peak "$(run_tag half "$run")"
   note "2/6 half peak, store off (run $run of $LATENCY_RUNS): the same load with --ephemeral"
-  half_peak "halfoff$suffix" --ephemeral
+  half_peak "$(run_tag halfoff "$run")" --ephemeral
 done
 note "2/6 half peak in lockstep: the same jobs at once, each task held $half_delay ms"
 start_controller halflock
@@ -459,9 +461,7 @@ start_controller rest
 loadgen restmax -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restmax -j single \
   -n "$REST_MAX_JOBS" --connections 4 --controller-pid "$ctl_pid"
 for ((run = 1; run <= LATENCY_RUNS; run++)); do
-  suffix=""
-  [ "$run" -gt 1 ] && suffix=".$run"
-  loadgen "rest$suffix" -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name rest \
+  loadgen "$(run_tag rest "$run")" -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name rest \
     -j single -n $((REST_RATE * REST_SECONDS)) --rate "$REST_RATE" \
     --connections 8 --controller-pid "$ctl_pid"
 done
