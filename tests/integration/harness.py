@@ -256,6 +256,19 @@ class ClusterTest(unittest.TestCase):
         self.addCleanup(self._close, cluster)
         return cluster
 
+    def mount_small_state_dir(self, cluster):
+        """A 1 MiB tmpfs at <cluster tmp>/state, for a state store whose
+        disk fills up; unmounted after the test. Skips the test unless
+        root (CI runs as root)."""
+        if os.geteuid() != 0:
+            self.skipTest("mounting a tmpfs needs root")
+        state_dir = os.path.join(cluster.tmp, "state")
+        os.makedirs(state_dir)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700",
+                        "shoal-test-state", state_dir], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", state_dir])
+        return state_dir
+
     def _close(self, cluster):
         problems = cluster.close()
         # _outcome.success turns False when this test failed or erred.

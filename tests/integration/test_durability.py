@@ -192,14 +192,8 @@ class StoreFullTest(ClusterTest):
     definitions = DEFINITIONS
 
     def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("mounting a tmpfs needs root")
         self.cluster = self.make_cluster()
-        self.state_dir = os.path.join(self.cluster.tmp, "state")
-        os.makedirs(self.state_dir)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700",
-                        "shoal-test-state", self.state_dir], check=True)
-        self.addCleanup(subprocess.run, ["umount", "-l", self.state_dir])
+        self.state_dir = self.mount_small_state_dir(self.cluster)
 
     def submit(self, size):
         # Not started: only the job row (and its params) is written.

@@ -7,7 +7,6 @@ a retention.
 """
 import os
 import signal
-import subprocess
 import unittest
 
 from harness import ClusterTest, wait_for
@@ -175,18 +174,6 @@ class RetentionStoreFullTest(RetentionCase):
     delete it too. The state directory is a small tmpfs (root only, as CI
     runs)."""
 
-    def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("mounting a tmpfs needs root")
-
-    def mount_state_dir(self, c):
-        state_dir = os.path.join(c.tmp, "state")
-        os.makedirs(state_dir)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700",
-                        "shoal-test-state", state_dir], check=True)
-        self.addCleanup(subprocess.run, ["umount", "-l", state_dir])
-        return state_dir
-
     def waiting_rows(self):
         resp = self.cluster.get("/metrics")
         for line in resp.body.splitlines():
@@ -196,7 +183,7 @@ class RetentionStoreFullTest(RetentionCase):
 
     def test_a_job_forgotten_while_the_disk_is_full_stays_forgotten(self):
         c = self.cluster = self.make_cluster()
-        state_dir = self.mount_state_dir(c)
+        state_dir = self.mount_small_state_dir(c)
         state = ("--state-dir", state_dir)
         c.start_controller(extra=RETAIN + state)
         c.start_worker("w1", slots=1)
