@@ -52,6 +52,20 @@
 #define SHOAL_RECONNECT_MIN_MS 1000
 #define SHOAL_RECONNECT_MAX_MS 32000
 
+/*  When a worker sends its HEARTBEAT, `period` being the period in force
+    and `silent` the time since its last one (both in one unit, any).
+    It answers the controller's HEARTBEAT when it has sent none for half a
+    period: the controller heartbeats every idle worker at once at each of
+    its ticks, so the answers come back together too, and both directions
+    cost one wake-up of each thread per burst instead of one per message.
+    The half period keeps it from answering a heartbeat that answers its
+    own. Its own clock only sends one after 1.25 periods of silence, so
+    that with a live controller the answer always comes first; a
+    controller loses a worker after SHOAL_HEARTBEAT_LIVENESS periods.    */
+bool shoal_heartbeat_answer_due (int64_t silent, int64_t period);
+bool shoal_heartbeat_own_due (int64_t silent, int64_t period);
+int64_t shoal_heartbeat_own_after (int64_t period);
+
 typedef enum {
     SHOAL_MSG_HELLO = 0,
     SHOAL_MSG_WELCOME,

@@ -676,6 +676,24 @@ shoal_msg_heartbeat_fast (const void *body, size_t size, bool *draining)
     return 1;
 }
 
+bool
+shoal_heartbeat_answer_due (int64_t silent, int64_t period)
+{
+    return silent >= period / 2;
+}
+
+int64_t
+shoal_heartbeat_own_after (int64_t period)
+{
+    return period + period / 4;
+}
+
+bool
+shoal_heartbeat_own_due (int64_t silent, int64_t period)
+{
+    return silent >= shoal_heartbeat_own_after (period);
+}
+
 size_t
 shoal_msg_heartbeat_text (char *buf, size_t size, int64_t heartbeat_ms)
 {

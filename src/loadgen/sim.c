@@ -114,7 +114,8 @@ typedef struct {
     int64_t *free_ns;         /* ring: when each free slot came free       */
     uint32_t free_head;       /* oldest entry                              */
     uint32_t free_count;      /* entries                                   */
-    int64_t next_heartbeat;   /* ns                                        */
+    int64_t next_heartbeat;   /* ns: its next look at the clock below      */
+    int64_t heartbeat_sent;   /* ns: its last HEARTBEAT; 0: none yet       */
 } s_worker_t;
 
 /*  A RESULT waiting for its delay to pass.                                */
@@ -625,6 +626,17 @@ s_on_welcome (s_worker_t *worker, const char *body, size_t size)
 }
 
 static void
+s_send_heartbeat (s_worker_t *worker, int64_t now)
+{
+    if (!s_is_open (worker))
+        return;
+    worker->heartbeat_sent = now;
+    if (s_send (worker, SHOAL_MSG_HEARTBEAT, "{}", 2) == 0)
+        worker->thread->stats.heartbeats++;
+    s_drain (worker);
+}
+
+static void
 s_on_heartbeat (s_worker_t *worker, const char *body, size_t size)
 {
     /* The controller tells the period as it adapts it to the cluster's
@@ -632,6 +644,12 @@ s_on_heartbeat (s_worker_t *worker, const char *body, size_t size)
     int64_t ms = 0;
     if (shoal_msg_heartbeat_period (body, size, &ms) == 0 && ms > 0)
         s_adopt_period (worker->thread, ms);
+    /* Answered at once, as shoal-worker does. */
+    int64_t now = lg_now_ns ();
+    if (worker->heartbeat_sent == 0
+        || shoal_heartbeat_answer_due (now - worker->heartbeat_sent,
+                                       worker->thread->heartbeat_ns))
+        s_send_heartbeat (worker, now);
 }
 
 static void
@@ -1019,23 +1037,28 @@ s_send_due_results (s_thread_t *thread, int64_t now)
     }
 }
 
+/*  A worker's own clock: shoal-worker sends a HEARTBEAT after 1.25
+    periods without one (shoal_heartbeat_own_due). Looking at every
+    worker each quarter period, in a ring ordered by the time of the look,
+    keeps that O(1) per worker; a HEARTBEAT goes out at most a quarter
+    period late, far inside the controller's SHOAL_HEARTBEAT_LIVENESS.    */
 static void
 s_send_heartbeats (s_thread_t *thread, int64_t now)
 {
+    int64_t quarter = thread->heartbeat_ns / 4;
     for (size_t n = 0; n < thread->count; n++) {
         s_worker_t *worker = &thread->workers[thread->heartbeat_cursor];
         if (worker->next_heartbeat > now)
             break;
-        worker->next_heartbeat += thread->heartbeat_ns;
+        worker->next_heartbeat += quarter;
         if (worker->next_heartbeat <= now)
-            worker->next_heartbeat = now + thread->heartbeat_ns;
+            worker->next_heartbeat = now + quarter;
         thread->heartbeat_cursor = (thread->heartbeat_cursor + 1)
                                    % thread->count;
-        if (!s_is_open (worker))
-            continue;
-        if (s_send (worker, SHOAL_MSG_HEARTBEAT, "{}", 2) == 0)
-            thread->stats.heartbeats++;
-        s_drain (worker);
+        if (worker->heartbeat_sent == 0
+            || shoal_heartbeat_own_due (now - worker->heartbeat_sent,
+                                        thread->heartbeat_ns))
+            s_send_heartbeat (worker, now);
     }
 }
 

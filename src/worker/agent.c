@@ -92,7 +92,8 @@ struct shoal_agent {
     int64_t drain_timeout_ms;   /* how long a drain may last               */
     int64_t drain_until;        /* when the drain ends                     */
     int64_t heartbeat_ms;       /* interval, from WELCOME when given       */
-    int64_t heartbeat_at;       /* next HEARTBEAT due                      */
+    int64_t heartbeat_at;       /* next HEARTBEAT of our own clock         */
+    int64_t heartbeat_sent;     /* when the last one went out; 0: none     */
     int64_t expire_at;          /* controller lost if silent until then    */
     int64_t reconnect_at;       /* when S_DISCONNECTED makes a new socket  */
     int64_t backoff_ms;         /* the next backoff                        */
@@ -148,6 +149,34 @@ s_send (shoal_agent_t *self, shoal_msg_type_t type, json_t *body)
                     zmq_strerror (errno));
     free (text);
     json_decref (body);
+}
+
+/*  Marks the worker healthy: a probe (shoal-worker --healthcheck) reads
+    the file's age. Creating it is enough; its content does not matter.   */
+static void
+s_touch_health (const char *path)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        shoal_warn ("cannot touch health file %s: %s", path, strerror (errno));
+        return;
+    }
+    futimens (fd, NULL);
+    close (fd);
+}
+
+/*  Sends our HEARTBEAT, whether it answers the controller's or our clock
+    asked for it, and starts our clock over.                               */
+static void
+s_send_heartbeat (shoal_agent_t *self, int64_t now)
+{
+    json_t *body = self->stopping ? json_pack ("{s:b}", "draining", 1)
+                                  : json_object ();
+    s_send (self, SHOAL_MSG_HEARTBEAT, body);
+    self->heartbeat_sent = now;
+    self->heartbeat_at = now + shoal_heartbeat_own_after (self->heartbeat_ms);
+    if (self->health_file && self->state == S_READY)
+        s_touch_health (self->health_file);
 }
 
 static void
@@ -350,7 +379,7 @@ s_open (shoal_agent_t *self, int64_t now, shoal_error_t *err)
     }
     self->sock = sock;
     self->state = S_CONNECTING;
-    self->heartbeat_at = now + self->heartbeat_ms;
+    self->heartbeat_at = now + shoal_heartbeat_own_after (self->heartbeat_ms);
     self->expire_at = now + self->heartbeat_ms * SHOAL_HEARTBEAT_LIVENESS;
     return 0;
 }
@@ -387,7 +416,7 @@ s_reconnect (shoal_agent_t *self, int64_t now)
 
 /*  Keeps the heartbeat period the controller tells (in WELCOME, and in
     its HEARTBEATs as it adapts the period to the size of the cluster):
-    ours go out at that period and the controller is lost after
+    ours follow it and the controller is lost after
     SHOAL_HEARTBEAT_LIVENESS of them.                                      */
 static json_int_t
 s_adopt_period (shoal_agent_t *self, json_int_t interval, int64_t now)
@@ -398,8 +427,9 @@ s_adopt_period (shoal_agent_t *self, json_int_t interval, int64_t now)
         interval = S_HEARTBEAT_MAX_MS;
     self->heartbeat_ms = interval;
     self->expire_at = now + self->heartbeat_ms * SHOAL_HEARTBEAT_LIVENESS;
-    if (self->heartbeat_at > now + self->heartbeat_ms)
-        self->heartbeat_at = now + self->heartbeat_ms;
+    int64_t own = now + shoal_heartbeat_own_after (self->heartbeat_ms);
+    if (self->heartbeat_at > own)
+        self->heartbeat_at = own;
     return interval;
 }
 
@@ -435,6 +465,12 @@ s_on_heartbeat (shoal_agent_t *self, json_t *body, int64_t now)
         json_object_get (body, "heartbeat_ms"));
     if (interval > 0 && interval != self->heartbeat_ms)
         s_adopt_period (self, interval, now);
+    //  Answered at once, together with every other idle worker's answer
+    //  (see shoal_heartbeat_answer_due).
+    if (self->heartbeat_sent == 0
+        || shoal_heartbeat_answer_due (now - self->heartbeat_sent,
+                                       self->heartbeat_ms))
+        s_send_heartbeat (self, now);
 }
 
 static void
@@ -833,28 +869,6 @@ s_end_drain (shoal_agent_t *self, int64_t now)
     shoal_runner_stop_all (self->runner, now);
 }
 
-static void
-s_send_heartbeat (shoal_agent_t *self)
-{
-    json_t *body = self->stopping ? json_pack ("{s:b}", "draining", 1)
-                                  : json_object ();
-    s_send (self, SHOAL_MSG_HEARTBEAT, body);
-}
-
-/*  Marks the worker healthy: a probe (shoal-worker --healthcheck) reads
-    the file's age. Creating it is enough; its content does not matter.   */
-static void
-s_touch_health (const char *path)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        shoal_warn ("cannot touch health file %s: %s", path, strerror (errno));
-        return;
-    }
-    futimens (fd, NULL);
-    close (fd);
-}
-
 /*  First stop: drain. Second stop, or no drain time: stop at once.        */
 static void
 s_begin_stop (shoal_agent_t *self, int64_t now)
@@ -872,7 +886,7 @@ s_begin_stop (shoal_agent_t *self, int64_t now)
                 (long long) self->drain_timeout_ms);
     //  Tell the controller at once, so it sends nothing more.
     if (self->sock)
-        s_send_heartbeat (self);
+        s_send_heartbeat (self, now);
 }
 
 static void
@@ -898,12 +912,8 @@ s_wake (shoal_agent_t *self, int wake_fd, int64_t now)
 static void
 s_timers (shoal_agent_t *self, int64_t now)
 {
-    if (self->sock && now >= self->heartbeat_at) {
-        s_send_heartbeat (self);
-        self->heartbeat_at = now + self->heartbeat_ms;
-        if (self->health_file && self->state == S_READY)
-            s_touch_health (self->health_file);
-    }
+    if (self->sock && now >= self->heartbeat_at)
+        s_send_heartbeat (self, now);
     if (self->stopping && !self->killing && now >= self->drain_until)
         s_end_drain (self, now);
     if (self->sock && !self->stopping && now >= self->expire_at)

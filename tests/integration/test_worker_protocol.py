@@ -259,6 +259,28 @@ class ConnectionTest(WorkerTestCase):
         self.expect("HEARTBEAT")
         self.expect("HEARTBEAT")
 
+    def test_controller_heartbeat_is_answered_at_once_but_not_an_answer(self):
+        # The controller heartbeats its idle workers all at once, once a
+        # period; each answers at once when it has been silent for half a
+        # period, so the answers come back in one burst too. Its own clock
+        # waits 1.25 periods after its last HEARTBEAT. Period 4 s here:
+        # an answer 2.2 s after the worker's last HEARTBEAT, 2.8 s before
+        # its own clock would send one.
+        self.answer_heartbeats = False
+        self.send("WELCOME", {"controller": "test-controller",
+                              "heartbeat_ms": 4000})
+        self.expect("HEARTBEAT")
+        time.sleep(2.2)
+        self.send("HEARTBEAT", {})
+        answer = self.recv(1.5)
+        self.assertIsNotNone(answer, "no HEARTBEAT answered ours")
+        self.assertEqual(answer[1], "HEARTBEAT", answer)
+        # A HEARTBEAT right after its last is not answered: two peers
+        # that both answered would bounce one back and forth for ever.
+        self.send("HEARTBEAT", {})
+        later = [m[1] for m in self.collect(1.5)]
+        self.assertNotIn("HEARTBEAT", later)
+
     def test_reconnect_makes_the_worker_say_hello_on_the_same_socket(self):
         self.send("RECONNECT", {})
         identity, hello = self.expect("HELLO")

@@ -554,6 +554,30 @@ test_fast_heartbeat_reads_what_workers_send (void **state)
     assert_int_equal (shoal_msg_command ("BYE\0", 4), -1);
 }
 
+/*  A worker answers the controller's HEARTBEAT once it has been silent
+    for half a period, never the answer to one of its own; its own clock
+    waits 1.25 periods, so a live controller's HEARTBEAT comes first.     */
+static void
+test_heartbeat_answer_and_own_clock (void **state)
+{
+    (void) state;
+    assert_false (shoal_heartbeat_answer_due (0, 4000));
+    assert_false (shoal_heartbeat_answer_due (1999, 4000));
+    assert_true (shoal_heartbeat_answer_due (2000, 4000));
+    assert_true (shoal_heartbeat_answer_due (60000, 4000));
+    assert_int_equal (shoal_heartbeat_own_after (4000), 5000);
+    assert_int_equal (shoal_heartbeat_own_after (100), 125);
+    assert_false (shoal_heartbeat_own_due (4000, 4000));
+    assert_false (shoal_heartbeat_own_due (4999, 4000));
+    assert_true (shoal_heartbeat_own_due (5000, 4000));
+    /* Any unit: the load generator counts in nanoseconds. */
+    assert_true (shoal_heartbeat_own_due (5000000000, 4000000000));
+    assert_false (shoal_heartbeat_answer_due (1999999999, 4000000000));
+    /* Its own clock stays well inside the controller's patience. */
+    assert_true (shoal_heartbeat_own_after (60000)
+                 < 60000 * SHOAL_HEARTBEAT_LIVENESS);
+}
+
 /*  The controller's HEARTBEAT tells the period; one without the field
     (an older controller) leaves the period as it is.                     */
 static void
@@ -637,6 +661,7 @@ main (void)
         cmocka_unit_test (test_fast_result_agrees_with_the_decoder),
         cmocka_unit_test (test_fast_heartbeat_reads_what_workers_send),
         cmocka_unit_test (test_heartbeat_period_field),
+        cmocka_unit_test (test_heartbeat_answer_and_own_clock),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
