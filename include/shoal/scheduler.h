@@ -149,9 +149,9 @@ int64_t shoal_heartbeat_period_ms (size_t workers, int64_t minimum_ms);
     SHOAL_HEARTBEAT_MS). The period in force is
     shoal_heartbeat_period_ms of the connected workers, chosen again at
     every tick; a worker silent for SHOAL_HEARTBEAT_LIVENESS periods is
-    lost. Call tick once per period in force; a tick sends a HEARTBEAT to
-    each worker told nothing in the last half period, or not yet told the
-    period in force.                                                       */
+    lost. Call tick once per period in force (a tick tells a new period to
+    every worker at once) and shoal_scheduler_heartbeats when
+    shoal_scheduler_heartbeat_due says.                                    */
 void shoal_scheduler_set_heartbeat_ms (shoal_scheduler_t *self,
                                        int64_t heartbeat_ms);
 
@@ -272,9 +272,23 @@ int shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
 
 /*  Passes time: chooses the heartbeat period for the workers connected
     now, drops workers silent for longer than shoal_scheduler_loss_ms,
-    and live workers are due a heartbeat (telling them the period). Call
-    once per period in force (shoal_scheduler_heartbeat_ms).               */
+    and sends a HEARTBEAT telling the period to every worker not yet told
+    the period in force. Call once per period in force
+    (shoal_scheduler_heartbeat_ms).                                        */
 void shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now);
+
+/*  The controller's regular HEARTBEATs, spread over the period: the
+    workers form a ring, and each call looks at as many of them as the
+    time since the last call is worth (W workers per period, each once),
+    sending a HEARTBEAT to each one told nothing in the last half period.
+    Sent all at once, a tick's heartbeats to 10,000 idle workers (and
+    their answers) would hold up every TASK and RESULT behind them for
+    tens of milliseconds; spread, a step holds a few dozen, still enough
+    to share each wake-up of the loop and of libzmq's I/O thread.
+    shoal_scheduler_heartbeat_due is when the next step is due (-1: no
+    workers): every 25 ms at most, every period / W with fewer workers.   */
+int64_t shoal_scheduler_heartbeat_due (const shoal_scheduler_t *self);
+void shoal_scheduler_heartbeats (shoal_scheduler_t *self, int64_t now);
 
 /*  Called with the id of each job shoal_scheduler_evict forgets, just
     before the job is freed; the id is borrowed for the call.             */

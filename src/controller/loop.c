@@ -1782,6 +1782,9 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
         int64_t wake = shoal_scheduler_next_wake (self->scheduler);
         if (wake >= 0 && wake - s_now (self) < wait)
             wait = wake - s_now (self);
+        int64_t beat = shoal_scheduler_heartbeat_due (self->scheduler);
+        if (beat >= 0 && beat - s_now (self) < wait)
+            wait = beat - s_now (self);
         if (wait < 0)
             wait = 0;
         int rc = zmq_poll (items, item_count, (long) wait);
@@ -1802,6 +1805,11 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
         int64_t due = shoal_scheduler_next_wake (self->scheduler);
         if (due >= 0 && due <= s_now (self)) {
             shoal_scheduler_wake (self->scheduler, s_now (self));
+            s_run_actions (self);
+        }
+        int64_t beat_due = shoal_scheduler_heartbeat_due (self->scheduler);
+        if (beat_due >= 0 && beat_due <= s_now (self)) {
+            shoal_scheduler_heartbeats (self->scheduler, s_now (self));
             s_run_actions (self);
         }
         if (s_mono_ms () >= self->next_tick) {

@@ -153,6 +153,8 @@ struct shoal_worker {
     shoal_task_t *tasks;         /* attempts it holds (linked list)        */
     shoal_worker_t *free_prev;   /* ring of workers with a free slot       */
     shoal_worker_t *free_next;
+    shoal_worker_t *beat_prev;   /* ring of every worker in the table, */
+    shoal_worker_t *beat_next;   /* walked by shoal_scheduler_heartbeats   */
     shoal_worker_t *grave_next;  /* graveyard link once gone               */
     bool in_free;
     bool alive;
@@ -200,6 +202,11 @@ struct shoal_scheduler {
     int64_t hold_loss_ms;        /* a longer loss deadline kept after the
                                     period shrank ...                      */
     int64_t hold_until;          /* ... until this time                    */
+    shoal_worker_t *beat;        /* next worker shoal_scheduler_heartbeats
+                                    looks at, in the ring beat_next links  */
+    int64_t beat_at;             /* time of its last step                  */
+    int64_t beat_credit;         /* workers x ms not yet walked: a step
+                                    looks at credit / period workers       */
     s_class_wire_t *class_wire;  /* TASK body parts made so far, by class  */
     size_t class_wire_count;
     size_t class_wire_cap;
@@ -577,6 +584,38 @@ s_free_remove (shoal_scheduler_t *self, shoal_worker_t *worker)
             self->free = worker->free_next;
     }
     worker->free_prev = worker->free_next = NULL;
+}
+
+/*  A new worker joins the heartbeat ring just behind the next one looked
+    at: its first look comes a period after its WELCOME, when it is due. */
+static void
+s_beat_add (shoal_scheduler_t *self, shoal_worker_t *worker)
+{
+    if (!self->beat) {
+        worker->beat_prev = worker->beat_next = worker;
+        self->beat = worker;
+        return;
+    }
+    worker->beat_next = self->beat;
+    worker->beat_prev = self->beat->beat_prev;
+    worker->beat_prev->beat_next = worker;
+    self->beat->beat_prev = worker;
+}
+
+static void
+s_beat_remove (shoal_scheduler_t *self, shoal_worker_t *worker)
+{
+    if (!worker->beat_next)
+        return;
+    if (worker->beat_next == worker)
+        self->beat = NULL;
+    else {
+        worker->beat_prev->beat_next = worker->beat_next;
+        worker->beat_next->beat_prev = worker->beat_prev;
+        if (self->beat == worker)
+            self->beat = worker->beat_next;
+    }
+    worker->beat_prev = worker->beat_next = NULL;
 }
 
 static void
@@ -1188,6 +1227,7 @@ shoal_scheduler_worker_hello (shoal_scheduler_t *self, const char *key,
         worker->alive = true;
         worker->connected_at = now;
         zhashx_insert (self->workers, worker->key, worker);
+        s_beat_add (self, worker);
     }
     worker->name = s_intern (self, name);
     worker->slots = slots;
@@ -1289,6 +1329,7 @@ shoal_scheduler_worker_gone (shoal_scheduler_t *self, const char *key,
     /* Out of the table now; the memory goes to the graveyard because
        queued actions may still point at it. */
     zhashx_delete (self->workers, key);
+    s_beat_remove (self, worker);
     worker->grave_next = self->graveyard;
     self->graveyard = worker;
     s_dispatch (self, now);
@@ -1403,6 +1444,59 @@ shoal_scheduler_result (shoal_scheduler_t *self, const char *key,
     return 0;
 }
 
+/*  The ring is walked at W workers per period, a step every
+    S_BEAT_STEP_MS at least (fewer workers: one each P / W). At 10,000
+    workers and 4 s that is 62 workers a step: a step holds the loop up
+    for well under a millisecond, and shares its wake-ups. Measured with
+    10,000 idle workers, steps of 10, 25, 50 and 100 ms cost 6.6, 6.1,
+    5.4 and 5.2 % of a core (all at once: 5.0 %).                        */
+#define S_BEAT_STEP_MS 25
+
+int64_t
+shoal_scheduler_heartbeat_due (const shoal_scheduler_t *self)
+{
+    size_t workers = zhashx_size (self->workers);
+    if (!workers)
+        return -1;
+    int64_t step = self->heartbeat_ms / (int64_t) workers;
+    if (step < S_BEAT_STEP_MS)
+        step = S_BEAT_STEP_MS;
+    return self->beat_at + step;
+}
+
+void
+shoal_scheduler_heartbeats (shoal_scheduler_t *self, int64_t now)
+{
+    self->now = now;
+    int64_t period = self->heartbeat_ms;
+    int64_t workers = (int64_t) zhashx_size (self->workers);
+    int64_t elapsed = now - self->beat_at;
+    self->beat_at = now;
+    if (elapsed <= 0 || !workers)
+        return;
+    if (elapsed > period)
+        elapsed = period;   /* a late step looks at each worker once */
+    self->beat_credit += elapsed * workers;
+    int64_t looks = self->beat_credit / period;
+    self->beat_credit %= period;
+    if (looks > workers)
+        looks = workers;
+    for (int64_t i = 0; i < looks && self->beat; i++) {
+        shoal_worker_t *worker = self->beat;
+        self->beat = worker->beat_next;
+        /* A worker we sent a TASK or a CANCEL in the last half period
+           has heard from us (any message is a sign of life to it): no
+           HEARTBEAT. A busy cluster thus gets none. We are silent to a
+           worker for 1.5 periods at most, against the
+           SHOAL_HEARTBEAT_LIVENESS it waits. */
+        if (worker->alive && now - worker->told_at >= period / 2) {
+            worker->told_at = now;
+            worker->told_period = period;
+            s_emit (self, SHOAL_ACTION_HEARTBEAT, worker, NULL, NULL);
+        }
+    }
+}
+
 void
 shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
 {
@@ -1417,15 +1511,10 @@ shoal_scheduler_tick (shoal_scheduler_t *self, int64_t now)
          worker = zhashx_next (self->workers)) {
         if (now - worker->last_seen > deadline)
             zlistx_add_end (lost, worker->key);
-        else if (now - worker->told_at >= self->heartbeat_ms / 2
-                 || worker->told_period != self->heartbeat_ms) {
-            /* A worker we sent a TASK or a CANCEL in the last half
-               period has heard from us (any message is a sign of life to
-               it): no HEARTBEAT. A busy cluster thus gets none, instead
-               of a burst of one per worker between its tasks once a
-               period. We are silent to a worker for 1.5 periods at most,
-               against the SHOAL_HEARTBEAT_LIVENESS it waits; a new period
-               is always told. */
+        else if (worker->told_period != self->heartbeat_ms) {
+            /* A new period is told at once, to every worker: one that
+               kept a shorter one would give us up before the ring
+               reaches it. */
             worker->told_at = now;
             worker->told_period = self->heartbeat_ms;
             s_emit (self, SHOAL_ACTION_HEARTBEAT, worker, NULL, NULL);

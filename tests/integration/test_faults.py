@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 import zmq
@@ -399,6 +400,23 @@ class FaultTest(ClusterTest, faultkit.SettledChecks):
         self.assert_settled([running["id"], after["id"]],
                             once=["one-0", "one-1", "one-2",
                                   "after-0", "after-1"])
+
+    def test_idle_workers_and_controller_keep_each_other_for_many_periods(self):
+        # Idle, the workers hear only the controller's heartbeats (spread
+        # over the 1 s period) and the controller only their answers.
+        # Three silent periods would make either side give the other up:
+        # after five, both workers are still on their first connection.
+        for name in ("w1", "w2"):
+            self.cluster.start_worker(name)
+        def connections():
+            return {w["id"]: w["connected_at"] for w in
+                    self.cluster.get("/api/v1/workers").json()["workers"]}
+        before = connections()
+        time.sleep(5)
+        self.assertEqual(connections(), before)
+        for name in ("w1", "w2"):
+            self.assertNotIn("silent for", self.log_of(name))
+        self.assertNotIn(" lost: ", self.log_of("controller"))
 
     def test_unknown_peer_is_told_to_reconnect(self):
         c = self.cluster

@@ -895,9 +895,78 @@ test_heartbeats_go_to_live_workers (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    /* The tick sends none while the period stays. */
     shoal_scheduler_tick (fx->sched, 2000);
+    assert_int_equal (s_drain (fx), 0);
+    shoal_scheduler_heartbeats (fx->sched, 2000);
     assert_int_equal (s_drain (fx), 1);
     assert_int_equal (fx->actions[0].type, SHOAL_ACTION_HEARTBEAT);
+    /* One worker: the next look a period later. */
+    assert_int_equal (shoal_scheduler_heartbeat_due (fx->sched), 3000);
+}
+
+/*  The controller's heartbeats are spread over the period: 1,000 workers
+    at a 1 s period, looked at one step each 25 ms, get 25 HEARTBEATs a
+    step once due, never all at once.                                     */
+static void
+test_heartbeats_are_spread_over_the_period (void **state)
+{
+    s_fixture_t *fx = *state;
+    assert_int_equal (shoal_scheduler_heartbeat_due (fx->sched), -1);
+    char key[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf (key, sizeof key, "w%d", i);
+        shoal_scheduler_worker_hello (fx->sched, key, key, "h", 1, 0, 0);
+    }
+    shoal_scheduler_heartbeats (fx->sched, 0);
+    s_drain (fx);
+    int counts[1000] = { 0 };
+    int64_t now = 0;
+    for (int step = 0; step < 80; step++) {
+        now = shoal_scheduler_heartbeat_due (fx->sched);
+        assert_int_equal (now, (step + 1) * 25);
+        shoal_scheduler_heartbeats (fx->sched, now);
+        size_t sent = s_drain (fx);
+        /* Each step looks at 25; those looked at before half a period
+           since their WELCOME are skipped until their next turn. */
+        assert_int_equal (sent, step < 19 ? 0 : 25);
+        for (size_t i = 0; i < sent; i++) {
+            assert_int_equal (fx->actions[i].type, SHOAL_ACTION_HEARTBEAT);
+            counts[atoi (shoal_worker_key (fx->actions[i].worker) + 1)]++;
+        }
+    }
+    /* In 2 s each worker heard from us once or twice. */
+    for (int i = 0; i < 1000; i++)
+        assert_true (counts[i] >= 1 && counts[i] <= 2);
+    /* A step late by more than a period looks at each worker once. */
+    shoal_scheduler_heartbeats (fx->sched, now + 5000);
+    assert_int_equal (s_drain (fx), 1000);
+}
+
+/*  A worker that leaves leaves the ring; the others keep their turns.   */
+static void
+test_heartbeat_ring_survives_workers_leaving (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 0);
+    shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 0, 0);
+    shoal_scheduler_worker_hello (fx->sched, "w3", "w3", "h", 1, 0, 0);
+    shoal_scheduler_heartbeats (fx->sched, 0);
+    s_drain (fx);
+    shoal_scheduler_worker_gone (fx->sched, "w1", false, 100);
+    shoal_scheduler_worker_gone (fx->sched, "w3", false, 100);
+    s_drain (fx);
+    assert_int_equal (shoal_scheduler_heartbeat_due (fx->sched), 1000);
+    shoal_scheduler_heartbeats (fx->sched, 1000);
+    assert_int_equal (s_drain (fx), 1);
+    assert_string_equal (shoal_worker_key (fx->actions[0].worker), "w2");
+    shoal_scheduler_worker_gone (fx->sched, "w2", false, 1100);
+    s_drain (fx);
+    assert_int_equal (shoal_scheduler_heartbeat_due (fx->sched), -1);
+    shoal_scheduler_worker_hello (fx->sched, "w4", "w4", "h", 1, 0, 1200);
+    shoal_scheduler_heartbeats (fx->sched, 2200);
+    assert_int_equal (s_drain (fx), 1);
+    assert_string_equal (shoal_worker_key (fx->actions[0].worker), "w4");
 }
 
 /*  A worker sent a TASK in the last half period has heard from us: the
@@ -908,7 +977,8 @@ test_a_busy_worker_gets_no_heartbeat (void **state)
     s_fixture_t *fx = *state;
     shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 0);
     shoal_scheduler_worker_hello (fx->sched, "w2", "w2", "h", 1, 0, 0);
-    shoal_scheduler_tick (fx->sched, 1000);
+    shoal_scheduler_heartbeats (fx->sched, 0);
+    shoal_scheduler_heartbeats (fx->sched, 1000);
     s_drain (fx);
     assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 2);
     s_submit (fx, "j1", "one", false);
@@ -919,13 +989,13 @@ test_a_busy_worker_gets_no_heartbeat (void **state)
     const shoal_worker_t *busy = s_find (fx, SHOAL_ACTION_DISPATCH,
                                          0)->worker;
     /* The TASK went 200 ms ago, the idle one heard us 1 s ago. */
-    shoal_scheduler_tick (fx->sched, 2000);
+    shoal_scheduler_heartbeats (fx->sched, 2000);
     s_drain (fx);
     assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 1);
     assert_ptr_not_equal (s_find (fx, SHOAL_ACTION_HEARTBEAT, 0)->worker,
                           busy);
     /* 1.2 s since the TASK: both. */
-    shoal_scheduler_tick (fx->sched, 3000);
+    shoal_scheduler_heartbeats (fx->sched, 3000);
     s_drain (fx);
     assert_int_equal (s_count_type (fx, SHOAL_ACTION_HEARTBEAT), 2);
 }
@@ -1635,6 +1705,8 @@ main (void)
         T (test_task_that_could_not_start_is_not_retried),
         T (test_cancel_during_back_off_never_runs_the_task_again),
         T (test_heartbeats_go_to_live_workers),
+        T (test_heartbeats_are_spread_over_the_period),
+        T (test_heartbeat_ring_survives_workers_leaving),
         T (test_a_busy_worker_gets_no_heartbeat),
         T (test_a_new_period_is_told_to_a_busy_worker),
         T (test_liveness_follows_the_heartbeat_period),
