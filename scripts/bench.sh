@@ -423,6 +423,18 @@ def sample():
     return ((int(fields[11]) + int(fields[12])) / ticks,
             int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]))
 
+def heartbeats():
+    """Heartbeats received from and sent to workers so far (/metrics)."""
+    counts = {"received": 0, "sent": 0}
+    with urllib.request.urlopen("http://%s/metrics" % address,
+                                timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if (line.startswith("shoal_worker_messages_total{")
+                    and 'command="HEARTBEAT"' in line):
+                direction = line.split('direction="', 1)[1].split('"', 1)[0]
+                counts[direction] = int(line.rsplit(" ", 1)[1])
+    return counts
+
 idle_cpu, idle_rss, _ = sample()
 start = time.monotonic()
 while True:
@@ -436,16 +448,21 @@ while True:
     time.sleep(0.5)
 connect_s = time.monotonic() - start
 time.sleep(2)   # let the last joins' work settle
+beats0 = heartbeats()
 cpu0, _, _ = sample()
 t0 = time.monotonic()
 time.sleep(seconds)
 cpu1, rss, hwm = sample()
 window = time.monotonic() - t0
+beats1 = heartbeats()
 json.dump({"workers": workers, "connect_s": connect_s, "window_s": window,
            "controller": {"cpu_s": cpu1 - cpu0,
                           "cpu_share": (cpu1 - cpu0) / window,
                           "rss_kib_idle": idle_rss, "rss_kib": rss,
-                          "hwm_kib": hwm},
+                          "hwm_kib": hwm,
+                          "heartbeats_per_s": {
+                              d: (beats1[d] - beats0[d]) / window
+                              for d in beats0}},
            "error": "", "timed_out": False}, sys.stdout, indent=2)
 PY
 for pid in "${idle_pids[@]}"; do
@@ -606,6 +623,9 @@ figures = {
     "idle_workers_bytes_per_worker":
         (idle_ctl["rss_kib"] - idle_ctl["rss_kib_idle"]) * 1024.0
         / env["IDLE_WORKERS"],
+    "idle_heartbeats_received_per_s":
+        idle_ctl["heartbeats_per_s"]["received"],
+    "idle_heartbeats_sent_per_s": idle_ctl["heartbeats_per_s"]["sent"],
     "rest_max_jobs_per_s": raw["restmax"]["rest"]["per_second"],
     "rest_steady_jobs_per_s": raw["rest"]["rest"]["per_second"],
     "rest_steady_p50_ms": raw["rest"]["rest"]["latency_ms"]["p50"],
@@ -750,10 +770,13 @@ rows = [
 ]
 rows += [
     ("4 %d idle workers (store on)" % env["IDLE_WORKERS"],
-     "%.1f%% of a core, RSS %.1f MiB (%.0f B/worker)"
+     "%.1f%% of a core, RSS %.1f MiB (%.0f B/worker); heartbeats/s "
+     "%.0f in, %.0f out"
      % (100 * figures["idle_workers_cpu_share"],
         figures["idle_workers_rss_mib"],
-        figures["idle_workers_bytes_per_worker"])),
+        figures["idle_workers_bytes_per_worker"],
+        figures["idle_heartbeats_received_per_s"],
+        figures["idle_heartbeats_sent_per_s"])),
     ("5 REST back to back (4 conns)",
      "%.0f jobs/s (client with TCP_QUICKACK: %.0f jobs/s)"
      % (figures["rest_max_jobs_per_s"],

@@ -131,6 +131,8 @@ struct shoal_loop {
     int64_t wall_start;          /* epoch ms when the loop started         */
     int64_t mono_start;          /* monotonic ms at the same moment        */
     int64_t next_tick;           /* loop time of the next scheduler tick   */
+    uint64_t received[SHOAL_MSG_COUNT]; /* worker messages, by command,   */
+    uint64_t sent[SHOAL_MSG_COUNT];     /* for GET /metrics               */
     shoal_events_t *events;      /* what changed, for the event stream     */
     shoal_event_t *staged;       /* events of this round not yet handed to
                                     the hub (S_STAGE_EVENTS, made on first
@@ -221,7 +223,10 @@ s_send_text (shoal_loop_t *self, const char *key, shoal_msg_type_t type,
                        ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (rc >= 0)
         rc = zmq_send (socket, text, size, ZMQ_DONTWAIT);
-    return rc < 0 ? -1 : 0;
+    if (rc < 0)
+        return -1;
+    self->sent[type]++;
+    return 0;
 }
 
 /*  Checks `body` against the protocol and sends it (see s_send_text).    */
@@ -763,9 +768,11 @@ s_on_worker_message (shoal_loop_t *self, zmq_msg_t frames[3])
     char key[2 * S_MAX_IDENTITY + 1];
     s_key_from_identity (zmq_msg_data (identity), zmq_msg_size (identity),
                          key);
-    if (s_on_hot_message (self, key,
-                          shoal_msg_command (zmq_msg_data (command),
-                                             zmq_msg_size (command)),
+    int command_type = shoal_msg_command (zmq_msg_data (command),
+                                          zmq_msg_size (command));
+    if (command_type >= 0 && command_type < SHOAL_MSG_COUNT)
+        self->received[command_type]++;
+    if (s_on_hot_message (self, key, command_type,
                           zmq_msg_data (body_frame), zmq_msg_size (body_frame),
                           now) == 0)
         return;
@@ -1211,8 +1218,20 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
     for (int i = SHOAL_TASK_SUCCEEDED; i < SHOAL_TASK_STATE_COUNT; i++)
         json_object_set_new (tasks, shoal_task_state_name (i),
                              json_integer ((json_int_t) stats.tasks_finished[i]));
+    /* Only the commands seen so far: each direction has its own. */
+    json_t *received = json_object ();
+    json_t *sent = json_object ();
+    for (int i = 0; i < SHOAL_MSG_COUNT; i++) {
+        if (self->received[i])
+            json_object_set_new (received, shoal_msg_name (i),
+                                 json_integer ((json_int_t) self->received[i]));
+        if (self->sent[i])
+            json_object_set_new (sent, shoal_msg_name (i),
+                                 json_integer ((json_int_t) self->sent[i]));
+    }
     return s_reply (200, json_pack (
-        "{s:I, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "{s:I, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+        " s:{s:o, s:o}}",
         "jobs_submitted", (json_int_t) stats.jobs_submitted,
         "jobs_finished", jobs,
         "jobs_forgotten", (json_int_t) stats.jobs_evicted,
@@ -1227,7 +1246,8 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
         "jobs_active", (json_int_t) stats.jobs_active,
         "store_waiting_rows",
         (json_int_t) (self->writer ? shoal_writer_waiting_rows (self->writer)
-                                   : 0)));
+                                   : 0),
+        "worker_messages", "received", received, "sent", sent));
 }
 
 static json_t *

@@ -167,6 +167,20 @@ shoal_metrics_render (json_t *stats, const shoal_metrics_route_t *routes,
     s_gauge (&text, "shoal_worker_slots_busy",
              "Task slots of connected workers that are taken.",
              s_int (stats, "busy"));
+    s_header (&text, "shoal_worker_messages_total", "counter",
+              "ZeroMQ messages from and to workers, by direction and "
+              "command.");
+    json_t *messages = json_object_get (stats, "worker_messages");
+    static const char *directions[] = { "received", "sent" };
+    for (size_t d = 0; d < 2; d++) {
+        const char *command;
+        json_t *count;
+        json_object_foreach (json_object_get (messages, directions[d]),
+                             command, count)
+            s_add (&text, "shoal_worker_messages_total{direction=\"%s\","
+                   "command=\"%s\"} %" JSON_INTEGER_FORMAT "\n",
+                   directions[d], command, json_integer_value (count));
+    }
     s_header (&text, "shoal_http_requests_total", "counter",
               "HTTP requests answered, by route and status code.");
     static const int statuses[] = SHOAL_METRICS_STATUS_LIST;

@@ -27,6 +27,7 @@ FIGURES = (
     "half_transition_p99_ms", "half_transition_max_ms",
     "fanout_s", "fanout_bytes_per_pending_task", "fanout_peak_bytes_per_task",
     "idle_workers_rss_mib", "idle_workers_bytes_per_worker",
+    "idle_heartbeats_received_per_s", "idle_heartbeats_sent_per_s",
     "rest_max_jobs_per_s", "rest_steady_jobs_per_s", "rest_steady_p50_ms",
     "rest_steady_p99_ms", "rest_max_jobs_per_s_quickack",
     "rest_steady_p99_ms_quickack",

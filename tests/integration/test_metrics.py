@@ -133,6 +133,17 @@ class MetricsTest(ClusterTest):
         self.assertEqual(value("shoal_http_requests_total", method="POST",
                                route="/api/v1/jobs", code="201"), 1)
         self.assertEqual(value("shoal_build_info", version="0.1.0"), 1)
+        # The wire, both ways: one HELLO and its WELCOME, a TASK and a
+        # RESULT for each of the 4 attempts (heartbeats depend on time).
+        for direction, command, count in (("received", "HELLO", 1),
+                                          ("sent", "WELCOME", 1),
+                                          ("sent", "TASK", 4),
+                                          ("received", "RESULT", 4)):
+            self.assertEqual(value("shoal_worker_messages_total",
+                                   direction=direction, command=command),
+                             count, (direction, command))
+        self.assertEqual(families["shoal_worker_messages_total"]["type"],
+                         "counter")
         self.assertEqual(value("shoal_http_requests_total", method="GET",
                                route="/api/v1/jobs/:id", code="200"),
                          value("shoal_http_requests_total", method="GET",
