@@ -41,6 +41,7 @@ sizes=(
   FAN_ENTRIES          1000000   100000   1000
   IDLE_WORKERS         10000     1000     50
   IDLE_SECONDS         10        3        1
+  LIGHT_JOBS           200       50       5
   REST_MAX_JOBS        2000      1000     100
   REST_RATE            1000      200      50
   REST_SECONDS         10        3        1
@@ -471,6 +472,21 @@ for pid in "${idle_pids[@]}"; do
 done
 stop_pid "$ctl_pid"
 
+# ... and as many workers (one slot each) under a light load: jobs of 50
+# tasks at 10 jobs/s, each task held 20 ms +/- 50 %, ~520 tasks/s. Most
+# workers are idle at any moment and get the controller's heartbeats, so
+# this is where heartbeats sent in a burst would hold up TASKs and
+# RESULTs (docs/architecture.md, "Heartbeats"). One loadgen process: the
+# workers are capped at what its descriptors allow.
+light_workers=$((IDLE_WORKERS < per_process ? IDLE_WORKERS : per_process))
+note "4/6 light load: $LIGHT_JOBS jobs x 50 tasks at 10 jobs/s over $light_workers workers, each task held 20 ms +/- 50 %"
+start_controller light
+loadgen light -c "$ctl_zmq" -H "$ctl_http" -w "$light_workers" \
+  -t "$IDLE_LG_THREADS" --connect-timeout 300 -j fan -n "$LIGHT_JOBS" \
+  --spawn 50 --rate 10 --delay-ms 20 --delay-jitter 0.5 --wait \
+  --poll-ms 50 --controller-pid "$ctl_pid"
+stop_pid "$ctl_pid"
+
 # ---- 5. REST ------------------------------------------------------------------
 probe_cpu 5
 note "5/6 REST: $REST_MAX_JOBS jobs back to back, then $REST_RATE jobs/s for $REST_SECONDS s"
@@ -528,7 +544,7 @@ def read(name):
 
 raw = {name: load(name) for name in
        ("e2e", "ctl", "ctloff", "ctloff1", "halflock", "fan", "idle",
-        "restmax", "restmaxq", "restq")}
+        "light", "restmax", "restmaxq", "restq")}
 
 # The latency scenarios ran LATENCY_RUNS times: each is represented by the
 # run with the median p99 (the lower middle one of an even count); every
@@ -552,7 +568,8 @@ for name, p99 in repeated.items():
 env = {k: int(os.environ[k]) for k in (
     "E2E_TASKS", "E2E_SLOTS", "CTL_WORKERS", "CTL_SLOTS", "CTL_JOBS",
     "CTL_SPAWN", "HALF_JOBS", "HALF_SECONDS", "FAN_ENTRIES",
-    "IDLE_WORKERS", "IDLE_SECONDS", "REST_MAX_JOBS", "REST_RATE",
+    "IDLE_WORKERS", "IDLE_SECONDS", "LIGHT_JOBS", "REST_MAX_JOBS",
+    "REST_RATE",
     "REST_SECONDS", "LATENCY_RUNS")}
 
 xargs_start, xargs_end = map(float, read("xargs.times").split())
@@ -626,6 +643,13 @@ figures = {
     "idle_heartbeats_received_per_s":
         idle_ctl["heartbeats_per_s"]["received"],
     "idle_heartbeats_sent_per_s": idle_ctl["heartbeats_per_s"]["sent"],
+    "light_workers": raw["light"]["workers"]["welcomed"],
+    "light_tasks_per_s": raw["light"]["tasks"]["per_second"],
+    "light_dispatch_p50_ms": raw["light"]["dispatch_ms"]["p50"],
+    "light_dispatch_p99_ms": raw["light"]["dispatch_ms"]["p99"],
+    "light_dispatch_max_ms": raw["light"]["dispatch_ms"]["max"],
+    "light_transition_p99_ms": raw["light"]["transition_ms"]["p99"],
+    "light_controller_cpu_share": raw["light"]["controller"]["cpu_share"],
     "rest_max_jobs_per_s": raw["restmax"]["rest"]["per_second"],
     "rest_steady_jobs_per_s": raw["rest"]["rest"]["per_second"],
     "rest_steady_p50_ms": raw["rest"]["rest"]["latency_ms"]["p50"],
@@ -777,6 +801,13 @@ rows += [
         figures["idle_workers_bytes_per_worker"],
         figures["idle_heartbeats_received_per_s"],
         figures["idle_heartbeats_sent_per_s"])),
+    ("4 light load on %d workers (%.0f tasks/s)"
+     % (figures["light_workers"], figures["light_tasks_per_s"]),
+     "dispatch p50 %.2f p99 %.2f max %.1f ms, transition p99 %.2f ms, "
+     "controller %.1f%% of a core"
+     % (figures["light_dispatch_p50_ms"], figures["light_dispatch_p99_ms"],
+        figures["light_dispatch_max_ms"], figures["light_transition_p99_ms"],
+        100 * figures["light_controller_cpu_share"])),
     ("5 REST back to back (4 conns)",
      "%.0f jobs/s (client with TCP_QUICKACK: %.0f jobs/s)"
      % (figures["rest_max_jobs_per_s"],
