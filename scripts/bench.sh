@@ -448,7 +448,12 @@ while True:
         sys.exit("bench: only %d of %d workers joined" % (joined, workers))
     time.sleep(0.5)
 connect_s = time.monotonic() - start
-time.sleep(2)   # let the last joins' work settle
+# The controller sets the heartbeat period for the workers it has at its
+# next tick, up to a period after the last join, and tells every worker
+# at once (docs/architecture.md): measure after that, in the steady
+# state. ceil(2 x workers / 5,000) s, 1 to 10 s, as the controller does.
+period = min(10, max(1, -(-2 * workers // 5000)))
+time.sleep(period + 2)
 beats0 = heartbeats()
 cpu0, _, _ = sample()
 t0 = time.monotonic()
