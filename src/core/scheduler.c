@@ -509,6 +509,38 @@ shoal_scheduler_next_action (shoal_scheduler_t *self, shoal_action_t *action)
 
 /* ---- rings and queues -------------------------------------------- */
 
+/*  The scheduler's rings (jobs taking turns, workers with a free slot,
+    workers to heartbeat) are circular lists threaded through their items
+    by a pair of link fields. `head` is the next to serve; an item joins
+    just before it, so it comes last in the round, and one that leaves
+    while it is the head hands that place to the item after it.          */
+#define S_RING_INSERT(head, item, prev, next)                              \
+    do {                                                                   \
+        if (!(head)) {                                                     \
+            (item)->prev = (item)->next = (item);                          \
+            (head) = (item);                                               \
+        }                                                                  \
+        else {                                                             \
+            (item)->next = (head);                                         \
+            (item)->prev = (head)->prev;                                   \
+            (item)->prev->next = (item);                                   \
+            (head)->prev = (item);                                         \
+        }                                                                  \
+    } while (0)
+
+#define S_RING_REMOVE(head, item, prev, next)                              \
+    do {                                                                   \
+        if ((item)->next == (item))                                        \
+            (head) = NULL;                                                 \
+        else {                                                             \
+            (item)->prev->next = (item)->next;                             \
+            (item)->next->prev = (item)->prev;                             \
+            if ((head) == (item))                                          \
+                (head) = (item)->next;                                     \
+        }                                                                  \
+        (item)->prev = (item)->next = NULL;                                \
+    } while (0)
+
 /*  Attempts a worker may hold: its slots and its queue.                  */
 static uint32_t
 s_capacity (const shoal_worker_t *worker)
@@ -522,16 +554,7 @@ s_rr_add (shoal_scheduler_t *self, shoal_job_t *job)
     if (job->in_rr)
         return;
     job->in_rr = true;
-    if (!self->rr) {
-        job->rr_prev = job->rr_next = job;
-        self->rr = job;
-        return;
-    }
-    /* Insert just before the ring's head: it comes last in this round. */
-    job->rr_next = self->rr;
-    job->rr_prev = self->rr->rr_prev;
-    job->rr_prev->rr_next = job;
-    self->rr->rr_prev = job;
+    S_RING_INSERT (self->rr, job, rr_prev, rr_next);
 }
 
 static void
@@ -540,15 +563,7 @@ s_rr_remove (shoal_scheduler_t *self, shoal_job_t *job)
     if (!job->in_rr)
         return;
     job->in_rr = false;
-    if (job->rr_next == job)
-        self->rr = NULL;
-    else {
-        job->rr_prev->rr_next = job->rr_next;
-        job->rr_next->rr_prev = job->rr_prev;
-        if (self->rr == job)
-            self->rr = job->rr_next;
-    }
-    job->rr_prev = job->rr_next = NULL;
+    S_RING_REMOVE (self->rr, job, rr_prev, rr_next);
 }
 
 static void
@@ -558,15 +573,7 @@ s_free_add (shoal_scheduler_t *self, shoal_worker_t *worker)
         || worker->busy + worker->untracked >= s_capacity (worker))
         return;
     worker->in_free = true;
-    if (!self->free) {
-        worker->free_prev = worker->free_next = worker;
-        self->free = worker;
-        return;
-    }
-    worker->free_next = self->free;
-    worker->free_prev = self->free->free_prev;
-    worker->free_prev->free_next = worker;
-    self->free->free_prev = worker;
+    S_RING_INSERT (self->free, worker, free_prev, free_next);
 }
 
 static void
@@ -575,15 +582,7 @@ s_free_remove (shoal_scheduler_t *self, shoal_worker_t *worker)
     if (!worker->in_free)
         return;
     worker->in_free = false;
-    if (worker->free_next == worker)
-        self->free = NULL;
-    else {
-        worker->free_prev->free_next = worker->free_next;
-        worker->free_next->free_prev = worker->free_prev;
-        if (self->free == worker)
-            self->free = worker->free_next;
-    }
-    worker->free_prev = worker->free_next = NULL;
+    S_RING_REMOVE (self->free, worker, free_prev, free_next);
 }
 
 /*  A new worker joins the heartbeat ring just behind the next one looked
@@ -591,31 +590,14 @@ s_free_remove (shoal_scheduler_t *self, shoal_worker_t *worker)
 static void
 s_beat_add (shoal_scheduler_t *self, shoal_worker_t *worker)
 {
-    if (!self->beat) {
-        worker->beat_prev = worker->beat_next = worker;
-        self->beat = worker;
-        return;
-    }
-    worker->beat_next = self->beat;
-    worker->beat_prev = self->beat->beat_prev;
-    worker->beat_prev->beat_next = worker;
-    self->beat->beat_prev = worker;
+    S_RING_INSERT (self->beat, worker, beat_prev, beat_next);
 }
 
 static void
 s_beat_remove (shoal_scheduler_t *self, shoal_worker_t *worker)
 {
-    if (!worker->beat_next)
-        return;
-    if (worker->beat_next == worker)
-        self->beat = NULL;
-    else {
-        worker->beat_prev->beat_next = worker->beat_next;
-        worker->beat_next->beat_prev = worker->beat_prev;
-        if (self->beat == worker)
-            self->beat = worker->beat_next;
-    }
-    worker->beat_prev = worker->beat_next = NULL;
+    if (worker->beat_next)
+        S_RING_REMOVE (self->beat, worker, beat_prev, beat_next);
 }
 
 static void
