@@ -424,16 +424,22 @@ def sample():
     return ((int(fields[11]) + int(fields[12])) / ticks,
             int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0]))
 
-def heartbeats():
-    """Heartbeats received from and sent to workers so far (/metrics)."""
-    counts = {"received": 0, "sent": 0}
+def metrics():
+    """The controller's /metrics samples, as (line before the value,
+    value) pairs."""
     with urllib.request.urlopen("http://%s/metrics" % address,
                                 timeout=30) as r:
-        for line in r.read().decode().splitlines():
-            if (line.startswith("shoal_worker_messages_total{")
-                    and 'command="HEARTBEAT"' in line):
-                direction = line.split('direction="', 1)[1].split('"', 1)[0]
-                counts[direction] = int(line.rsplit(" ", 1)[1])
+        return [line.rsplit(" ", 1) for line in r.read().decode().splitlines()
+                if line and not line.startswith("#")]
+
+def heartbeats():
+    """Heartbeats received from and sent to workers so far."""
+    counts = {"received": 0, "sent": 0}
+    for sample, value in metrics():
+        if (sample.startswith("shoal_worker_messages_total{")
+                and 'command="HEARTBEAT"' in sample):
+            direction = sample.split('direction="', 1)[1].split('"', 1)[0]
+            counts[direction] = int(value)
     return counts
 
 idle_cpu, idle_rss, _ = sample()
@@ -449,10 +455,10 @@ while True:
     time.sleep(0.5)
 connect_s = time.monotonic() - start
 # The controller sets the heartbeat period for the workers it has at its
-# next tick, up to a period after the last join, and tells every worker
-# at once (docs/architecture.md): measure after that, in the steady
-# state. ceil(2 x workers / 5,000) s, 1 to 10 s, as the controller does.
-period = min(10, max(1, -(-2 * workers // 5000)))
+# next tick, at most the period in force now after the last join, and
+# tells every worker at once (docs/architecture.md): measure after that,
+# in the steady state.
+period = float(dict(metrics())["shoal_heartbeat_period_seconds"])
 time.sleep(period + 2)
 beats0 = heartbeats()
 cpu0, _, _ = sample()

@@ -55,9 +55,10 @@
 /*  When a worker sends its HEARTBEAT, `period` being the period in force
     and `silent` the time since its last one (both in one unit, any).
     It answers the controller's HEARTBEAT when it has sent none for half a
-    period: the controller heartbeats every idle worker at once at each of
-    its ticks, so the answers come back together too, and both directions
-    cost one wake-up of each thread per burst instead of one per message.
+    period: the controller heartbeats its idle workers a few dozen at a
+    time (shoal_scheduler_heartbeats), so the answers come back in groups
+    too, and a group costs one wake-up of each of its threads instead of
+    one per message.
     The half period keeps it from answering a heartbeat that answers its
     own. Its own clock only sends one after 1.25 periods of silence, so
     that with a live controller the answer always comes first; a

@@ -167,6 +167,11 @@ shoal_metrics_render (json_t *stats, const shoal_metrics_route_t *routes,
     s_gauge (&text, "shoal_worker_slots_busy",
              "Task slots of connected workers that are taken.",
              s_int (stats, "busy"));
+    s_header (&text, "shoal_heartbeat_period_seconds", "gauge",
+              "The heartbeat period in force, told to every worker; it "
+              "grows with the workers connected.");
+    s_add (&text, "shoal_heartbeat_period_seconds %g\n",
+           (double) s_int (stats, "heartbeat_ms") / 1000.0);
     s_header (&text, "shoal_worker_messages_total", "counter",
               "ZeroMQ messages from and to workers, by direction and "
               "command.");

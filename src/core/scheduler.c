@@ -596,8 +596,7 @@ s_beat_add (shoal_scheduler_t *self, shoal_worker_t *worker)
 static void
 s_beat_remove (shoal_scheduler_t *self, shoal_worker_t *worker)
 {
-    if (worker->beat_next)
-        S_RING_REMOVE (self->beat, worker, beat_prev, beat_next);
+    S_RING_REMOVE (self->beat, worker, beat_prev, beat_next);
 }
 
 static void
@@ -1471,7 +1470,7 @@ shoal_scheduler_heartbeats (shoal_scheduler_t *self, int64_t now)
            HEARTBEAT. A busy cluster thus gets none. We are silent to a
            worker for 1.5 periods at most, against the
            SHOAL_HEARTBEAT_LIVENESS it waits. */
-        if (worker->alive && now - worker->told_at >= period / 2) {
+        if (now - worker->told_at >= period / 2) {
             worker->told_at = now;
             worker->told_period = period;
             s_emit (self, SHOAL_ACTION_HEARTBEAT, worker, NULL, NULL);

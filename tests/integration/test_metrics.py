@@ -144,6 +144,8 @@ class MetricsTest(ClusterTest):
                              count, (direction, command))
         self.assertEqual(families["shoal_worker_messages_total"]["type"],
                          "counter")
+        # One worker: the least period, 1 s by default.
+        self.assertEqual(value("shoal_heartbeat_period_seconds"), 1)
         self.assertEqual(value("shoal_http_requests_total", method="GET",
                                route="/api/v1/jobs/:id", code="200"),
                          value("shoal_http_requests_total", method="GET",
