@@ -177,8 +177,9 @@ bool shoal_scheduler_next_action (shoal_scheduler_t *self,
 
 /*  Adds a job of class `job_class` with checked `params` (ownership taken,
     even on failure) under the caller-made unique `id`. With `start` the
-    first stage becomes ready at once. Returns the job, or NULL with `err`
-    set (SHOAL_EINVAL for a duplicate id).                                 */
+    first stage becomes ready at once. The job gets the next sequence
+    number (shoal_job_seq). Returns the job, or NULL with `err` set
+    (SHOAL_EINVAL for a duplicate id).                                     */
 shoal_job_t *shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
                                      const shoal_job_class_t *job_class,
                                      json_t *params, bool start, int64_t now,
@@ -368,6 +369,8 @@ typedef struct {
 
 typedef struct {
     const char *id;
+    uint64_t seq;                /* submission order, from 1; restored
+                                    jobs keep theirs (0: give it the next) */
     const char *job_class;       /* class id                               */
     json_t *params;              /* strings; secrets in clear              */
     shoal_job_state_t state;
@@ -418,8 +421,9 @@ void shoal_scheduler_flush (shoal_scheduler_t *self, shoal_job_fn *job_fn,
 bool shoal_scheduler_changed (const shoal_scheduler_t *self);
 
 /*  Restores a job from its record (copied) and its class's stages, in
-    submission order. Returns the job, or NULL with `err` (unknown class,
-    duplicate id).                                                         */
+    submission order: a record's seq (when not 0) is kept, and must be
+    above every seq restored or given before. Returns the job, or NULL
+    with `err` (unknown class, duplicate id, seq out of order).            */
 shoal_job_t *shoal_scheduler_restore_job (shoal_scheduler_t *self,
                                           const shoal_job_record_t *record,
                                           const shoal_stage_record_t *stages,
@@ -450,6 +454,9 @@ bool shoal_scheduler_adopt (shoal_scheduler_t *self, const char *key,
 /* ---- reading the state ---------------------------------------------- */
 
 const char *shoal_job_id (const shoal_job_t *job);
+/*  The job's sequence number: submission order, from 1. Jobs held at
+    once never share its low 32 bits (a store may key rows by them).      */
+uint64_t shoal_job_seq (const shoal_job_t *job);
 shoal_job_state_t shoal_job_state (const shoal_job_t *job);
 const shoal_job_class_t *shoal_job_class (const shoal_job_t *job);
 size_t shoal_job_task_count (const shoal_job_t *job);

@@ -81,6 +81,8 @@ struct shoal_task {
 
 /*  The end of a list of tasks linked by id.                              */
 #define S_NO_TASK UINT32_MAX
+/*  Jobs held at once never share the low 32 bits of their seq.           */
+#define S_SEQ_SPAN ((uint64_t) 1 << 32)
 
 /*  Task chunks of a job: chunk k holds S_CHUNK_FIRST << k records, so a
     job of 2 tasks takes one small chunk and a stage of a million ~18, and
@@ -1026,6 +1028,50 @@ s_task_failed (shoal_scheduler_t *self, shoal_task_t *task, const char *why,
     s_stage_check (self, job, now);
 }
 
+/*  The index in job_list of the first job with seq >= `seq` (job_count
+    when there is none): forgotten jobs leave gaps in seq, so it is
+    searched for, O(log jobs).                                            */
+static size_t
+s_job_lower_bound (const shoal_scheduler_t *self, uint64_t seq)
+{
+    size_t low = 0, end = self->job_count;
+    while (low < end) {
+        size_t mid = low + (end - low) / 2;
+        if (self->job_list[mid]->seq < seq)
+            low = mid + 1;
+        else
+            end = mid;
+    }
+    return low;
+}
+
+/*  Whether a job held has a seq with the same low 32 bits as `seq`.      */
+static bool
+s_seq_low_bits_taken (const shoal_scheduler_t *self, uint64_t seq)
+{
+    uint64_t oldest = self->job_list[0]->seq;
+    for (uint64_t other = seq - S_SEQ_SPAN; other >= oldest && other < seq;
+         other -= S_SEQ_SPAN) {
+        size_t at = s_job_lower_bound (self, other);
+        if (at < self->job_count && self->job_list[at]->seq == other)
+            return true;
+    }
+    return false;
+}
+
+/*  The next job's seq: one past the last, skipping any whose low 32 bits
+    a job still held has. That can only happen once 2^32 jobs came after
+    the oldest one held, so the first test almost always ends it.         */
+static uint64_t
+s_next_seq (const shoal_scheduler_t *self)
+{
+    uint64_t seq = self->last_seq + 1;
+    while (self->job_count && seq - self->job_list[0]->seq >= S_SEQ_SPAN
+           && s_seq_low_bits_taken (self, seq))
+        seq++;
+    return seq;
+}
+
 shoal_job_t *
 shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
                         const shoal_job_class_t *job_class, json_t *params,
@@ -1068,7 +1114,7 @@ shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
     job->owner = self;
     job->cls = job_class;
     job->params = params;
-    job->seq = ++self->last_seq;
+    job->seq = self->last_seq = s_next_seq (self);
     s_touch_job (job);
     job->created_at = now;
     job->state = SHOAL_JOB_CREATED;
@@ -1549,6 +1595,7 @@ shoal_job_record (const shoal_job_t *job, shoal_job_record_t *record)
 {
     *record = (shoal_job_record_t) {
         .id = job->id,
+        .seq = job->seq,
         .job_class = job->cls->id,
         .params = job->params,
         .state = job->state,
@@ -1659,11 +1706,21 @@ shoal_scheduler_restore_job (shoal_scheduler_t *self,
                          record->id, stage_count, cls->id, cls->stage_count);
         return NULL;
     }
+    /* Jobs come back in submission order, each keeping its seq: a store
+       keys rows by it, and list cursors stay valid across a restart. */
+    if (record->seq && record->seq <= self->last_seq) {
+        shoal_error_set (err, SHOAL_EINVAL, "seq", "job %s: stored sequence "
+                         "number %" PRIu64 " is not after %" PRIu64,
+                         record->id, record->seq, self->last_seq);
+        return NULL;
+    }
     shoal_job_t *job = shoal_scheduler_submit (
         self, record->id, cls, json_deep_copy (record->params), false,
         record->created_at, err);
     if (!job)
         return NULL;
+    if (record->seq)
+        job->seq = self->last_seq = record->seq;
     self->stats.jobs_submitted--;   /* read back, not submitted */
     job->state = record->state;
     if (job->state != SHOAL_JOB_CREATED && job->state != SHOAL_JOB_RUNNING)
@@ -1940,6 +1997,7 @@ shoal_scheduler_evict (shoal_scheduler_t *self, int64_t cutoff, size_t max,
 /* ---- reading the state --------------------------------------------- */
 
 const char *shoal_job_id (const shoal_job_t *job) { return job->id; }
+uint64_t shoal_job_seq (const shoal_job_t *job) { return job->seq; }
 shoal_job_state_t shoal_job_state (const shoal_job_t *job) { return job->state; }
 const shoal_job_class_t *shoal_job_class (const shoal_job_t *job) { return job->cls; }
 size_t shoal_job_task_count (const shoal_job_t *job) { return job->task_count; }
@@ -2487,19 +2545,8 @@ shoal_scheduler_jobs_to_json (const shoal_scheduler_t *self, int state,
                               size_t limit, uint64_t before)
 {
     json_t *jobs = json_array ();
-    /* The page ends before the first job with seq >= `before`: forgotten
-       jobs leave gaps in seq, so it is searched for, O(log jobs). */
-    size_t end = self->job_count;
-    if (before) {
-        size_t low = 0;
-        while (low < end) {
-            size_t mid = low + (end - low) / 2;
-            if (self->job_list[mid]->seq < before)
-                low = mid + 1;
-            else
-                end = mid;
-        }
-    }
+    /* The page ends before the first job with seq >= `before`. */
+    size_t end = before ? s_job_lower_bound (self, before) : self->job_count;
     json_t *next = json_null ();
     /* Newest first. O(jobs scanned); a state filter may scan far. */
     for (size_t i = end; i > 0; i--) {

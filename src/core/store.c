@@ -1,7 +1,9 @@
 /*  store.c: SQLite persistence of the scheduler's state.
 
     One row per job (its stages as a small JSON array), one row per task,
-    one row per remembered idempotency key. Rows are written with upserts
+    one row per remembered idempotency key. A task row is keyed by one
+    integer made of its job's seq and its id, so that writing it is one
+    search of the table's own B-tree by rowid, not of a text index. Rows are written with upserts
     from prepared statements inside one transaction per save, so a batch of
     events costs one commit; in WAL mode with synchronous=NORMAL a commit is
     an append to the log, and survives the process dying at any moment.
@@ -18,12 +20,48 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/*  The schema this code reads and writes (PRAGMA user_version).          */
-#define S_SCHEMA_VERSION 1
+/*  The schema this code reads and writes (PRAGMA user_version). Version
+    1 keyed tasks by (job id text, task id); it is moved to 2 on open.    */
+#define S_SCHEMA_VERSION 2
+
+/*  A task's key: the low 32 bits of its job's seq (unique among the jobs
+    held, see shoal_job_seq), then its id. The keys of one job are one
+    range of rowids, of one sign, whichever seq it has.                   */
+#define S_KEY_SQL(seq) "((" seq " & 4294967295) << 32)"
+
+static sqlite3_int64
+s_task_key (uint32_t job_key, uint32_t id)
+{
+    return (sqlite3_int64) (((uint64_t) job_key << 32) | id);
+}
+
+/*  The task table's columns after its key; its rows' order is by key.   */
+#define S_TASK_TABLE(name) \
+    "CREATE TABLE " name " (" \
+    "  key INTEGER PRIMARY KEY,"  /* see S_KEY_SQL                       */ \
+    "  stage INTEGER NOT NULL," \
+    "  idx INTEGER NOT NULL," \
+    "  state INTEGER NOT NULL," \
+    "  attempt INTEGER NOT NULL," \
+    "  losses INTEGER NOT NULL," \
+    "  failures INTEGER NOT NULL," \
+    "  exit_code INTEGER NOT NULL," \
+    "  signal INTEGER NOT NULL," \
+    "  error TEXT," \
+    "  worker TEXT," \
+    "  entry TEXT,"               /* spawn entry JSON                    */ \
+    "  started_at INTEGER NOT NULL," \
+    "  finished_at INTEGER NOT NULL," \
+    "  duration_ms INTEGER NOT NULL," \
+    "  wake_at INTEGER NOT NULL);"
+
+#define S_TASK_COLUMNS \
+    "stage, idx, state, attempt, losses, failures, exit_code, signal," \
+    " error, worker, entry, started_at, finished_at, duration_ms, wake_at"
 
 static const char *s_schema =
-    "CREATE TABLE IF NOT EXISTS jobs ("
-    "  seq INTEGER PRIMARY KEY,"            /* submission order          */
+    "CREATE TABLE jobs ("
+    "  seq INTEGER PRIMARY KEY,"            /* the scheduler's seq       */
     "  id TEXT NOT NULL UNIQUE,"
     "  class TEXT NOT NULL,"
     "  params TEXT NOT NULL,"               /* JSON object of strings    */
@@ -36,33 +74,28 @@ static const char *s_schema =
     "  finished_at INTEGER NOT NULL,"
     "  stages TEXT NOT NULL);"              /* [[state, first, count,
                                                spawn_pending], ...]      */
-    "CREATE TABLE IF NOT EXISTS tasks ("
-    "  job TEXT NOT NULL,"
-    "  id INTEGER NOT NULL,"
-    "  stage INTEGER NOT NULL,"
-    "  idx INTEGER NOT NULL,"
-    "  state INTEGER NOT NULL,"
-    "  attempt INTEGER NOT NULL,"
-    "  losses INTEGER NOT NULL,"
-    "  failures INTEGER NOT NULL,"
-    "  exit_code INTEGER NOT NULL,"
-    "  signal INTEGER NOT NULL,"
-    "  error TEXT,"
-    "  worker TEXT,"
-    "  entry TEXT,"                         /* spawn entry JSON          */
-    "  started_at INTEGER NOT NULL,"
-    "  finished_at INTEGER NOT NULL,"
-    "  duration_ms INTEGER NOT NULL,"
-    "  wake_at INTEGER NOT NULL,"
-    "  PRIMARY KEY (job, id)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS idempotency ("
+    S_TASK_TABLE ("tasks")
+    "CREATE TABLE idempotency ("
     "  seq INTEGER PRIMARY KEY,"
     "  key TEXT NOT NULL UNIQUE,"
     "  fingerprint INTEGER NOT NULL,"
     "  job TEXT NOT NULL);"
     /* A job past its retention drops its keys by job: without this index
        each such delete would scan every remembered key. */
-    "CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job);";
+    "CREATE INDEX idempotency_job ON idempotency (job);"
+    "PRAGMA user_version = 2;";
+
+/*  From version 1: the same rows, each task keyed by its job's seq. A
+    task whose job row is missing was never read back; it is left out.   */
+static const char *s_migrate_from_1 =
+    S_TASK_TABLE ("tasks_v2")
+    "INSERT INTO tasks_v2 (key, " S_TASK_COLUMNS ")"
+    " SELECT new_key, " S_TASK_COLUMNS " FROM"
+    " (SELECT " S_KEY_SQL ("jobs.seq") " | tasks.id AS new_key, tasks.*"
+    "  FROM tasks JOIN jobs ON jobs.id = tasks.job);"
+    "DROP TABLE tasks;"
+    "ALTER TABLE tasks_v2 RENAME TO tasks;"
+    "PRAGMA user_version = 2;";
 
 enum { S_PUT_JOB, S_SET_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY,
        S_DEL_JOB, S_DEL_JOB_TASKS, S_DEL_JOB_KEYS, S_STATEMENTS };
@@ -76,27 +109,28 @@ enum { S_PUT_JOB, S_SET_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY,
 static const char *s_sql[S_STATEMENTS] = {
     [S_SET_JOB] =
         "UPDATE jobs SET state = ?4, stage = ?5, retries = ?6, error = ?7,"
-        " started_at = ?9, finished_at = ?10, stages = ?11 WHERE id = ?1",
+        " started_at = ?9, finished_at = ?10, stages = ?11 WHERE seq = ?12",
     [S_PUT_JOB] =
-        "INSERT INTO jobs (id, class, params, state, stage, retries, error,"
-        " created_at, started_at, finished_at, stages)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO jobs (seq, id, class, params, state, stage, retries,"
+        " error, created_at, started_at, finished_at, stages)"
+        " VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         " ON CONFLICT (id) DO UPDATE SET state = ?4, stage = ?5,"
         " retries = ?6, error = ?7, started_at = ?9, finished_at = ?10,"
         " stages = ?11",
     [S_PUT_TASK] =
-        "INSERT OR REPLACE INTO tasks (job, id, stage, idx, state, attempt,"
-        " losses, failures, exit_code, signal, error, worker, entry,"
-        " started_at, finished_at, duration_ms, wake_at)"
+        "INSERT OR REPLACE INTO tasks (key, " S_TASK_COLUMNS ")"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17)",
+        " ?14, ?15, ?16)",
     [S_PUT_KEY] =
         "INSERT OR REPLACE INTO idempotency (key, fingerprint, job)"
         " VALUES (?1, ?2, ?3)",
     [S_DEL_KEY] = "DELETE FROM idempotency WHERE key = ?1",
     /* A forgotten job (past its retention): each by an index. */
     [S_DEL_JOB] = "DELETE FROM jobs WHERE id = ?1",
-    [S_DEL_JOB_TASKS] = "DELETE FROM tasks WHERE job = ?1",
+    [S_DEL_JOB_TASKS] =
+        "DELETE FROM tasks WHERE key BETWEEN"
+        " (SELECT " S_KEY_SQL ("seq") " FROM jobs WHERE id = ?1) AND"
+        " (SELECT " S_KEY_SQL ("seq") " | 4294967295 FROM jobs WHERE id = ?1)",
     [S_DEL_JOB_KEYS] = "DELETE FROM idempotency WHERE job = ?1",
 };
 
@@ -127,6 +161,25 @@ s_exec (shoal_store_t *self, const char *sql, shoal_error_t *err)
                      message ? message : sqlite3_errmsg (self->db));
     sqlite3_free (message);
     return SHOAL_EIO;
+}
+
+/*  Creates the tables of an empty store (`version` 0), or moves one of
+    an older version to this one, in one transaction.                     */
+static int
+s_create (shoal_store_t *self, const char *path, int version,
+          shoal_error_t *err)
+{
+    if (s_exec (self, "BEGIN", err))
+        return SHOAL_EIO;
+    if (s_exec (self, version == 0 ? s_schema : s_migrate_from_1, err)
+        || s_exec (self, "COMMIT", err)) {
+        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+        return SHOAL_EIO;
+    }
+    if (version > 0)
+        shoal_info ("state store %s: moved from schema %d to %d", path,
+                    version, S_SCHEMA_VERSION);
+    return 0;
 }
 
 shoal_store_t *
@@ -175,7 +228,7 @@ shoal_store_open (const char *path, shoal_error_t *err)
         shoal_store_destroy (&self);
         return NULL;
     }
-    if (version > 0 && version != S_SCHEMA_VERSION) {
+    if (version > S_SCHEMA_VERSION) {
         shoal_error_set (err, SHOAL_EINVAL, "state-dir",
                          "state store %s has schema version %d; this "
                          "controller reads version %d", path, version,
@@ -185,8 +238,8 @@ shoal_store_open (const char *path, shoal_error_t *err)
     }
     if (version < 0 || s_exec (self, "PRAGMA journal_mode = WAL", err)
         || s_exec (self, "PRAGMA synchronous = NORMAL", err)
-        || s_exec (self, s_schema, err)
-        || s_exec (self, "PRAGMA user_version = 1", err)) {
+        || (version < S_SCHEMA_VERSION && s_create (self, path, version,
+                                                    err))) {
         if (version < 0)
             s_fail (self, err, "not a database");
         shoal_store_destroy (&self);
@@ -280,12 +333,13 @@ typedef struct {
     s_text_t id, job_class, params, error, stages;
 } s_job_row_t;
 
-/*  A task row, kept small: a fan-out puts one per task.                  */
+/*  A task row, kept small: a fan-out puts one per task. `job_key` is the
+    low 32 bits of its job's seq (see S_KEY_SQL).                         */
 typedef struct {
-    uint32_t id, stage, attempt, losses, failures;
+    uint32_t job_key, id, stage, attempt, losses, failures;
     int32_t index, exit_code, signal;
     int32_t state;
-    s_text_t job, error, worker, entry;
+    s_text_t error, worker, entry;
     int64_t started_at, finished_at, duration_ms, wake_at;
 } s_task_row_t;
 
@@ -293,9 +347,9 @@ typedef struct {
     and its spawn entry. A fan-out puts one per task, so it is the
     smallest row there is (20 bytes and the entry's text).                */
 typedef struct {
-    uint32_t id, stage;
+    uint32_t job_key, id, stage;
     int32_t index;
-    s_text_t job, entry;
+    s_text_t entry;
 } s_new_task_row_t;
 
 /*  An idempotency key to remember (job set) or to forget (job unset).    */
@@ -321,8 +375,6 @@ struct shoal_store_batch {
     char *text;                  /* the strings of every row, each ending
                                     with a NUL                             */
     size_t used, size;
-    const shoal_job_t *last_job; /* tasks come job by job: the id of the  */
-    s_text_t last_job_id;        /*   last job they named, copied once    */
     bool broken;                 /* out of memory while copying: the batch
                                     is incomplete and must not be written  */
 };
@@ -354,7 +406,6 @@ shoal_store_batch_clear (shoal_store_batch_t *self)
     self->jobs.count = self->new_tasks.count = self->tasks.count = 0;
     self->keys.count = self->deletes.count = 0;
     self->used = 0;
-    self->last_job = NULL;
     self->broken = false;
 }
 
@@ -503,16 +554,11 @@ shoal_store_batch_put_job (shoal_store_batch_t *self, const shoal_job_t *job)
     row->stages = at;
 }
 
-/*  The job id of `task`, copied once per run of tasks of the same job.   */
-static s_text_t
-s_batch_job_id (shoal_store_batch_t *self, const shoal_task_t *task)
+/*  The first half of `task`'s key in the store.                          */
+static uint32_t
+s_job_key (const shoal_task_t *task)
 {
-    const shoal_job_t *job = shoal_task_job (task);
-    if (job != self->last_job || self->last_job_id == S_NO_TEXT) {
-        self->last_job = job;
-        self->last_job_id = s_batch_string (self, shoal_job_id (job));
-    }
-    return self->last_job_id;
+    return (uint32_t) shoal_job_seq (shoal_task_job (task));
 }
 
 /*  The spawn entry of `record` as text in the arena, or S_NO_TEXT.       */
@@ -553,10 +599,10 @@ shoal_store_batch_put_task (shoal_store_batch_t *self,
         s_new_task_row_t *row = S_BATCH_ROW (self, new_tasks);
         if (!row)
             return;
+        row->job_key = s_job_key (task);
         row->id = record.id;
         row->stage = record.stage;
         row->index = record.index;
-        row->job = s_batch_job_id (self, task);
         row->entry = s_batch_entry (self, &record);
         return;
     }
@@ -564,6 +610,7 @@ shoal_store_batch_put_task (shoal_store_batch_t *self,
     if (!row)
         return;
     *row = (s_task_row_t) {
+        .job_key = s_job_key (task),
         .id = record.id, .stage = record.stage, .attempt = record.attempt,
         .losses = record.losses, .failures = record.failures,
         .index = record.index, .exit_code = record.exit_code,
@@ -571,7 +618,6 @@ shoal_store_batch_put_task (shoal_store_batch_t *self,
         .started_at = record.started_at, .finished_at = record.finished_at,
         .duration_ms = record.duration_ms, .wake_at = record.wake_at,
     };
-    row->job = s_batch_job_id (self, task);
     row->error = s_batch_string (self, record.error);
     row->worker = s_batch_string (self, record.worker);
     row->entry = s_batch_entry (self, &record);
@@ -619,10 +665,6 @@ shoal_store_batch_delete_job (shoal_store_batch_t *self, const char *job_id)
     if (!row)
         return;
     row->job = s_batch_string (self, job_id);
-    /* The job's memory is freed next and may hold a new job soon: the id
-       copied for its tasks must not be taken for that one's. */
-    self->last_job = NULL;
-    self->last_job_id = S_NO_TEXT;
 }
 
 /* ---- writing a batch ------------------------------------------------- */
@@ -634,12 +676,13 @@ typedef struct {
 } s_job_bind_t;
 
 /*  Binds every parameter of S_PUT_JOB / S_SET_JOB. Only an insert reads
-    ?2, ?3 and ?8.                                                        */
+    ?1, ?2, ?3 and ?8.                                                    */
 static void
 s_bind_job (sqlite3_stmt *stmt, const void *arg)
 {
     const s_job_bind_t *row = arg;
     const shoal_job_record_t *record = row->record;
+    sqlite3_bind_int64 (stmt, 12, (sqlite3_int64) record->seq);
     s_bind_static (stmt, 1, row->id);
     if (sqlite3_bind_parameter_name (stmt, 2)) {
         s_bind_static (stmt, 2, row->job_class);
@@ -675,23 +718,22 @@ s_write_task (shoal_store_t *self, const shoal_store_batch_t *batch,
               const s_task_row_t *row)
 {
     sqlite3_stmt *stmt = self->stmt[S_PUT_TASK];
-    s_bind_static (stmt, 1, s_batch_at (batch, row->job));
-    sqlite3_bind_int64 (stmt, 2, row->id);
-    sqlite3_bind_int64 (stmt, 3, row->stage);
-    sqlite3_bind_int64 (stmt, 4, row->index);
-    sqlite3_bind_int (stmt, 5, row->state);
-    sqlite3_bind_int64 (stmt, 6, row->attempt);
-    sqlite3_bind_int64 (stmt, 7, row->losses);
-    sqlite3_bind_int64 (stmt, 8, row->failures);
-    sqlite3_bind_int (stmt, 9, row->exit_code);
-    sqlite3_bind_int (stmt, 10, row->signal);
-    s_bind_static (stmt, 11, s_batch_at (batch, row->error));
-    s_bind_static (stmt, 12, s_batch_at (batch, row->worker));
-    s_bind_static (stmt, 13, s_batch_at (batch, row->entry));
-    sqlite3_bind_int64 (stmt, 14, row->started_at);
-    sqlite3_bind_int64 (stmt, 15, row->finished_at);
-    sqlite3_bind_int64 (stmt, 16, row->duration_ms);
-    sqlite3_bind_int64 (stmt, 17, row->wake_at);
+    sqlite3_bind_int64 (stmt, 1, s_task_key (row->job_key, row->id));
+    sqlite3_bind_int64 (stmt, 2, row->stage);
+    sqlite3_bind_int64 (stmt, 3, row->index);
+    sqlite3_bind_int (stmt, 4, row->state);
+    sqlite3_bind_int64 (stmt, 5, row->attempt);
+    sqlite3_bind_int64 (stmt, 6, row->losses);
+    sqlite3_bind_int64 (stmt, 7, row->failures);
+    sqlite3_bind_int (stmt, 8, row->exit_code);
+    sqlite3_bind_int (stmt, 9, row->signal);
+    s_bind_static (stmt, 10, s_batch_at (batch, row->error));
+    s_bind_static (stmt, 11, s_batch_at (batch, row->worker));
+    s_bind_static (stmt, 12, s_batch_at (batch, row->entry));
+    sqlite3_bind_int64 (stmt, 13, row->started_at);
+    sqlite3_bind_int64 (stmt, 14, row->finished_at);
+    sqlite3_bind_int64 (stmt, 15, row->duration_ms);
+    sqlite3_bind_int64 (stmt, 16, row->wake_at);
     s_step (self, stmt);
 }
 
@@ -700,9 +742,9 @@ s_write_new_task (shoal_store_t *self, const shoal_store_batch_t *batch,
                   const s_new_task_row_t *row)
 {
     s_task_row_t full = {
-        .id = row->id, .stage = row->stage, .index = row->index,
-        .state = SHOAL_TASK_PENDING, .exit_code = -1,
-        .job = row->job, .error = S_NO_TEXT, .worker = S_NO_TEXT,
+        .job_key = row->job_key, .id = row->id, .stage = row->stage,
+        .index = row->index, .state = SHOAL_TASK_PENDING, .exit_code = -1,
+        .error = S_NO_TEXT, .worker = S_NO_TEXT,
         .entry = row->entry,
     };
     s_write_task (self, batch, &full);
@@ -842,30 +884,32 @@ static int
 s_load_tasks (shoal_store_t *self, sqlite3_stmt *stmt, shoal_scheduler_t *sch,
               shoal_job_t *job, shoal_error_t *err)
 {
-    sqlite3_bind_text (stmt, 1, shoal_job_id (job), -1, SQLITE_STATIC);
+    uint32_t job_key = (uint32_t) shoal_job_seq (job);
+    sqlite3_bind_int64 (stmt, 1, s_task_key (job_key, 0));
+    sqlite3_bind_int64 (stmt, 2, s_task_key (job_key, UINT32_MAX));
     int rc = 0;
     int step;
     while (!rc && (step = sqlite3_step (stmt)) == SQLITE_ROW) {
-        const char *entry = s_column_text (stmt, 12);
+        const char *entry = s_column_text (stmt, 11);
         shoal_task_record_t record = {
-            .id = (uint32_t) sqlite3_column_int64 (stmt, 1),
-            .stage = (uint32_t) sqlite3_column_int64 (stmt, 2),
-            .index = (int32_t) sqlite3_column_int64 (stmt, 3),
-            .state = (shoal_task_state_t) sqlite3_column_int (stmt, 4),
-            .attempt = (uint32_t) sqlite3_column_int64 (stmt, 5),
-            .losses = (uint32_t) sqlite3_column_int64 (stmt, 6),
-            .failures = (uint32_t) sqlite3_column_int64 (stmt, 7),
-            .exit_code = sqlite3_column_int (stmt, 8),
-            .signal = sqlite3_column_int (stmt, 9),
-            .error = s_column_text (stmt, 10),
-            .worker = s_column_text (stmt, 11),
+            .id = (uint32_t) sqlite3_column_int64 (stmt, 0),
+            .stage = (uint32_t) sqlite3_column_int64 (stmt, 1),
+            .index = (int32_t) sqlite3_column_int64 (stmt, 2),
+            .state = (shoal_task_state_t) sqlite3_column_int (stmt, 3),
+            .attempt = (uint32_t) sqlite3_column_int64 (stmt, 4),
+            .losses = (uint32_t) sqlite3_column_int64 (stmt, 5),
+            .failures = (uint32_t) sqlite3_column_int64 (stmt, 6),
+            .exit_code = sqlite3_column_int (stmt, 7),
+            .signal = sqlite3_column_int (stmt, 8),
+            .error = s_column_text (stmt, 9),
+            .worker = s_column_text (stmt, 10),
             .entry_text = entry,
-            .entry_size = entry ? (size_t) sqlite3_column_bytes (stmt, 12)
+            .entry_size = entry ? (size_t) sqlite3_column_bytes (stmt, 11)
                                 : 0,
-            .started_at = sqlite3_column_int64 (stmt, 13),
-            .finished_at = sqlite3_column_int64 (stmt, 14),
-            .duration_ms = sqlite3_column_int64 (stmt, 15),
-            .wake_at = sqlite3_column_int64 (stmt, 16),
+            .started_at = sqlite3_column_int64 (stmt, 12),
+            .finished_at = sqlite3_column_int64 (stmt, 13),
+            .duration_ms = sqlite3_column_int64 (stmt, 14),
+            .wake_at = sqlite3_column_int64 (stmt, 15),
         };
         rc = shoal_scheduler_restore_task (sch, job, &record, err);
     }
@@ -886,14 +930,12 @@ shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
     if (sqlite3_prepare_v2 (self->db,
                             "SELECT id, class, params, state, stage, retries,"
                             " error, created_at, started_at, finished_at,"
-                            " stages FROM jobs ORDER BY seq", -1, &job_stmt,
-                            NULL) != SQLITE_OK
+                            " stages, seq FROM jobs ORDER BY seq", -1,
+                            &job_stmt, NULL) != SQLITE_OK
         || sqlite3_prepare_v2 (self->db,
-                               "SELECT job, id, stage, idx, state, attempt,"
-                               " losses, failures, exit_code, signal, error,"
-                               " worker, entry, started_at, finished_at,"
-                               " duration_ms, wake_at FROM tasks"
-                               " WHERE job = ?1 ORDER BY id", -1, &task_stmt,
+                               "SELECT key & 4294967295, " S_TASK_COLUMNS
+                               " FROM tasks WHERE key BETWEEN ?1 AND ?2"
+                               " ORDER BY key", -1, &task_stmt,
                                NULL) != SQLITE_OK
         || sqlite3_prepare_v2 (self->db,
                                "SELECT key, fingerprint, job FROM idempotency"
@@ -908,6 +950,7 @@ shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
         json_t *stages = s_column_json (job_stmt, 10);
         shoal_job_record_t record = {
             .id = s_column_text (job_stmt, 0),
+            .seq = (uint64_t) sqlite3_column_int64 (job_stmt, 11),
             .job_class = s_column_text (job_stmt, 1),
             .params = params,
             .state = (shoal_job_state_t) sqlite3_column_int (job_stmt, 3),

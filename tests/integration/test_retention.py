@@ -135,12 +135,22 @@ class RetentionTest(RetentionCase):
         self.assertEqual(self.listed_ids(), newest_first)
         self.assertEqual(self.forgotten(), 3)
 
+        # A cursor names a place in submission order, which has gaps
+        # now: the page it gives must be the same after a restart.
+        cursor = c.get("/api/v1/jobs?limit=1").json()["next"]
+        page_path = "/api/v1/jobs?limit=1&cursor=" + cursor
+        page = c.get(page_path).json()
+        self.assertEqual([job["id"] for job in page["jobs"]],
+                         [newest_first[1]])
+
         # The store forgot them too: a restart that keeps every job it
         # reads back does not bring them back.
         self.restart(KEEP)
         for job_id in (done, running, again):
             self.assertProblem(c.get("/api/v1/jobs/" + job_id), 404)
         self.assertEqual(self.listed_ids(), newest_first)
+        # Jobs keep their place in the order across the restart.
+        self.assertEqual(c.get(page_path).json(), page)
         # A counter since this controller started.
         self.assertEqual(self.forgotten(), 0)
 

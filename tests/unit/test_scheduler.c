@@ -1668,6 +1668,58 @@ test_duplicate_job_id_is_refused (void **state)
     assert_int_equal (err.code, SHOAL_EINVAL);
 }
 
+/*  Restores a created job of class "one" with sequence number `seq`.    */
+static shoal_job_t *
+s_restore (s_fixture_t *fx, const char *id, uint64_t seq, shoal_error_t *err)
+{
+    json_t *params = json_pack ("{s:s}", "token", "t");
+    shoal_job_record_t record = {
+        .id = id, .seq = seq, .job_class = "one", .params = params,
+        .state = SHOAL_JOB_CREATED, .created_at = 1000,
+    };
+    shoal_stage_record_t stage = { .state = SHOAL_STAGE_PENDING };
+    shoal_job_t *job = shoal_scheduler_restore_job (fx->sched, &record,
+                                                    &stage, 1, err);
+    json_decref (params);
+    return job;
+}
+
+static void
+test_restored_jobs_keep_their_seq_in_order (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_error_t err = { 0 };
+    assert_int_equal (shoal_job_seq (s_restore (fx, "a", 7, &err)), 7);
+    assert_int_equal (shoal_job_seq (s_restore (fx, "b", 12, &err)), 12);
+    /* Not after the last one: the store is damaged. */
+    assert_null (s_restore (fx, "c", 12, &err));
+    assert_int_equal (err.code, SHOAL_EINVAL);
+    assert_string_equal (err.field, "seq");
+    assert_null (shoal_scheduler_job (fx->sched, "c"));
+    /* A record without one gets the next, as does a new job. */
+    assert_int_equal (shoal_job_seq (s_restore (fx, "d", 0, &err)), 13);
+    shoal_scheduler_restore_done (fx->sched, 1000, 1000);
+    assert_int_equal (shoal_job_seq (s_submit (fx, "e", "one", false)), 14);
+}
+
+static void
+test_jobs_held_never_share_the_low_32_bits_of_their_seq (void **state)
+{
+    s_fixture_t *fx = *state;
+    const uint64_t span = (uint64_t) 1 << 32;
+    shoal_error_t err = { 0 };
+    assert_non_null (s_restore (fx, "old", 5, &err));
+    assert_non_null (s_restore (fx, "recent", span + 3, &err));
+    shoal_scheduler_restore_done (fx->sched, 1000, 1000);
+    assert_int_equal (shoal_job_seq (s_submit (fx, "n4", "one", false)),
+                      span + 4);
+    /* span + 5 would share "old"'s low bits: it is skipped. */
+    assert_int_equal (shoal_job_seq (s_submit (fx, "n6", "one", false)),
+                      span + 6);
+    assert_int_equal (shoal_job_seq (s_submit (fx, "n7", "one", false)),
+                      span + 7);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
 int
@@ -1721,6 +1773,8 @@ main (void)
         T (test_task_pages_filter_by_state_and_stage),
         T (test_task_page_scan_is_bounded),
         T (test_duplicate_job_id_is_refused),
+        T (test_restored_jobs_keep_their_seq_in_order),
+        T (test_jobs_held_never_share_the_low_32_bits_of_their_seq),
         T (test_evict_forgets_only_jobs_that_ended_before_the_cutoff),
         T (test_evict_keeps_a_job_a_queued_action_points_at),
         T (test_evict_waits_for_the_worker_holding_a_canceled_task),

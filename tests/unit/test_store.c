@@ -427,24 +427,42 @@ test_a_failed_write_stores_nothing_of_it (void **state)
     shoal_scheduler_destroy (&loaded);
 }
 
-/*  Rows of `table` for the job `job_id`, read straight from the file.    */
-static int
-s_rows (s_fixture_t *fx, const char *table, const char *job_id)
+/*  The integer `sql` gives (a count, a setting), read straight from the
+    file; `job_id` is bound to ?1 when not NULL, `seq` to ?2.            */
+static int64_t
+s_query (s_fixture_t *fx, const char *sql, const char *job_id, uint64_t seq)
 {
     sqlite3 *db = NULL;
     assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg ("%s: %s", sql, sqlite3_errmsg (db));
+    if (job_id)
+        sqlite3_bind_text (stmt, 1, job_id, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count (stmt) >= 2)
+        sqlite3_bind_int64 (stmt, 2, (sqlite3_int64) seq);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
+    int64_t value = sqlite3_column_int64 (stmt, 0);
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
+    return value;
+}
+
+/*  Rows of `table` for the job `job_id` (held by fx->sched), read
+    straight from the file: task rows by the job's seq in their key, so
+    that rows left behind by a deleted job row are counted too.          */
+static int
+s_rows (s_fixture_t *fx, const char *table, const char *job_id)
+{
+    if (strcmp (table, "tasks") == 0)
+        return (int) s_query (fx, "SELECT count(*) FROM tasks"
+                              " WHERE key >> 32 = ?2", NULL,
+                              shoal_job_seq (shoal_scheduler_job (fx->sched,
+                                                                  job_id)));
     char sql[128];
     snprintf (sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s = ?1",
               table, strcmp (table, "jobs") == 0 ? "id" : "job");
-    sqlite3_stmt *stmt = NULL;
-    assert_int_equal (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL),
-                      SQLITE_OK);
-    sqlite3_bind_text (stmt, 1, job_id, -1, SQLITE_STATIC);
-    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
-    int count = sqlite3_column_int (stmt, 0);
-    sqlite3_finalize (stmt);
-    sqlite3_close (db);
-    return count;
+    return (int) s_query (fx, sql, job_id, 0);
 }
 
 /*  Writes `batch` alone into the fixture's file.                         */
@@ -514,6 +532,13 @@ test_a_delete_row_removes_the_job_its_tasks_and_keys (void **state)
     assert_int_equal (jobs, 1);
     assert_null (shoal_scheduler_job (loaded, "j1"));
     s_assert_same_job (fx->sched, loaded, "j2");
+    /* j2 keeps its sequence number: renumbered, it would be 1, and its
+       tasks' keys would name j1. */
+    assert_int_equal (shoal_job_seq (shoal_scheduler_job (loaded, "j2")), 2);
+    shoal_job_t *next = shoal_scheduler_submit (
+        loaded, "j3", shoal_defs_job_class (fx->defs, "fanout"),
+        json_pack ("{s:s}", "token", "t"), false, 3000, NULL);
+    assert_int_equal (shoal_job_seq (next), 3);
     assert_int_equal (json_object_size (keys), 1);
     assert_non_null (json_object_get (keys, "k2"));
     json_decref (keys);
@@ -591,6 +616,91 @@ test_a_job_that_ended_long_ago_is_forgotten_after_a_restart (void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
+static void
+test_a_store_of_schema_1_is_moved_to_schema_2 (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    s_two_jobs (fx, batch);
+    s_write (fx, batch);
+    shoal_store_batch_destroy (&batch);
+    /* Turn the file into what a controller of schema 1 left: tasks keyed
+       by job id and task id, jobs numbered by SQLite (here 41 and 42),
+       and a task whose job row is gone. */
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
+    char *message = NULL;
+    int rc = sqlite3_exec (
+        db,
+        "BEGIN;"
+        "CREATE TABLE tasks_v1 (job TEXT NOT NULL, id INTEGER NOT NULL,"
+        "  stage INTEGER NOT NULL, idx INTEGER NOT NULL,"
+        "  state INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+        "  losses INTEGER NOT NULL, failures INTEGER NOT NULL,"
+        "  exit_code INTEGER NOT NULL, signal INTEGER NOT NULL, error TEXT,"
+        "  worker TEXT, entry TEXT, started_at INTEGER NOT NULL,"
+        "  finished_at INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
+        "  wake_at INTEGER NOT NULL, PRIMARY KEY (job, id)) WITHOUT ROWID;"
+        "INSERT INTO tasks_v1 SELECT jobs.id, tasks.key & 4294967295,"
+        "  tasks.stage, idx, tasks.state, attempt, losses, failures,"
+        "  exit_code, signal, tasks.error, worker, entry, tasks.started_at,"
+        "  tasks.finished_at, duration_ms, wake_at"
+        "  FROM tasks JOIN jobs ON tasks.key >> 32 = jobs.seq;"
+        "INSERT INTO tasks_v1 SELECT 'gone-' || job, id, stage, idx, state,"
+        "  attempt, losses, failures, exit_code, signal, error, worker,"
+        "  entry, started_at, finished_at, duration_ms, wake_at"
+        "  FROM tasks_v1;"
+        "DROP TABLE tasks;"
+        "ALTER TABLE tasks_v1 RENAME TO tasks;"
+        "UPDATE jobs SET seq = seq + 40;"
+        "PRAGMA user_version = 1;"
+        "COMMIT;",
+        NULL, NULL, &message);
+    if (rc != SQLITE_OK)
+        fail_msg ("%s", message);
+    sqlite3_close (db);
+    assert_int_equal (s_query (fx, "SELECT count(*) FROM tasks", NULL, 0), 8);
+
+    shoal_scheduler_t *loaded = s_load (fx, 3000);
+    assert_int_equal (s_query (fx, "PRAGMA user_version", NULL, 0), 2);
+    assert_int_equal (shoal_scheduler_job_count (loaded), 2);
+    s_assert_same_job (fx->sched, loaded, "j1");
+    s_assert_same_job (fx->sched, loaded, "j2");
+    assert_int_equal (shoal_job_seq (shoal_scheduler_job (loaded, "j1")), 41);
+    assert_int_equal (shoal_job_seq (shoal_scheduler_job (loaded, "j2")), 42);
+    /* Each task is under its job's seq; the orphans are left out. */
+    assert_int_equal (s_query (fx, "SELECT count(*) FROM tasks", NULL, 0), 4);
+    assert_int_equal (s_query (fx, "SELECT count(*) FROM tasks"
+                               " WHERE key >> 32 = 41", NULL, 0), 3);
+    /* The moved store is written and read again like a new one. */
+    assert_int_equal (shoal_scheduler_cancel (loaded, "j2", 3100, NULL), 0);
+    shoal_store_t *store = shoal_store_open (fx->path, NULL);
+    assert_non_null (store);
+    shoal_error_t err = { 0 };
+    assert_int_equal (shoal_store_save (store, loaded, NULL, 0, NULL, &err),
+                      0);
+    shoal_store_destroy (&store);
+    shoal_scheduler_t *again = s_load (fx, 3200);
+    s_assert_same_job (loaded, again, "j2");
+    shoal_scheduler_destroy (&again);
+    shoal_scheduler_destroy (&loaded);
+}
+
+static void
+test_a_store_of_a_newer_schema_is_refused (void **state)
+{
+    s_fixture_t *fx = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db, "PRAGMA user_version = 3", NULL,
+                                    NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    shoal_error_t err = { 0 };
+    assert_null (shoal_store_open (fx->path, &err));
+    assert_non_null (strstr (err.message, "schema version 3"));
+    assert_non_null (strstr (err.message, "reads version 2"));
+}
+
 int
 main (void)
 {
@@ -607,6 +717,8 @@ main (void)
         T (test_a_put_then_a_delete_in_one_batch_leaves_nothing),
         T (test_a_job_that_ended_long_ago_is_forgotten_after_a_restart),
         T (test_a_restored_job_canceled_before_its_worker_returns_is_forgotten),
+        T (test_a_store_of_schema_1_is_moved_to_schema_2),
+        T (test_a_store_of_a_newer_schema_is_refused),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
