@@ -83,11 +83,22 @@ void shoal_store_batch_forget_key (shoal_store_batch_t *self,
 void shoal_store_batch_delete_job (shoal_store_batch_t *self,
                                    const char *job_id);
 
-/*  Writes `count` batches, in order, in one transaction. Returns 0, or an
-    error when any row failed: then nothing of them is stored, and the
-    caller must write everything again (shoal_store_batch_put_all).       */
+/*  Writes `count` batches, in order, in one transaction. A row of a job
+    or task that a later row of the same job or task in these batches
+    replaces is left out. Returns 0, or an error when any row failed:
+    then nothing of them is stored, and the caller must write everything
+    again (shoal_store_batch_put_all).                                    */
 int shoal_store_write (shoal_store_t *self,
                        shoal_store_batch_t *const *batches, size_t count,
                        shoal_error_t *err);
+
+/*  Rows of committed writes since the store was opened: those written,
+    and those left out because a later row of the same job or task in the
+    same write replaced them.                                              */
+typedef struct {
+    uint64_t written, replaced;
+} shoal_store_counts_t;
+void shoal_store_counts (const shoal_store_t *self,
+                         shoal_store_counts_t *counts);
 
 #endif

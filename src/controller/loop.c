@@ -1229,9 +1229,12 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
             json_object_set_new (sent, shoal_msg_name (i),
                                  json_integer ((json_int_t) self->sent[i]));
     }
+    shoal_store_counts_t store = { 0 };
+    if (self->writer)
+        shoal_writer_counts (self->writer, &store);
     return s_reply (200, json_pack (
         "{s:I, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-        " s:I, s:{s:o, s:o}}",
+        " s:I, s:I, s:I, s:{s:o, s:o}}",
         "jobs_submitted", (json_int_t) stats.jobs_submitted,
         "jobs_finished", jobs,
         "jobs_forgotten", (json_int_t) stats.jobs_evicted,
@@ -1247,6 +1250,8 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
         "store_waiting_rows",
         (json_int_t) (self->writer ? shoal_writer_waiting_rows (self->writer)
                                    : 0),
+        "store_rows_written", (json_int_t) store.written,
+        "store_rows_replaced", (json_int_t) store.replaced,
         "heartbeat_ms",
         (json_int_t) shoal_scheduler_heartbeat_ms (self->scheduler),
         "worker_messages", "received", received, "sent", sent));

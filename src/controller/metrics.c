@@ -156,6 +156,17 @@ shoal_metrics_render (json_t *stats, const shoal_metrics_route_t *routes,
              s_int (stats, "tasks_running"));
     s_gauge (&text, "shoal_jobs_active", "Jobs created or running.",
              s_int (stats, "jobs_active"));
+    s_header (&text, "shoal_store_rows_written_total", "counter",
+              "Rows of jobs, tasks and idempotency keys the state store "
+              "wrote, since the controller started.");
+    s_add (&text, "shoal_store_rows_written_total %" JSON_INTEGER_FORMAT "\n",
+           s_int (stats, "store_rows_written"));
+    s_header (&text, "shoal_store_rows_replaced_total", "counter",
+              "Rows of jobs and tasks the state store left out because a "
+              "later row of the same job or task, in the same transaction, "
+              "replaced them.");
+    s_add (&text, "shoal_store_rows_replaced_total %" JSON_INTEGER_FORMAT
+           "\n", s_int (stats, "store_rows_replaced"));
     s_gauge (&text, "shoal_store_waiting_rows",
              "Changed jobs and tasks handed to the state store's writer "
              "and not yet written.",

@@ -47,6 +47,7 @@ struct shoal_writer {
     shoal_store_batch_t *spares[S_SPARES];
     size_t spare_count;
     size_t waiting_rows;         /* rows handed over, not yet written      */
+    shoal_store_counts_t counts; /* the store's, after the last write     */
     uint64_t submitted;          /* ticket of the last batch handed over   */
     uint64_t written;            /* tickets up to this one are done        */
     bool stopping;
@@ -158,6 +159,8 @@ s_thread_main (void *arg)
         pthread_mutex_unlock (&self->mutex);
 
         int rc = s_write (self, taking, count);
+        shoal_store_counts_t counts;
+        shoal_store_counts (self->store, &counts);
         clock_gettime (CLOCK_MONOTONIC, &next);
         next.tv_nsec += S_GROUP_MS * 1000000L;
         if (next.tv_nsec >= 1000000000L) {
@@ -173,6 +176,7 @@ s_thread_main (void *arg)
         pthread_mutex_lock (&self->mutex);
         self->written = first + count - 1;
         self->waiting_rows -= rows;
+        self->counts = counts;
         for (size_t i = 0; i < count; i++) {
             if (self->spare_count < S_SPARES
                 && shoal_store_batch_bytes (taking[i]) <= S_SPARE_BYTES)
@@ -337,6 +341,14 @@ shoal_writer_waiting_rows (shoal_writer_t *self)
     size_t rows = self->waiting_rows;
     pthread_mutex_unlock (&self->mutex);
     return rows;
+}
+
+void
+shoal_writer_counts (shoal_writer_t *self, shoal_store_counts_t *counts)
+{
+    pthread_mutex_lock (&self->mutex);
+    *counts = self->counts;
+    pthread_mutex_unlock (&self->mutex);
 }
 
 uint64_t

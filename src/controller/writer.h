@@ -46,6 +46,9 @@ void shoal_writer_hurry (shoal_writer_t *self);
 /*  Rows handed over and not yet written.                                  */
 size_t shoal_writer_waiting_rows (shoal_writer_t *self);
 
+/*  Rows of the transactions committed so far (shoal_store_counts).       */
+void shoal_writer_counts (shoal_writer_t *self, shoal_store_counts_t *counts);
+
 /*  The ticket of the last batch handed over.                              */
 uint64_t shoal_writer_submitted (shoal_writer_t *self);
 

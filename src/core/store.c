@@ -134,9 +134,21 @@ static const char *s_sql[S_STATEMENTS] = {
     [S_DEL_JOB_KEYS] = "DELETE FROM idempotency WHERE job = ?1",
 };
 
+/*  Where the last row of a job or a changed task is among the batches of
+    one write (open addressing; `at` 0 marks a free slot).                */
+typedef struct {
+    uint64_t key;                /* a job's seq, or a task's key           */
+    uint32_t at;                 /* 1 + its place among the job and
+                                    changed-task rows, in write order     */
+    bool task;
+} s_last_row_t;
+
 struct shoal_store {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_STATEMENTS];  /* prepared once                   */
+    s_last_row_t *last;          /* kept from write to write              */
+    size_t last_cap;             /* slots, a power of two                  */
+    shoal_store_counts_t counts; /* of committed writes                   */
     int failed;                  /* SQLite code of the first error in a
                                     save, SQLITE_OK while all is well     */
     char failure[256];           /* its message                           */
@@ -265,6 +277,7 @@ shoal_store_destroy (shoal_store_t **self_p)
     for (int i = 0; i < S_STATEMENTS; i++)
         sqlite3_finalize (self->stmt[i]);
     sqlite3_close (self->db);
+    free (self->last);
     free (self);
     *self_p = NULL;
 }
@@ -781,6 +794,85 @@ s_write_delete (shoal_store_t *self, const shoal_store_batch_t *batch,
     }
 }
 
+/* ---- rows a later one replaces ---------------------------------------- */
+
+/*  Past this many job and changed-task rows in one write, every row is
+    written: the table would cost more memory than the rows it saves.     */
+#define S_LAST_ROWS_MAX (1u << 22)
+
+static size_t
+s_last_slot (const shoal_store_t *self, uint64_t key, bool task)
+{
+    uint64_t h = key * 0x9E3779B97F4A7C15ull + task;
+    h ^= h >> 29;
+    return (size_t) h & (self->last_cap - 1);
+}
+
+/*  The place (1 + its index) of the last row of `key`, 0 when it has no
+    job or changed-task row in this write.                               */
+static uint32_t
+s_last_get (const shoal_store_t *self, uint64_t key, bool task)
+{
+    for (size_t i = s_last_slot (self, key, task);;
+         i = (i + 1) & (self->last_cap - 1)) {
+        const s_last_row_t *slot = &self->last[i];
+        if (!slot->at || (slot->key == key && slot->task == task))
+            return slot->at;
+    }
+}
+
+static void
+s_last_put (shoal_store_t *self, uint64_t key, bool task, uint32_t at)
+{
+    for (size_t i = s_last_slot (self, key, task);;
+         i = (i + 1) & (self->last_cap - 1)) {
+        s_last_row_t *slot = &self->last[i];
+        if (!slot->at || (slot->key == key && slot->task == task)) {
+            *slot = (s_last_row_t) { .key = key, .at = at, .task = task };
+            return;
+        }
+    }
+}
+
+/*  Finds the last row of every job and changed task among `batches`, so
+    that the rows before it are not written: under load one write carries
+    many rounds of the loop, and a short task's "running" row is replaced
+    by its final one in the same transaction. Returns false (write every
+    row) for a single batch, which repeats nothing, or without memory.    */
+static bool
+s_find_last_rows (shoal_store_t *self, shoal_store_batch_t *const *batches,
+                  size_t count)
+{
+    size_t rows = 0;
+    for (size_t b = 0; b < count; b++)
+        rows += batches[b]->jobs.count + batches[b]->tasks.count;
+    if (count < 2 || rows > S_LAST_ROWS_MAX)
+        return false;
+    size_t want = 64;
+    while (want < 2 * rows)
+        want *= 2;
+    if (want > self->last_cap) {
+        free (self->last);
+        self->last = malloc (want * sizeof *self->last);
+        self->last_cap = self->last ? want : 0;
+        if (!self->last)
+            return false;
+    }
+    memset (self->last, 0, self->last_cap * sizeof *self->last);
+    uint32_t at = 0;
+    for (size_t b = 0; b < count; b++) {
+        const shoal_store_batch_t *batch = batches[b];
+        for (size_t i = 0; i < batch->jobs.count; i++)
+            s_last_put (self, batch->jobs.rows[i].record.seq, false, ++at);
+        for (size_t i = 0; i < batch->tasks.count; i++) {
+            const s_task_row_t *row = &batch->tasks.rows[i];
+            s_last_put (self, (uint64_t) s_task_key (row->job_key, row->id),
+                        true, ++at);
+        }
+    }
+    return true;
+}
+
 int
 shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
                    size_t count, shoal_error_t *err)
@@ -793,20 +885,45 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
     if (s_exec (self, "BEGIN", err))
         return SHOAL_EIO;
     self->failed = SQLITE_OK;
+    uint64_t replaced = 0;
+    bool skip = s_find_last_rows (self, batches, count);
+    uint32_t at = 0;             /* place of the job or changed-task row  */
     /* Rows of a kind go in the order they were put, so the latest state
-       of a job or task is the one kept. A task put new and then changed
-       in the same batch cannot happen (the scheduler reports a task once
-       per flush), so new rows go before changed ones. A job is forgotten
-       only once nothing of it changes any more: deletes go after every
-       other row of all the batches, undoing whatever of it they put. */
+       of a job or task is the one kept; a row that a later one of the
+       same job or task replaces is left out. A task put new and then
+       changed in the same batch cannot happen (the scheduler reports a
+       task once per flush), so new rows go before changed ones, and a
+       new row is left out when the task has a changed row (a whole row)
+       in this write. A job is forgotten only once nothing of it changes
+       any more: deletes go after every other row of all the batches,
+       undoing whatever of it they put. */
     for (size_t b = 0; b < count && self->failed == SQLITE_OK; b++) {
         const shoal_store_batch_t *batch = batches[b];
-        for (size_t i = 0; i < batch->jobs.count; i++)
-            s_write_job (self, batch, &batch->jobs.rows[i]);
-        for (size_t i = 0; i < batch->new_tasks.count; i++)
-            s_write_new_task (self, batch, &batch->new_tasks.rows[i]);
-        for (size_t i = 0; i < batch->tasks.count; i++)
-            s_write_task (self, batch, &batch->tasks.rows[i]);
+        for (size_t i = 0; i < batch->jobs.count; i++) {
+            const s_job_row_t *row = &batch->jobs.rows[i];
+            ++at;
+            if (skip && s_last_get (self, row->record.seq, false) != at)
+                replaced++;
+            else
+                s_write_job (self, batch, row);
+        }
+        for (size_t i = 0; i < batch->new_tasks.count; i++) {
+            const s_new_task_row_t *row = &batch->new_tasks.rows[i];
+            if (skip && s_last_get (self, (uint64_t) s_task_key (
+                                        row->job_key, row->id), true))
+                replaced++;
+            else
+                s_write_new_task (self, batch, row);
+        }
+        for (size_t i = 0; i < batch->tasks.count; i++) {
+            const s_task_row_t *row = &batch->tasks.rows[i];
+            ++at;
+            if (skip && s_last_get (self, (uint64_t) s_task_key (
+                                        row->job_key, row->id), true) != at)
+                replaced++;
+            else
+                s_write_task (self, batch, row);
+        }
         for (size_t i = 0; i < batch->keys.count; i++)
             s_write_key (self, batch, &batch->keys.rows[i]);
     }
@@ -814,14 +931,26 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
         for (size_t i = 0; i < batches[b]->deletes.count; i++)
             s_write_delete (self, batches[b], &batches[b]->deletes.rows[i]);
     if (self->failed == SQLITE_OK
-        && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        size_t rows = 0;
+        for (size_t b = 0; b < count; b++)
+            rows += shoal_store_batch_rows (batches[b]);
+        self->counts.written += rows - replaced;
+        self->counts.replaced += replaced;
         return 0;
+    }
     if (self->failed == SQLITE_OK)
         snprintf (self->failure, sizeof self->failure, "%s",
                   sqlite3_errmsg (self->db));
     sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
     return shoal_error_set (err, SHOAL_EIO, "store", "state store: %s",
                             self->failure);
+}
+
+void
+shoal_store_counts (const shoal_store_t *self, shoal_store_counts_t *counts)
+{
+    *counts = self->counts;
 }
 
 /*  The scheduler's changes for shoal_store_save.                         */

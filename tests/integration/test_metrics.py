@@ -130,6 +130,14 @@ class MetricsTest(ClusterTest):
                             "the store's writer never caught up")
             time.sleep(0.05)
             families = parse(c.get("/metrics").body)
+        # Every task and the job reached the disk in their final state at
+        # least; what a later row replaced in the same transaction is
+        # counted apart (how much depends on timing).
+        self.assertGreaterEqual(value("shoal_store_rows_written_total"), 5)
+        self.assertGreaterEqual(value("shoal_store_rows_replaced_total"), 0)
+        for name in ("shoal_store_rows_written_total",
+                     "shoal_store_rows_replaced_total"):
+            self.assertEqual(families[name]["type"], "counter")
         self.assertEqual(value("shoal_http_requests_total", method="POST",
                                route="/api/v1/jobs", code="201"), 1)
         self.assertEqual(value("shoal_build_info", version="0.1.0"), 1)

@@ -403,6 +403,79 @@ test_batches_write_in_order_and_the_latest_row_wins (void **state)
     shoal_scheduler_destroy (&loaded);
 }
 
+/*  A fanned-out job's first steps in four batches, as four rounds of the
+    loop would hand them over, on a worker of one slot (11 rows):
+      0: the job submitted, no worker yet: its row, the spawn task new;
+      1: the worker comes: the job, the spawn task running;
+      2: it fans out: the job, the spawn task done, task a running (the
+         slot is free again), task b new;
+      3: a ends: the job, a done, b running.
+    Written in one transaction (`together`) or one each; returns the
+    store's counts.                                                       */
+static shoal_store_counts_t
+s_write_a_life (s_fixture_t *fx, bool together)
+{
+    shoal_store_batch_t *batches[4];
+    for (int i = 0; i < 4; i++)
+        batches[i] = shoal_store_batch_new ();
+    shoal_scheduler_submit (fx->sched, "j1", shoal_defs_job_class (
+                                fx->defs, "fanout"),
+                            json_pack ("{s:s}", "token", "t"), true, 1000,
+                            NULL);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batches[0]);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    shoal_action_t spawn = s_next_dispatch (fx->sched);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batches[1]);
+    json_t *list = json_pack ("[{s:s}, {s:s}]", "item", "a", "item", "b");
+    s_exit (fx->sched, "w1", &spawn, 0, list, 1200);
+    json_decref (list);
+    shoal_action_t task_a = s_next_dispatch (fx->sched);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batches[2]);
+    s_exit (fx->sched, "w1", &task_a, 0, NULL, 1300);
+    s_drain (fx->sched);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batches[3]);
+    const size_t expected[4] = { 2, 2, 4, 3 };
+    for (int i = 0; i < 4; i++)
+        assert_int_equal (shoal_store_batch_rows (batches[i]), expected[i]);
+
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    if (together)
+        assert_int_equal (shoal_store_write (store, batches, 4, &err), 0);
+    else
+        for (int i = 0; i < 4; i++)
+            assert_int_equal (shoal_store_write (store, &batches[i], 1, &err),
+                              0);
+    shoal_store_counts_t counts;
+    shoal_store_counts (store, &counts);
+    shoal_store_destroy (&store);
+    for (int i = 0; i < 4; i++)
+        shoal_store_batch_destroy (&batches[i]);
+    shoal_scheduler_t *loaded = s_load (fx, 3000);
+    s_assert_same_job (fx->sched, loaded, "j1");
+    shoal_scheduler_destroy (&loaded);
+    return counts;
+}
+
+static void
+test_rows_a_later_row_replaces_in_one_write_are_left_out (void **state)
+{
+    shoal_store_counts_t counts = s_write_a_life (*state, true);
+    /* Three older job rows; the spawn task's new and running rows; task
+       a's running row; task b's new row. */
+    assert_int_equal (counts.replaced, 7);
+    assert_int_equal (counts.written, 4);
+}
+
+static void
+test_rows_of_separate_writes_are_all_written (void **state)
+{
+    shoal_store_counts_t counts = s_write_a_life (*state, false);
+    assert_int_equal (counts.replaced, 0);
+    assert_int_equal (counts.written, 11);
+}
+
 static void
 test_a_failed_write_stores_nothing_of_it (void **state)
 {
@@ -713,6 +786,8 @@ main (void)
         T (test_a_batch_is_a_copy_taken_when_put),
         T (test_batches_write_in_order_and_the_latest_row_wins),
         T (test_a_failed_write_stores_nothing_of_it),
+        T (test_rows_a_later_row_replaces_in_one_write_are_left_out),
+        T (test_rows_of_separate_writes_are_all_written),
         T (test_a_delete_row_removes_the_job_its_tasks_and_keys),
         T (test_a_put_then_a_delete_in_one_batch_leaves_nothing),
         T (test_a_job_that_ended_long_ago_is_forgotten_after_a_restart),
