@@ -176,6 +176,21 @@ int cli_job_path (const char *id, const char *suffix, char *out,
     bigger page costs the cluster more and may pass CLI_BODY_MAX.         */
 #define CLI_TASK_PAGE 1000
 
+/*  Called with each page of a task list, in order (`page` and its raw
+    `response` borrowed, `number` from 0, `last` for the last one the list
+    gives). Returns 0 to go on, or not 0 (after reporting) to stop.       */
+typedef int (cli_page_fn) (json_t *page, cli_response_t *response,
+                           size_t number, bool last, void *arg);
+
+/*  GETs the task list of job `id` page after page, following `next`, and
+    hands each page to `page_fn` as it comes, so that only one page is in
+    memory at a time; `max` (> 0) is the most tasks to fetch, `query` as
+    for cli_job_tasks. Returns 0, or -1 when a request or `page_fn`
+    failed (reported).                                                     */
+int cli_job_task_pages (cli_session_t *self, const char *id,
+                        const char *query, long max, cli_page_fn *page_fn,
+                        void *arg);
+
 /*  GETs the task list of job `id` page after page, following `next`,
     and puts the pages together as one answer {"job", "total", "tasks":
     [...], "next"}, `next` null unless `max` (> 0: the most tasks to

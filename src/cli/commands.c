@@ -555,8 +555,114 @@ s_exit (const json_t *task, char *out, size_t size)
     return out;
 }
 
+/*  How `shoal tasks` prints a task list a page at a time, so that a job
+    of a million tasks is listed in the memory of one page.               */
+typedef struct {
+    cli_session_t *session;
+    size_t printed;              /* tasks printed so far                   */
+    size_t widths[CLI_TABLE_COLUMNS_MAX];  /* of the table's columns      */
+} s_task_printer_t;
+
+/*  --json: a list of one page as the API sent it; a longer one as one
+    document written a page at a time, {"job", "total", "tasks", "next"}
+    (`next` is null unless --limit stopped the list early).                */
+static int
+s_tasks_json_page (json_t *page, cli_response_t *response, size_t number,
+                   bool last, void *arg)
+{
+    s_task_printer_t *printer = arg;
+    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    if (number == 0 && last) {
+        cli_print_raw (response);
+        return 0;
+    }
+    int rc = 0;
+    if (number == 0) {
+        fputs ("{\"job\":", stdout);
+        rc |= json_dumpf (json_object_get (page, "job"), stdout, flags);
+        fputs (",\"total\":", stdout);
+        rc |= json_dumpf (json_object_get (page, "total"), stdout, flags);
+        fputs (",\"tasks\":[", stdout);
+    }
+    size_t i;
+    json_t *task;
+    json_array_foreach (json_object_get (page, "tasks"), i, task) {
+        if (printer->printed++)
+            putchar (',');
+        rc |= json_dumpf (task, stdout, flags);
+    }
+    if (last) {
+        json_t *next = json_object_get (page, "next");
+        fputs ("],\"next\":", stdout);
+        rc |= json_dumpf (next ? next : json_null (), stdout, flags);
+        fputs ("}\n", stdout);
+    }
+    if (rc || ferror (stdout)) {
+        fprintf (stderr, CLI_PROGRAM ": cannot write the task list\n");
+        return -1;
+    }
+    return 0;
+}
+
+/*  The table: the header with the first page, each page lined up with
+    the ones before it.                                                    */
+static int
+s_tasks_table_page (json_t *page, cli_response_t *response, size_t number,
+                    bool last, void *arg)
+{
+    (void) response;
+    (void) last;
+    s_task_printer_t *printer = arg;
+    static const char *const headers[] = {
+        "ID", "STAGE", "KIND", "INDEX", "STATE", "EXIT", "ATTEMPTS",
+        "WORKER", "DURATION", "ERROR",
+    };
+    cli_table_t *table = cli_table_new (10, number == 0 ? headers : NULL);
+    bool failed = !table;
+    size_t i;
+    json_t *task;
+    json_array_foreach (json_object_get (page, "tasks"), i, task) {
+        if (failed)
+            break;
+        char index[32], exit_text[32], duration[32];
+        const char *state = cli_json_str (task, "state", NULL);
+        failed |= cli_table_addf (table, "%lld",
+                                  cli_json_int (task, "id")) != 0;
+        failed |= cli_table_add (table, cli_json_str (task, "stage", NULL),
+                                 CLI_COLOR_NONE) != 0;
+        failed |= cli_table_add (table, cli_json_str (task, "kind", NULL),
+                                 CLI_COLOR_NONE) != 0;
+        failed |= cli_table_add (table, s_scalar (json_object_get (
+                                     task, "index"), index, sizeof index),
+                                 CLI_COLOR_NONE) != 0;
+        failed |= cli_table_add (table, state, cli_state_color (state)) != 0;
+        failed |= cli_table_add (table, s_exit (task, exit_text,
+                                                sizeof exit_text),
+                                 CLI_COLOR_NONE) != 0;
+        failed |= cli_table_addf (table, "%lld",
+                                  cli_json_int (task, "attempts")) != 0;
+        failed |= cli_table_add (table, cli_json_str (task, "worker", NULL),
+                                 CLI_COLOR_NONE) != 0;
+        failed |= cli_table_add (table, s_duration (json_object_get (
+                                     task, "duration_ms"), duration,
+                                     sizeof duration),
+                                 CLI_COLOR_NONE) != 0;
+        failed |= cli_table_add (table, cli_json_str (task, "error", NULL),
+                                 CLI_COLOR_NONE) != 0;
+    }
+    if (failed) {
+        fprintf (stderr, CLI_PROGRAM ": out of memory\n");
+        cli_table_destroy (&table);
+        return -1;
+    }
+    cli_table_print_aligned (table, stdout, printer->session->color,
+                             printer->widths);
+    cli_table_destroy (&table);
+    return 0;
+}
+
 /*  `shoal tasks ID`: GET /api/v1/jobs/ID/tasks, every page (or the first
-    --limit tasks), as a table.                                           */
+    --limit tasks), as a table, each page printed as it comes.            */
 static int
 s_tasks (cli_session_t *session, const cli_options_t *options)
 {
@@ -568,63 +674,13 @@ s_tasks (cli_session_t *session, const cli_options_t *options)
     char query[sizeof wanted + 8] = "";
     if (*wanted)
         snprintf (query, sizeof query, "state=%s", wanted);
-    cli_response_t response = { 0 };
-    size_t pages = 0;
-    json_t *answer = cli_job_tasks (session, options->args[0], query,
-                                    options->limit, &response, &pages);
-    int rc = answer ? CLI_EXIT_OK : CLI_EXIT_API;
-    //  One page is printed as the API sent it; more, put together.
-    if (answer && session->json && pages == 1)
-        cli_print_raw (&response);
-    else if (answer && session->json) {
-        if (json_dumpf (answer, stdout, JSON_COMPACT))
-            rc = CLI_EXIT_API;
-        putchar ('\n');
-    }
-    else if (answer) {
-        static const char *const headers[] = {
-            "ID", "STAGE", "KIND", "INDEX", "STATE", "EXIT", "ATTEMPTS",
-            "WORKER", "DURATION", "ERROR",
-        };
-        cli_table_t *table = cli_table_new (10, headers);
-        bool failed = !table;
-        size_t i;
-        json_t *task;
-        json_array_foreach (json_object_get (answer, "tasks"), i, task) {
-            if (failed)
-                break;
-            char index[32], exit_text[32], duration[32];
-            const char *state = cli_json_str (task, "state", NULL);
-            failed |= cli_table_addf (table, "%lld",
-                                      cli_json_int (task, "id")) != 0;
-            failed |= cli_table_add (table, cli_json_str (task, "stage", NULL),
-                                     CLI_COLOR_NONE) != 0;
-            failed |= cli_table_add (table, cli_json_str (task, "kind", NULL),
-                                     CLI_COLOR_NONE) != 0;
-            failed |= cli_table_add (table, s_scalar (json_object_get (
-                                         task, "index"), index, sizeof index),
-                                     CLI_COLOR_NONE) != 0;
-            failed |= cli_table_add (table, state,
-                                     cli_state_color (state)) != 0;
-            failed |= cli_table_add (table, s_exit (task, exit_text,
-                                                    sizeof exit_text),
-                                     CLI_COLOR_NONE) != 0;
-            failed |= cli_table_addf (table, "%lld",
-                                      cli_json_int (task, "attempts")) != 0;
-            failed |= cli_table_add (table, cli_json_str (task, "worker", NULL),
-                                     CLI_COLOR_NONE) != 0;
-            failed |= cli_table_add (table, s_duration (json_object_get (
-                                         task, "duration_ms"), duration,
-                                         sizeof duration),
-                                     CLI_COLOR_NONE) != 0;
-            failed |= cli_table_add (table, cli_json_str (task, "error", NULL),
-                                     CLI_COLOR_NONE) != 0;
-        }
-        rc = s_print_table (session, &table, failed);
-    }
-    json_decref (answer);
-    cli_response_clear (&response);
-    return rc;
+    s_task_printer_t printer = { .session = session };
+    int rc = cli_job_task_pages (session, options->args[0], query,
+                                 options->limit, session->json
+                                     ? s_tasks_json_page
+                                     : s_tasks_table_page, &printer);
+    fflush (stdout);
+    return rc ? CLI_EXIT_API : CLI_EXIT_OK;
 }
 
 /* ---- workers, definitions -------------------------------------------- */
@@ -806,9 +862,9 @@ static const cli_command_t s_commands[] = {
     { "jobs", "", "List jobs, newest first.", NULL,
       CLI_OPT_STATE | CLI_OPT_LIMIT, 0, 0, s_jobs },
     { "tasks", "ID", "List the tasks of job ID, in id order.",
-      "Reads the whole list, page after page; --limit N stops after N\n"
-      "tasks, --state STATE shows only the tasks in that state (pending,\n"
-      "running, succeeded, failed, canceled).\n",
+      "Prints the list a page (1000 tasks) at a time as it reads it;\n"
+      "--limit N stops after N tasks, --state STATE shows only the tasks\n"
+      "in that state (pending, running, succeeded, failed, canceled).\n",
       CLI_OPT_STATE | CLI_OPT_LIMIT, 1, 1, s_tasks },
     { "logs", "ID [TASK]", "Print the log of one task, or of every task.",
       "Without TASK, every task's log follows a header line\n"

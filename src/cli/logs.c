@@ -284,32 +284,40 @@ s_catch_up (s_logs_t *self, const json_t *task, s_progress_t *progress,
     return 0;
 }
 
-/*  Every task's log once, a header before each.                           */
+/*  The logs of one page of the task list, a header before each.         */
 static int
-s_print_all (s_logs_t *self)
+s_print_page (json_t *page, cli_response_t *page_response, size_t number,
+              bool last, void *arg)
 {
-    json_t *answer = s_task_list (self, -1);
-    if (!answer)
-        return CLI_EXIT_API;
-    int rc = CLI_EXIT_OK;
+    (void) page_response;
+    (void) number;
+    (void) last;
+    s_logs_t *self = arg;
     size_t index;
     json_t *task;
-    json_array_foreach (json_object_get (answer, "tasks"), index, task) {
+    json_array_foreach (json_object_get (page, "tasks"), index, task) {
         long long id = cli_json_int (task, "id");
         cli_response_t response;
         int got = s_fetch (self, id, &response);
-        if (got < 0) {
-            rc = CLI_EXIT_API;
-            break;
-        }
+        if (got < 0)
+            return -1;
         s_header (self, task);
         s_emit (self, id, cli_json_int (task, "attempts"),
                 got ? response.body : NULL, got ? response.size : 0);
         if (got)
             cli_response_clear (&response);
     }
-    json_decref (answer);
-    return rc;
+    return 0;
+}
+
+/*  Every task's log once, a page of the task list at a time.             */
+static int
+s_print_all (s_logs_t *self)
+{
+    return cli_job_task_pages (self->session, self->job, "", 0, s_print_page,
+                               self)
+               ? CLI_EXIT_API
+               : CLI_EXIT_OK;
 }
 
 /*  One task's log, once.                                                  */

@@ -166,20 +166,16 @@ cli_job_path (const char *id, const char *suffix, char *out, size_t size)
     return 0;
 }
 
-json_t *
-cli_job_tasks (cli_session_t *self, const char *id, const char *query,
-               long max, cli_response_t *response, size_t *pages)
+int
+cli_job_task_pages (cli_session_t *self, const char *id, const char *query,
+                    long max, cli_page_fn *page_fn, void *arg)
 {
     char base[CLI_PATH_MAX];
     if (cli_job_path (id, "/tasks", base, sizeof base))
-        return NULL;
-    json_t *all = json_array ();
-    json_t *merged = NULL;
+        return -1;
     char cursor[32] = "";
     long left = max;
-    size_t count = 0;
-    cli_response_t last = { 0 };
-    while (all) {
+    for (size_t number = 0;; number++) {
         char path[CLI_PATH_MAX + 256];
         long limit = max > 0 && left < CLI_TASK_PAGE ? left : CLI_TASK_PAGE;
         int used = snprintf (path, sizeof path, "%s?limit=%ld%s%s%s%s", base,
@@ -188,60 +184,100 @@ cli_job_tasks (cli_session_t *self, const char *id, const char *query,
         if (used < 0 || (size_t) used >= sizeof path) {
             fprintf (stderr, CLI_PROGRAM ": the task list query is too "
                      "long\n");
-            break;
+            return -1;
         }
-        cli_response_clear (&last);
+        cli_response_t response = { 0 };
         json_t *page = cli_session_call (self, "GET", path, NULL, NULL, 0,
-                                         &last);
-        if (!page)
-            break;
-        count++;
-        json_t *tasks = json_object_get (page, "tasks");
-        if (!json_is_array (tasks)) {
-            fprintf (stderr, CLI_PROGRAM ": GET %s: the answer has no task "
-                     "list\n", path);
-            json_decref (page);
-            break;
+                                         &response);
+        if (!page) {
+            cli_response_clear (&response);
+            return -1;
         }
-        json_array_extend (all, tasks);
-        left -= (long) json_array_size (tasks);
+        json_t *tasks = json_object_get (page, "tasks");
+        json_t *next = json_object_get (page, "next");
         //  `next` is where the controller stopped looking: a filtered
         //  page may be empty and still have one.
-        const char *next = json_string_value (json_object_get (page, "next"));
-        bool more = next && *next && (max <= 0 || left > 0);
-        if (more && (strlen (next) >= sizeof cursor
-                     || strspn (next, "0123456789") != strlen (next))) {
+        const char *text = json_string_value (next);
+        left -= (long) json_array_size (tasks);
+        bool more = text && *text && (max <= 0 || left > 0);
+        int rc = 0;
+        if (!json_is_array (tasks) || !json_object_get (page, "job")
+            || !json_object_get (page, "total")) {
+            fprintf (stderr, CLI_PROGRAM ": GET %s: the answer is not a "
+                     "task list\n", path);
+            rc = -1;
+        }
+        else if (more && (strlen (text) >= sizeof cursor
+                          || strspn (text, "0123456789") != strlen (text))) {
             fprintf (stderr, CLI_PROGRAM ": GET %s: the answer's 'next' is "
                      "not a task number\n", path);
-            json_decref (page);
-            break;
+            rc = -1;
         }
-        if (!more) {
-            merged = json_pack ("{s:O, s:O, s:O, s:O}",
+        else {
+            if (more)
+                snprintf (cursor, sizeof cursor, "%s", text);
+            rc = page_fn (page, &response, number, !more, arg);
+        }
+        json_decref (page);
+        cli_response_clear (&response);
+        if (rc || !more)
+            return rc;
+    }
+}
+
+/*  What cli_job_tasks gathers, page after page.                          */
+typedef struct {
+    json_t *all;                 /* every task so far                      */
+    json_t *merged;              /* the answer, once the last page came    */
+    cli_response_t *response;    /* the caller's, or NULL                  */
+    size_t pages;
+} s_gather_t;
+
+static int
+s_gather_page (json_t *page, cli_response_t *response, size_t number,
+               bool last, void *arg)
+{
+    (void) number;
+    s_gather_t *gather = arg;
+    gather->pages++;
+    if (json_array_extend (gather->all, json_object_get (page, "tasks")))
+        return -1;
+    if (!last)
+        return 0;
+    gather->merged = json_pack ("{s:O, s:O, s:O, s:O}",
                                 "job", json_object_get (page, "job"),
                                 "total", json_object_get (page, "total"),
-                                "tasks", all,
-                                "next", next ? json_object_get (page, "next")
-                                             : json_null ());
-            if (!merged)
-                fprintf (stderr, CLI_PROGRAM ": GET %s: the answer lacks "
-                         "'job' or 'total'\n", path);
-            json_decref (page);
-            break;
-        }
-        snprintf (cursor, sizeof cursor, "%s", next);
-        json_decref (page);
+                                "tasks", gather->all,
+                                "next", json_object_get (page, "next")
+                                            ? json_object_get (page, "next")
+                                            : json_null ());
+    if (!gather->merged)
+        return -1;
+    if (gather->response) {
+        //  The raw answer of the last page is the caller's now.
+        *gather->response = *response;
+        *response = (cli_response_t) { 0 };
     }
-    if (!all)
-        fprintf (stderr, CLI_PROGRAM ": out of memory\n");
-    json_decref (all);
-    if (merged && response)
-        *response = last;
-    else
-        cli_response_clear (&last);
+    return 0;
+}
+
+json_t *
+cli_job_tasks (cli_session_t *self, const char *id, const char *query,
+               long max, cli_response_t *response, size_t *pages)
+{
+    s_gather_t gather = { .all = json_array (), .response = response };
+    if (!gather.all
+        || cli_job_task_pages (self, id, query, max, s_gather_page,
+                               &gather)) {
+        if (!gather.all || (gather.pages && !gather.merged))
+            fprintf (stderr, CLI_PROGRAM ": out of memory\n");
+        json_decref (gather.merged);
+        gather.merged = NULL;
+    }
+    json_decref (gather.all);
     if (pages)
-        *pages = count;
-    return merged;
+        *pages = gather.pages;
+    return gather.merged;
 }
 
 const char *

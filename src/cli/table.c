@@ -169,6 +169,13 @@ void
 cli_table_print (const cli_table_t *self, FILE *out, bool color)
 {
     size_t widths[CLI_TABLE_COLUMNS_MAX] = { 0 };
+    cli_table_print_aligned (self, out, color, widths);
+}
+
+void
+cli_table_print_aligned (const cli_table_t *self, FILE *out, bool color,
+                         size_t *widths)
+{
     for (size_t i = 0; i < self->count; i++) {
         size_t column = i % self->columns;
         if (self->cells[i].width > widths[column])

@@ -58,6 +58,13 @@ size_t cli_table_rows (const cli_table_t *self);
     short is padded with empty cells.                                      */
 void cli_table_print (const cli_table_t *self, FILE *out, bool color);
 
+/*  Prints the table with each column at least `widths[column]` wide, and
+    sets `widths` to the widths used: a long list printed a page at a time
+    lines up with its first page (a wider cell later widens its column
+    from there on). `widths` has the table's column count.                */
+void cli_table_print_aligned (const cli_table_t *self, FILE *out, bool color,
+                              size_t *widths);
+
 /*  The colour that goes with a job, stage or task state ("succeeded" is
     green, "failed" red, ...); CLI_COLOR_NONE for anything else.           */
 cli_color_t cli_state_color (const char *state);

@@ -403,6 +403,38 @@ class CliTest(ClusterTest):
         self.assertExit(one, EXIT_API)
         self.assertIn("No log yet", one.stderr)
 
+    def peak_memory_kib(self, *args):
+        """Runs shoal itself (never under valgrind), its output thrown
+        away; returns its exit status and peak resident memory in KiB."""
+        with open(os.devnull, "w") as devnull, \
+                open(os.path.join(self.cluster.tmp, "cli.err"), "w") as err:
+            proc = subprocess.Popen([SHOAL, *args], stdout=devnull,
+                                    stderr=err, env=self.env(),
+                                    cwd=self.cluster.tmp)
+            _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        return proc.returncode, usage.ru_maxrss
+
+    def test_tasks_lists_a_long_job_in_the_memory_of_one_page(self):
+        # 40 pages. Put together, the list took the client ~3.8 KiB per
+        # task (150 MiB here); printed as each page comes, all 40 take
+        # what the first page alone takes.
+        c = self.start(slots=1, worker_env={"ACT_SLEEP": "60"})
+        count = 40000
+        job = c.submit("wide", {"count": count})
+        wait_for(lambda: c.job(job["id"])["stages"][0]["tasks"]["total"]
+                 == count + 1, timeout=120, what="the spawned tasks")
+        self.assertExit(self.shoal("cancel", job["id"]), EXIT_OK)
+        c.wait_job(job["id"])
+        for mode in ((), ("--json",)):
+            code, one_page = self.peak_memory_kib(*mode, "tasks", job["id"],
+                                                  "--limit", "1000")
+            self.assertEqual(code, EXIT_OK, mode)
+            code, every_page = self.peak_memory_kib(*mode, "tasks", job["id"])
+            self.assertEqual(code, EXIT_OK, mode)
+            self.assertLess(every_page, one_page + 4 * 1024,
+                            "KiB for 40 pages against one: %s" % (mode,))
+
     def test_tasks_filters_by_state_and_limits_the_count(self):
         c = self.start()
         job = c.submit("fan", {"modes": "ok,fail,ok"})
