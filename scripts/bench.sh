@@ -220,6 +220,47 @@ loadgen() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# Waits until the controller's state store has written everything handed
+# to it (shoal_store_waiting_rows is 0; at once with --ephemeral).
+store_settled() {
+  "$python" - "$ctl_http" <<'PY'
+import sys, time, urllib.request
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline:
+    with urllib.request.urlopen("http://%s/metrics" % sys.argv[1]) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("shoal_store_waiting_rows "):
+                if float(line.split()[1]) == 0:
+                    sys.exit(0)
+    time.sleep(0.2)
+sys.exit("bench: the state store never caught up")
+PY
+}
+
+# The CPU time of each of the controller's threads so far, once its store
+# has caught up, as "name<TAB>seconds" lines in $scratch/$1.threads: the
+# loop is the main thread ("shoal-controlle"), libzmq's I/O thread
+# "ZMQbg/IO/0", the store's writer "shoal-writer".
+thread_cpu() {
+  store_settled
+  "$python" - "$ctl_pid" >"$scratch/$1.threads" <<'PY'
+import os, sys
+tick = os.sysconf("SC_CLK_TCK")
+root = "/proc/%s/task" % sys.argv[1]
+for tid in os.listdir(root):
+    try:
+        with open("%s/%s/comm" % (root, tid)) as f:
+            name = f.read().strip()
+        with open("%s/%s/stat" % (root, tid)) as f:
+            # Fields after the name, which may hold spaces: state is 3rd,
+            # utime and stime the 14th and 15th.
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        continue
+    print("%s\t%.2f" % (name, (int(fields[11]) + int(fields[12])) / tick))
+PY
+}
 # Memory no other process shares: RSS less the library pages every process
 # linking the same libraries maps (kB).
 private_kib() {
@@ -287,12 +328,14 @@ start_controller ctl
 loadgen ctl -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
   -t "$LG_THREADS" -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait \
   --poll-ms 50 --controller-pid "$ctl_pid"
+thread_cpu ctl
 stop_pid "$ctl_pid"
 note "2/6 controller alone: the same with the store off (--ephemeral)"
 start_controller ctloff --ephemeral
 loadgen ctloff -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
   -t "$LG_THREADS" -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait \
   --poll-ms 50 --controller-pid "$ctl_pid"
+thread_cpu ctloff
 stop_pid "$ctl_pid"
 note "2/6 controller alone: store off, workers of one slot"
 start_controller ctloff1 --ephemeral
@@ -335,6 +378,7 @@ half_peak() {
     -t "$LG_THREADS" -j fan -n "$HALF_JOBS" --spawn "$half_spawn" \
     --rate "$half_rate" --delay-ms "$half_delay" --delay-jitter 0.5 \
     --wait --poll-ms 50 --controller-pid "$ctl_pid"
+  thread_cpu "$tag"
   stop_pid "$ctl_pid"
 }
 for ((run = 1; run <= LATENCY_RUNS; run++)); do
@@ -360,19 +404,8 @@ loadgen fan -c "$ctl_zmq" -H "$ctl_http" -w 1 -j fan -n 1 \
   --spawn "$FAN_ENTRIES" --delay-ms 3600000 --tasks 2 \
   --controller-pid "$ctl_pid"
 # Memory once the store's writer has written the stage (the peak, VmHWM,
-# includes its copies of the rows): shoal_store_waiting_rows drains to 0.
-"$python" - "$ctl_http" <<'PY'
-import sys, time, urllib.request
-deadline = time.monotonic() + 600
-while time.monotonic() < deadline:
-    with urllib.request.urlopen("http://%s/metrics" % sys.argv[1]) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith("shoal_store_waiting_rows "):
-                if float(line.split()[1]) == 0:
-                    sys.exit(0)
-    time.sleep(0.2)
-sys.exit("bench: the state store never caught up with the fan-out")
-PY
+# includes its copies of the rows).
+store_settled
 sleep 1
 grep -E '^Vm(RSS|HWM):' "/proc/$ctl_pid/status" | awk '{print $2}' | tr '\n' ' ' \
   >"$scratch/fan-settled.kib"
@@ -674,6 +707,30 @@ figures = {
         int(read("idle-controller-private.kib")) / MiB,
     "idle_worker_private_mib": int(read("idle-worker-private.kib")) / MiB,
 }
+
+# CPU per task of each of the controller's threads (thread_cpu): the loop,
+# libzmq's I/O thread, the store's writer, and the rest (HTTP threads,
+# libzmq's reaper). Half peak: the mean over its runs.
+THREADS = {"shoal-controlle": "loop", "ZMQbg/IO/0": "io",
+           "shoal-writer": "writer"}
+
+def thread_us_per_task(tag, tasks):
+    spent = {"loop": 0.0, "io": 0.0, "writer": 0.0, "other": 0.0}
+    for line in read(tag + ".threads").splitlines():
+        name, seconds = line.rsplit("\t", 1)
+        spent[THREADS.get(name, "other")] += float(seconds)
+    return {k: v * 1e6 / tasks if tasks else 0 for k, v in spent.items()}
+
+figures["ctl_thread_us_per_task"] = thread_us_per_task(
+    "ctl", ctl["tasks"]["received"])
+figures["ctl_store_off_thread_us_per_task"] = thread_us_per_task(
+    "ctloff", raw["ctloff"]["tasks"]["received"])
+half_threads = [thread_us_per_task(tag, load(tag)["tasks"]["received"])
+                for tag in ("half" if k == 1 else "half.%d" % k
+                            for k in range(1, runs + 1))]
+figures["half_thread_us_per_task"] = {
+    k: sum(t[k] for t in half_threads) / len(half_threads)
+    for k in half_threads[0]}
 notes = {
     "durable_store": "every scenario runs with the SQLite store on (the "
                      "default) except ctloff, ctloff1 and halfoff "
@@ -779,6 +836,14 @@ rows = [
      % (figures["half_controller_cpu_share"],
         figures["half_controller_cpu_us_per_task"],
         figures["half_loadgen_cpu_us_per_task"])),
+    ("2 CPU per task by thread",
+     "loop / libzmq I/O / writer / rest: peak %s us, store off %s us, "
+     "half peak %s us" % tuple(
+         " / ".join("%.1f" % figures[key][k]
+                    for k in ("loop", "io", "writer", "other"))
+         for key in ("ctl_thread_us_per_task",
+                     "ctl_store_off_thread_us_per_task",
+                     "half_thread_us_per_task"))),
     ("2 half peak: stage transition",
      "p50 %.3f p99 %.3f max %.1f ms"
      % (figures["half_transition_p50_ms"], figures["half_transition_p99_ms"],

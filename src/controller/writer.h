@@ -15,6 +15,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/*  The thread's name, as /proc/PID/task/TID/comm shows it (at most 15
+    characters).                                                           */
+#define SHOAL_WRITER_THREAD_NAME "shoal-writer"
+
 typedef struct shoal_writer shoal_writer_t;
 
 /*  Rows waiting to be written past which shoal_writer_submit waits for

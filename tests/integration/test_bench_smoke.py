@@ -105,6 +105,23 @@ class BenchScriptTest(unittest.TestCase):
             self.assertIn(name + ".1", result["raw"])
             self.assertIn(name + ".2", result["raw"])
         self.assertIn("(median run of 2; p99s ", proc.stdout)
+        # CPU per task of the controller's threads, by name. At this size
+        # a thread may have used less than a clock tick (all of them, in
+        # a short run), but not in every run; with --ephemeral there is
+        # no writer thread at all.
+        spent = 0
+        for name in ("ctl_thread_us_per_task",
+                     "ctl_store_off_thread_us_per_task",
+                     "half_thread_us_per_task"):
+            threads = figures[name]
+            self.assertEqual(sorted(threads),
+                             ["io", "loop", "other", "writer"], name)
+            self.assertTrue(all(v >= 0 for v in threads.values()), threads)
+            spent += sum(threads.values())
+        self.assertGreater(spent, 0)
+        self.assertEqual(figures["ctl_store_off_thread_us_per_task"]["writer"],
+                         0)
+        self.assertIn("CPU per task by thread", proc.stdout)
         # The speed probe before each of the six scenarios and at the end.
         self.assertEqual(sorted(machine["cpu_probe_ms"]),
                          ["1", "2", "3", "4", "5", "6", "end"], machine)

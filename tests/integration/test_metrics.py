@@ -210,6 +210,18 @@ class MetricsTest(ClusterTest):
         self.assertEqual(resp.status, 200)
         self.promtool_accepts(resp.body)
 
+    def test_the_store_writer_thread_has_its_own_name(self):
+        # So that top -H, perf and scripts/bench.sh tell it from the loop.
+        c = self.make_cluster()
+        c.start_controller()
+        root = "/proc/%d/task" % c.controller.pid
+        names = set()
+        for tid in os.listdir(root):
+            with open(os.path.join(root, tid, "comm")) as f:
+                names.add(f.read().strip())
+        self.assertIn("shoal-writer", names)
+        self.assertIn("shoal-controlle", names)   # the loop: the main thread
+
     def test_metrics_need_no_token(self):
         c = self.make_cluster()
         token = os.path.join(c.tmp, "token")
