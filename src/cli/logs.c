@@ -11,8 +11,12 @@
     (there is no single-task endpoint: one task is the one-task page that
     starts at its id), and whether the job ended from the job view;
     following every task of a job asks for both each poll, reading every
-    page of the list, then fetches the logs of tasks still running plus,
-    once, of those that just ended.
+    page of the list (a page at a time), then fetches the logs of tasks
+    still running plus, once, of those that just ended. Each page is a
+    round of the controller's loop, so on a big job the next poll waits
+    S_FOLLOW_IDLE times as long as the last one took: one client following
+    a job of a million tasks keeps the loop busy a fifth of the time at
+    most, instead of all of it.
 
     Text output is the log's bytes as they are. --json writes JSON Lines,
     one object per task, or per new piece of output with -f:
@@ -27,6 +31,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/*  Following a job waits this many times as long as its last poll took
+    before the next one (and at least CLI_POLL_MS).                       */
+#define S_FOLLOW_IDLE 4
 
 /*  What has been printed of one task's log.                               */
 typedef struct {
@@ -191,18 +200,6 @@ s_fetch (s_logs_t *self, long long task, cli_response_t *response)
     return -1;
 }
 
-/*  GETs the job's task list (the caller's), every page, or with `only`
-    >= 0 just the page that starts at task `only`. NULL after reporting.  */
-static json_t *
-s_task_list (s_logs_t *self, long long only)
-{
-    char query[64] = "";
-    if (only >= 0)
-        snprintf (query, sizeof query, "cursor=%lld", only);
-    return cli_job_tasks (self->session, self->job, query, only >= 0 ? 1 : 0,
-                          NULL, NULL);
-}
-
 /*  The job's state ("" when unknown), or NULL after reporting.            */
 static char *
 s_job_state (s_logs_t *self, char *out, size_t size)
@@ -347,12 +344,70 @@ s_print_one (s_logs_t *self, long long id)
     return rc;
 }
 
+/*  One poll's walk over the task list (s_follow_task).                   */
+typedef struct {
+    s_logs_t *logs;
+    long long only;             /* the task followed, -1 for every task    */
+    size_t at;                  /* tasks walked so far                     */
+    bool found;                 /* task `only` was in the list             */
+    bool finished;              /* task `only` has ended and printed       */
+} s_walk_t;
+
+/*  Catches up with one task of the list. Returns 0 or -1 after reporting. */
+static int
+s_follow_task (s_walk_t *walk, const json_t *task)
+{
+    s_logs_t *self = walk->logs;
+    size_t at = walk->at++;
+    long long id = cli_json_int (task, "id");
+    if (walk->only >= 0 && id != walk->only)
+        return 0;
+    walk->found = true;
+    const char *task_state = cli_json_str (task, "state", "");
+    s_progress_t *progress = s_progress (self, task, at);
+    if (!progress) {
+        fprintf (stderr, CLI_PROGRAM ": out of memory\n");
+        return -1;
+    }
+    if (!progress->finished && strcmp (task_state, "pending") != 0
+        && s_catch_up (self, task, progress, s_task_ended (task_state)))
+        return -1;
+    walk->finished = progress->finished;
+    return 0;
+}
+
+static int
+s_follow_page (json_t *page, cli_response_t *response, size_t number,
+               bool last, void *arg)
+{
+    (void) response;
+    (void) number;
+    (void) last;
+    size_t index;
+    json_t *task;
+    json_array_foreach (json_object_get (page, "tasks"), index, task)
+        if (s_follow_task (arg, task))
+            return -1;
+    return 0;
+}
+
+static long
+s_since_ms (const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (long) ((now.tv_sec - since->tv_sec) * 1000
+                   + (now.tv_nsec - since->tv_nsec) / 1000000);
+}
+
 /*  Follows tasks until they end: task `only`, or with `only` < 0 every
     task until the job has ended.                                          */
 static int
 s_follow (s_logs_t *self, long long only)
 {
     for (;;) {
+        struct timespec start;
+        clock_gettime (CLOCK_MONOTONIC, &start);
         char state[32];
         bool job_ended = false;
         //  Read the job's state before the task list: when it says
@@ -362,34 +417,16 @@ s_follow (s_logs_t *self, long long only)
                 return CLI_EXIT_API;
             job_ended = s_task_ended (state);
         }
-        json_t *answer = s_task_list (self, only);
-        if (!answer)
+        //  Every page, or with `only` the one page that starts at it.
+        s_walk_t walk = { .logs = self, .only = only };
+        char query[64] = "";
+        if (only >= 0)
+            snprintf (query, sizeof query, "cursor=%lld", only);
+        if (cli_job_task_pages (self->session, self->job, query,
+                                only >= 0 ? 1 : 0, s_follow_page, &walk))
             return CLI_EXIT_API;
-        bool found = false;
-        bool finished = false;      /* task `only` has ended and printed */
-        size_t index;
-        json_t *task;
-        json_array_foreach (json_object_get (answer, "tasks"), index, task) {
-            long long id = cli_json_int (task, "id");
-            if (only >= 0 && id != only)
-                continue;
-            found = true;
-            const char *task_state = cli_json_str (task, "state", "");
-            s_progress_t *progress = s_progress (self, task, index);
-            if (!progress) {
-                fprintf (stderr, CLI_PROGRAM ": out of memory\n");
-                json_decref (answer);
-                return CLI_EXIT_API;
-            }
-            if (!progress->finished && strcmp (task_state, "pending") != 0
-                && s_catch_up (self, task, progress,
-                               s_task_ended (task_state))) {
-                json_decref (answer);
-                return CLI_EXIT_API;
-            }
-            finished = progress->finished;
-        }
-        json_decref (answer);
+        bool found = walk.found;
+        bool finished = walk.finished;
         if (only >= 0 && !found) {
             fprintf (stderr, CLI_PROGRAM ": Task not found: job %s has no "
                      "task %lld\n", self->job, only);
@@ -403,7 +440,10 @@ s_follow (s_logs_t *self, long long only)
         }
         if ((only >= 0 && finished) || (only < 0 && job_ended))
             return CLI_EXIT_OK;
-        cli_sleep_ms (CLI_POLL_MS);
+        long took = s_since_ms (&start);
+        cli_sleep_ms (took * S_FOLLOW_IDLE > CLI_POLL_MS
+                          ? took * S_FOLLOW_IDLE
+                          : CLI_POLL_MS);
     }
 }
 
