@@ -3,10 +3,13 @@
     One row per job (its stages as a small JSON array), one row per task,
     one row per remembered idempotency key. A task row is keyed by one
     integer made of its job's seq and its id, so that writing it is one
-    search of the table's own B-tree by rowid, not of a text index. Rows are written with upserts
-    from prepared statements inside one transaction per save, so a batch of
-    events costs one commit; in WAL mode with synchronous=NORMAL a commit is
-    an append to the log, and survives the process dying at any moment.
+    search of the table's own B-tree by rowid, not of a text index. Rows
+    are written with upserts from prepared statements inside one
+    transaction per save, so a batch of events costs one commit; in WAL
+    mode with synchronous=NORMAL a commit is an append to the log, and
+    survives the process dying at any moment. Of the rows of one
+    transaction, those a later row of the same job or task replaces are
+    left out.
 
     A save that fails is rolled back, and the next save writes every job
     and task again, so nothing the scheduler changed is left out.          */
@@ -35,7 +38,7 @@ s_task_key (uint32_t job_key, uint32_t id)
     return (sqlite3_int64) (((uint64_t) job_key << 32) | id);
 }
 
-/*  The task table's columns after its key; its rows' order is by key.   */
+/*  The tasks table, named `name` (the migration builds a copy first).   */
 #define S_TASK_TABLE(name) \
     "CREATE TABLE " name " (" \
     "  key INTEGER PRIMARY KEY,"  /* see S_KEY_SQL                       */ \
@@ -55,6 +58,7 @@ s_task_key (uint32_t job_key, uint32_t id)
     "  duration_ms INTEGER NOT NULL," \
     "  wake_at INTEGER NOT NULL);"
 
+/*  Its columns after the key.                                             */
 #define S_TASK_COLUMNS \
     "stage, idx, state, attempt, losses, failures, exit_code, signal," \
     " error, worker, entry, started_at, finished_at, duration_ms, wake_at"

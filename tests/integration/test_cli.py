@@ -368,17 +368,22 @@ class CliTest(ClusterTest):
         self.assertExit(none, EXIT_OK)
         self.assertIn("no jobs", none.stdout)
 
-    def test_tasks_reads_every_page_of_a_big_job(self):
-        # More tasks than two pages hold (CLI_TASK_PAGE, 1000): the spawn
-        # task makes them, then the job is canceled so (but for the one
-        # on the worker's one slot) they never run.
+    def canceled_wide_job(self, count):
+        """A job of `count` spawned tasks (and its spawn task) that is
+        canceled before they run, but for the one on the worker's one
+        slot."""
         c = self.start(slots=1, worker_env={"ACT_SLEEP": "60"})
-        count = 2005
         job = c.submit("wide", {"count": count})
         wait_for(lambda: c.job(job["id"])["stages"][0]["tasks"]["total"]
                  == count + 1, timeout=120, what="the spawned tasks")
         self.assertExit(self.shoal("cancel", job["id"]), EXIT_OK)
         c.wait_job(job["id"])
+        return c, job
+
+    def test_tasks_reads_every_page_of_a_big_job(self):
+        # More tasks than two pages hold (CLI_TASK_PAGE, 1000).
+        count = 2005
+        c, job = self.canceled_wide_job(count)
         every = self.shoal_json("tasks", job["id"])
         self.assertEqual(every["total"], count + 1)
         self.assertIsNone(every["next"])
@@ -419,13 +424,7 @@ class CliTest(ClusterTest):
         # 40 pages. Put together, the list took the client ~3.8 KiB per
         # task (150 MiB here); read a page at a time, all 40 take what
         # the first page alone takes.
-        c = self.start(slots=1, worker_env={"ACT_SLEEP": "60"})
-        count = 40000
-        job = c.submit("wide", {"count": count})
-        wait_for(lambda: c.job(job["id"])["stages"][0]["tasks"]["total"]
-                 == count + 1, timeout=120, what="the spawned tasks")
-        self.assertExit(self.shoal("cancel", job["id"]), EXIT_OK)
-        c.wait_job(job["id"])
+        _, job = self.canceled_wide_job(40000)
         code, one_page = self.peak_memory_kib("tasks", job["id"],
                                               "--limit", "1000")
         self.assertEqual(code, EXIT_OK)
