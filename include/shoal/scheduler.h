@@ -411,11 +411,19 @@ void shoal_job_stage_counts (const shoal_job_t *job, uint32_t stage,
 
 /*  Reports every job and task changed since the last call, then forgets
     the changes. `job_fn` sees a job before any of its tasks. A job's row
-    is reported whenever one of its tasks changed (its stage counts did).  */
+    is reported whenever one of its tasks changed (its stage counts did);
+    shoal_job_record_changed tells, within `job_fn`, whether its record
+    changed too.                                                           */
 typedef void (shoal_job_fn) (const shoal_job_t *job, void *arg);
 typedef void (shoal_task_fn) (const shoal_task_t *task, void *arg);
 void shoal_scheduler_flush (shoal_scheduler_t *self, shoal_job_fn *job_fn,
                             shoal_task_fn *task_fn, void *arg);
+
+/*  Within a flush's `job_fn`: whether what shoal_job_record and
+    shoal_job_stage_record give differs from when the job was last
+    reported (always, the first time); not, when only its tasks and the
+    stage counts changed. Compared by a 64-bit fingerprint.               */
+bool shoal_job_record_changed (const shoal_job_t *job);
 
 /*  True when something changed since the last flush.                     */
 bool shoal_scheduler_changed (const shoal_scheduler_t *self);

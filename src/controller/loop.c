@@ -434,7 +434,9 @@ static void
 s_on_changed_job (const shoal_job_t *job, void *arg)
 {
     shoal_loop_t *self = arg;
-    if (self->batch)
+    /* The store needs the job's row only when its record changed, not
+       with every change of its tasks (their rows carry those). */
+    if (self->batch && shoal_job_record_changed (job))
         shoal_store_batch_put_job (self->batch, job);
     s_close_job (self);
     self->open_job = job;

@@ -125,6 +125,10 @@ struct shoal_job {
     shoal_job_t *rr_next;
     bool in_rr;
     bool dirty;                  /* changed since the last flush           */
+    bool record_changed;         /* its record, as of the flush reporting
+                                    it, differs from the last one reported */
+    uint64_t record_print;       /* fingerprint of the last one reported,
+                                    0 before the first                     */
     bool evicting;               /* chosen by shoal_scheduler_evict, which
                                     clears it or frees the job            */
     uint32_t held;               /* its tasks whose attempt a worker holds:
@@ -1590,6 +1594,41 @@ shoal_scheduler_stats (const shoal_scheduler_t *self,
 
 /* ---- persistence ----------------------------------------------------- */
 
+/*  Mixes `value` into the fingerprint `h` (the finaliser of splitmix64
+    over the sum: every bit of both reaches every bit of the result).     */
+static uint64_t
+s_print_mix (uint64_t h, uint64_t value)
+{
+    h += value + 0x9E3779B97F4A7C15ull;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    return h ^ (h >> 31);
+}
+
+/*  A fingerprint of what shoal_job_record and shoal_job_stage_record give
+    that can change: a job is reported to the flush whenever one of its
+    tasks changed, while its record changes far less often. Never 0.      */
+static uint64_t
+s_record_print (const shoal_job_t *job)
+{
+    uint64_t h = s_print_mix (0, (uint64_t) job->state);
+    h = s_print_mix (h, job->stage);
+    h = s_print_mix (h, job->retries);
+    h = s_print_mix (h, (uint64_t) job->started_at);
+    h = s_print_mix (h, (uint64_t) job->finished_at);
+    for (const char *c = job->error; c && *c; c++)
+        h = s_print_mix (h, (unsigned char) *c);
+    h = s_print_mix (h, job->error != NULL);
+    for (size_t i = 0; i < job->cls->stage_count; i++) {
+        const s_stage_t *stage = &job->stages[i];
+        h = s_print_mix (h, (uint64_t) stage->state);
+        h = s_print_mix (h, stage->first_task);
+        h = s_print_mix (h, stage->task_count);
+        h = s_print_mix (h, stage->spawn_pending);
+    }
+    return h ? h : 1;
+}
+
 void
 shoal_job_record (const shoal_job_t *job, shoal_job_record_t *record)
 {
@@ -1666,6 +1705,10 @@ shoal_scheduler_flush (shoal_scheduler_t *self, shoal_job_fn *job_fn,
             self->dirty_tail = NULL;
         job->dirty = false;
         job->dirty_next = NULL;
+        uint64_t print = s_record_print (job);
+        job->record_changed = print != job->record_print
+                              || job->record_print == 0;
+        job->record_print = print;
         if (job_fn)
             job_fn (job, arg);
         while (job->dirty_tasks) {
@@ -1998,6 +2041,7 @@ shoal_scheduler_evict (shoal_scheduler_t *self, int64_t cutoff, size_t max,
 
 const char *shoal_job_id (const shoal_job_t *job) { return job->id; }
 uint64_t shoal_job_seq (const shoal_job_t *job) { return job->seq; }
+bool shoal_job_record_changed (const shoal_job_t *job) { return job->record_changed; }
 shoal_job_state_t shoal_job_state (const shoal_job_t *job) { return job->state; }
 const shoal_job_class_t *shoal_job_class (const shoal_job_t *job) { return job->cls; }
 size_t shoal_job_task_count (const shoal_job_t *job) { return job->task_count; }

@@ -1668,6 +1668,45 @@ test_duplicate_job_id_is_refused (void **state)
     assert_int_equal (err.code, SHOAL_EINVAL);
 }
 
+static void
+s_note_record (const shoal_job_t *job, void *arg)
+{
+    *(int *) arg = shoal_job_record_changed (job) ? 1 : 0;
+}
+
+/*  Flushes; 1 or 0 for whether the one job reported had its record
+    changed, -1 when no job was reported.                                 */
+static int
+s_record_changed_at_flush (s_fixture_t *fx)
+{
+    int changed = -1;
+    shoal_scheduler_flush (fx->sched, s_note_record, NULL, &changed);
+    return changed;
+}
+
+static void
+test_a_job_record_changes_with_its_own_fields_not_its_tasks (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_job_t *job = s_submit (fx, "j1", "two", true);
+    assert_int_equal (s_record_changed_at_flush (fx), 1);   /* new */
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 1, 0, 1000);
+    s_drain (fx);
+    shoal_action_t first = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    /* Its task runs: the job is reported, its record is the same. */
+    assert_int_equal (s_record_changed_at_flush (fx), 0);
+    assert_int_equal (s_record_changed_at_flush (fx), -1);
+    /* The first stage ends and the second starts. */
+    assert_int_equal (s_exit (fx, "w1", &first, 0, NULL), 0);
+    s_drain (fx);
+    shoal_action_t second = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    assert_int_equal (s_record_changed_at_flush (fx), 1);
+    assert_int_equal (s_exit (fx, "w1", &second, 0, NULL), 0);
+    s_drain (fx);
+    assert_int_equal (shoal_job_state (job), SHOAL_JOB_SUCCEEDED);
+    assert_int_equal (s_record_changed_at_flush (fx), 1);
+}
+
 /*  Restores a created job of class "one" with sequence number `seq`.    */
 static shoal_job_t *
 s_restore (s_fixture_t *fx, const char *id, uint64_t seq, shoal_error_t *err)
@@ -1774,6 +1813,7 @@ main (void)
         T (test_task_page_scan_is_bounded),
         T (test_duplicate_job_id_is_refused),
         T (test_restored_jobs_keep_their_seq_in_order),
+        T (test_a_job_record_changes_with_its_own_fields_not_its_tasks),
         T (test_jobs_held_never_share_the_low_32_bits_of_their_seq),
         T (test_evict_forgets_only_jobs_that_ended_before_the_cutoff),
         T (test_evict_keeps_a_job_a_queued_action_points_at),
