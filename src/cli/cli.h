@@ -184,26 +184,13 @@ typedef int (cli_page_fn) (json_t *page, cli_response_t *response,
 
 /*  GETs the task list of job `id` page after page, following `next`, and
     hands each page to `page_fn` as it comes, so that only one page is in
-    memory at a time; `max` (> 0) is the most tasks to fetch, `query` as
-    for cli_job_tasks. Returns 0, or -1 when a request or `page_fn`
-    failed (reported).                                                     */
+    memory at a time. `max` (> 0) is the most tasks to fetch; `query`
+    ("state=failed&stage=2", values percent-encoded; "" for none) goes
+    with each page. Returns 0, or -1 when a request or `page_fn` failed
+    (reported).                                                            */
 int cli_job_task_pages (cli_session_t *self, const char *id,
                         const char *query, long max, cli_page_fn *page_fn,
                         void *arg);
-
-/*  GETs the task list of job `id` page after page, following `next`,
-    and puts the pages together as one answer {"job", "total", "tasks":
-    [...], "next"}, `next` null unless `max` (> 0: the most tasks to
-    fetch) stopped it early. `query` ("state=failed&stage=2", values
-    percent-encoded; "" for none) goes with each page. When `response` is
-    not NULL it keeps the raw answer of the last page (the caller clears
-    it) and `*pages` says how many pages were read, so a one-page list
-    can be printed as the API sent it. Holds the whole list in memory:
-    use `max` on a job with millions of tasks. Returns the caller's
-    object, or NULL after reporting the error.                            */
-json_t *cli_job_tasks (cli_session_t *self, const char *id,
-                       const char *query, long max, cli_response_t *response,
-                       size_t *pages);
 
 /*  A string member of a JSON object, or `fallback` when it is absent or
     not a string. Borrowed from `object`.                                  */

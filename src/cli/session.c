@@ -225,61 +225,6 @@ cli_job_task_pages (cli_session_t *self, const char *id, const char *query,
     }
 }
 
-/*  What cli_job_tasks gathers, page after page.                          */
-typedef struct {
-    json_t *all;                 /* every task so far                      */
-    json_t *merged;              /* the answer, once the last page came    */
-    cli_response_t *response;    /* the caller's, or NULL                  */
-    size_t pages;
-} s_gather_t;
-
-static int
-s_gather_page (json_t *page, cli_response_t *response, size_t number,
-               bool last, void *arg)
-{
-    (void) number;
-    s_gather_t *gather = arg;
-    gather->pages++;
-    if (json_array_extend (gather->all, json_object_get (page, "tasks")))
-        return -1;
-    if (!last)
-        return 0;
-    gather->merged = json_pack ("{s:O, s:O, s:O, s:O}",
-                                "job", json_object_get (page, "job"),
-                                "total", json_object_get (page, "total"),
-                                "tasks", gather->all,
-                                "next", json_object_get (page, "next")
-                                            ? json_object_get (page, "next")
-                                            : json_null ());
-    if (!gather->merged)
-        return -1;
-    if (gather->response) {
-        //  The raw answer of the last page is the caller's now.
-        *gather->response = *response;
-        *response = (cli_response_t) { 0 };
-    }
-    return 0;
-}
-
-json_t *
-cli_job_tasks (cli_session_t *self, const char *id, const char *query,
-               long max, cli_response_t *response, size_t *pages)
-{
-    s_gather_t gather = { .all = json_array (), .response = response };
-    if (!gather.all
-        || cli_job_task_pages (self, id, query, max, s_gather_page,
-                               &gather)) {
-        if (!gather.all || (gather.pages && !gather.merged))
-            fprintf (stderr, CLI_PROGRAM ": out of memory\n");
-        json_decref (gather.merged);
-        gather.merged = NULL;
-    }
-    json_decref (gather.all);
-    if (pages)
-        *pages = gather.pages;
-    return gather.merged;
-}
-
 const char *
 cli_json_str (const json_t *object, const char *key, const char *fallback)
 {
