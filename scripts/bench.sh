@@ -244,7 +244,12 @@ PY
 # "ZMQbg/IO/0", the store's writer "shoal-writer".
 thread_cpu() {
   store_settled
-  "$python" - "$ctl_pid" >"$scratch/$1.threads" <<'PY'
+  thread_times "$1" "$ctl_pid"
+}
+# The same of any process $2 (the baseline controller's main thread is
+# "shoal-loadgen").
+thread_times() {
+  "$python" - "$2" >"$scratch/$1.threads" <<'PY'
 import os, sys
 tick = os.sysconf("SC_CLK_TCK")
 root = "/proc/%s/task" % sys.argv[1]
@@ -381,11 +386,34 @@ half_peak() {
   thread_cpu "$tag"
   stop_pid "$ctl_pid"
 }
+# The same load against the baseline controller (shoal-loadgen
+# --baseline-controller): the same wire protocol and ZeroMQ sockets, and
+# nothing else a controller does (no REST, no store, no scheduler). Its
+# latencies are the floor this machine, the load generator and ZeroMQ
+# set; measured in turn with the half-peak runs, so that the machine's
+# moments fall on both alike.
+half_baseline() {
+  local tag=$1 endpoint base_pid
+  endpoint=tcp://127.0.0.1:$(free_port)
+  "$loadgen_bin" --baseline-controller "$endpoint" -n "$HALF_JOBS" \
+    --rate "$half_rate" --await-workers "$CTL_WORKERS" -q \
+    -o "$scratch/$tag-controller.json" 2>"$scratch/$tag-controller.log" &
+  base_pid=$!
+  pids+=("$base_pid")
+  loadgen "$tag" -c "$endpoint" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
+    -t "$LG_THREADS" --spawn "$half_spawn" --delay-ms "$half_delay" \
+    --delay-jitter 0.5 --tasks $((HALF_JOBS * (half_spawn + 2))) \
+    --controller-pid "$base_pid"
+  thread_times "$tag" "$base_pid"
+  stop_pid "$base_pid"
+}
 for ((run = 1; run <= LATENCY_RUNS; run++)); do
   note "2/6 half peak (run $run of $LATENCY_RUNS): $HALF_JOBS jobs x $half_spawn tasks at $half_rate jobs/s, each held $half_delay ms +/- 50 %"
   half_peak "$(run_tag half "$run")"
   note "2/6 half peak, store off (run $run of $LATENCY_RUNS): the same load with --ephemeral"
   half_peak "$(run_tag halfoff "$run")" --ephemeral
+  note "2/6 half peak, baseline controller (run $run of $LATENCY_RUNS): the same load on the least a controller can do"
+  half_baseline "$(run_tag base "$run")"
 done
 note "2/6 half peak in lockstep: the same jobs at once, each task held $half_delay ms"
 start_controller halflock
@@ -597,6 +625,7 @@ runs = int(os.environ["LATENCY_RUNS"])
 repeated = {
     "half": lambda r: r["dispatch_ms"]["p99"],
     "halfoff": lambda r: r["dispatch_ms"]["p99"],
+    "base": lambda r: r["dispatch_ms"]["p99"],
     "rest": lambda r: r["rest"]["latency_ms"]["p99"],
 }
 p99_runs = {}
@@ -712,7 +741,7 @@ figures = {
 # libzmq's I/O thread, the store's writer, and the rest (HTTP threads,
 # libzmq's reaper). Half peak: the mean over its runs.
 THREADS = {"shoal-controlle": "loop", "ZMQbg/IO/0": "io",
-           "shoal-writer": "writer"}
+           "shoal-writer": "writer", "shoal-loadgen": "loop"}
 
 def thread_us_per_task(tag, tasks):
     spent = {"loop": 0.0, "io": 0.0, "writer": 0.0, "other": 0.0}
@@ -731,11 +760,44 @@ half_threads = [thread_us_per_task(tag, load(tag)["tasks"]["received"])
 figures["half_thread_us_per_task"] = {
     k: sum(t[k] for t in half_threads) / len(half_threads)
     for k in half_threads[0]}
+
+# The baseline controller under the half-peak load: the floor of each
+# latency, and how far above it shoal's is (median run against median
+# run; 0 when the floor measured 0).
+base = raw["base"]
+base_threads = [thread_us_per_task(tag, load(tag)["tasks"]["received"])
+                for tag in ("base" if k == 1 else "base.%d" % k
+                            for k in range(1, runs + 1))]
+figures.update({
+    "baseline_tasks_per_s": base["tasks"]["per_second"],
+    "baseline_dispatch_p50_ms": base["dispatch_ms"]["p50"],
+    "baseline_dispatch_p99_ms": base["dispatch_ms"]["p99"],
+    "baseline_dispatch_p99_ms_runs": p99_runs["base"],
+    "baseline_dispatch_max_ms": base["dispatch_ms"]["max"],
+    "baseline_transition_p99_ms": base["transition_ms"]["p99"],
+    "baseline_cpu_us_per_task": base["controller"]["cpu_us_per_task"],
+    "baseline_thread_us_per_task": {
+        k: sum(t[k] for t in base_threads) / len(base_threads)
+        for k in ("loop", "io")},
+})
+def over(value, floor):
+    return value / floor if floor else 0
+figures["half_dispatch_p99_vs_baseline"] = over(
+    figures["half_dispatch_p99_ms"], figures["baseline_dispatch_p99_ms"])
+figures["half_store_off_dispatch_p99_vs_baseline"] = over(
+    figures["half_store_off_dispatch_p99_ms"],
+    figures["baseline_dispatch_p99_ms"])
+figures["half_transition_p99_vs_baseline"] = over(
+    figures["half_transition_p99_ms"], figures["baseline_transition_p99_ms"])
 notes = {
     "durable_store": "every scenario runs with the SQLite store on (the "
                      "default) except ctloff, ctloff1 and halfoff "
                      "(--ephemeral)",
     "fanout_stage_tasks": json.loads(read("fan.stage")),
+    "baseline": "the half-peak load against shoal-loadgen "
+                "--baseline-controller, the least a controller can do (no "
+                "REST, store or scheduler): the floor of its latencies on "
+                "this machine",
 }
 
 goals = [
@@ -857,6 +919,22 @@ rows = [
         figures["half_store_off_dispatch_after_result_p99_ms"],
         figures["half_store_off_transition_p99_ms"],
         runs_text(figures["half_store_off_dispatch_p99_ms_runs"]))),
+    ("2 half peak, baseline controller (%.0f tasks/s)"
+     % figures["baseline_tasks_per_s"],
+     "dispatch p50 %.3f p99 %.3f ms, transition p99 %.3f ms, "
+     "%.1f us CPU/task (loop / libzmq I/O %.1f / %.1f)%s"
+     % (figures["baseline_dispatch_p50_ms"],
+        figures["baseline_dispatch_p99_ms"],
+        figures["baseline_transition_p99_ms"],
+        figures["baseline_cpu_us_per_task"],
+        figures["baseline_thread_us_per_task"]["loop"],
+        figures["baseline_thread_us_per_task"]["io"],
+        runs_text(figures["baseline_dispatch_p99_ms_runs"]))),
+    ("2 half peak against the baseline",
+     "dispatch p99 %.2fx store on, %.2fx store off; transition p99 %.2fx"
+     % (figures["half_dispatch_p99_vs_baseline"],
+        figures["half_store_off_dispatch_p99_vs_baseline"],
+        figures["half_transition_p99_vs_baseline"])),
     ("2 half peak in lockstep (%.0f tasks/s)"
      % figures["lockstep_tasks_per_s"],
      "dispatch p50 %.3f p99 %.3f ms, transition p99 %.3f ms"

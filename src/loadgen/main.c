@@ -13,6 +13,7 @@
 
     The figures are defined in docs/benchmarks.md; every one is in the
     JSON even when the run gave it no sample (count 0, values 0).          */
+#include "baseline.h"
 #include "http.h"
 #include "sim.h"
 #include "stats.h"
@@ -60,6 +61,8 @@ typedef struct {
     pid_t controller;            /* sampled from /proc, 0: none             */
     const char *output;          /* JSON file, NULL: stdout                 */
     long write_spawn;            /* write spawn.json and exit, -1: no       */
+    const char *baseline;        /* play the baseline controller there      */
+    uint64_t await_workers;      /* ... starting jobs after this many HELLOs */
     bool quiet;
     char name_prefix[S_NAME_MAX + 1];
     char host[S_NAME_MAX + 1];
@@ -126,6 +129,18 @@ s_usage (FILE *out)
         "                          from /proc\n"
         "  -o, --output FILE       write the JSON there [stdout]\n"
         "  -q, --quiet             no progress on stderr\n"
+        "\n"
+        "The baseline controller (the floor to read latencies against):\n"
+        "      --baseline-controller ENDPOINT\n"
+        "                          play the least a controller can do on\n"
+        "                          ENDPOINT (bound): welcome workers, start\n"
+        "                          --jobs jobs at --rate by itself, each a\n"
+        "                          spawn task, its list's tasks, one last\n"
+        "                          task, and hand out tasks as credits free;\n"
+        "                          no REST, store or retries. Load it with\n"
+        "                          another shoal-loadgen's workers (--tasks)\n"
+        "      --await-workers N   start the jobs once N workers said HELLO\n"
+        "                          [0: at once]\n"
         "\n"
         "Other:\n"
         "      --write-spawn N     write spawn.json with N entries {\"i\": k}\n"
@@ -228,7 +243,8 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         OPT_IO_THREADS = 256, OPT_DELAY, OPT_DELAY_JITTER, OPT_FAIL, OPT_VANISH,
         OPT_VANISH_AFTER, OPT_SPAWN, OPT_NAME, OPT_TOKEN, OPT_CONNECTIONS,
         OPT_WAIT, OPT_POLL, OPT_TASKS, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT,
-        OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK, OPT_ZMTP, OPT_HANDSHAKE
+        OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK, OPT_ZMTP, OPT_HANDSHAKE,
+        OPT_BASELINE, OPT_AWAIT_WORKERS
     };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, 'c' },
@@ -263,6 +279,8 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "output", required_argument, NULL, 'o' },
         { "quiet", no_argument, NULL, 'q' },
         { "write-spawn", required_argument, NULL, OPT_WRITE_SPAWN },
+        { "baseline-controller", required_argument, NULL, OPT_BASELINE },
+        { "await-workers", required_argument, NULL, OPT_AWAIT_WORKERS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -381,6 +399,11 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
                 rc = s_long ("--write-spawn", optarg, 0, LG_SIM_SPAWN_MAX, &n);
                 opts->write_spawn = n;
                 break;
+            case OPT_BASELINE: opts->baseline = optarg; break;
+            case OPT_AWAIT_WORKERS:
+                rc = s_long ("--await-workers", optarg, 0, LONG_MAX, &n);
+                opts->await_workers = (uint64_t) n;
+                break;
             case 'h': s_usage (stdout); return 1;
             case 'V': printf (S_PROGRAM " " SHOAL_VERSION "\n"); return 1;
             default: s_usage (stderr); return -1;
@@ -395,6 +418,25 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
     }
     if (opts->write_spawn >= 0)
         return 0;
+    if (opts->baseline) {
+        if (opts->sim.workers || opts->tasks || opts->wait) {
+            fprintf (stderr, S_PROGRAM ": --baseline-controller plays the "
+                     "controller: its workers are another shoal-loadgen's "
+                     "(drop --workers, --tasks and --wait)\n");
+            return -1;
+        }
+        if (!opts->submit.jobs) {
+            fprintf (stderr, S_PROGRAM ": --baseline-controller needs "
+                     "--jobs N, the jobs it starts\n");
+            return -1;
+        }
+        return 0;
+    }
+    if (opts->await_workers) {
+        fprintf (stderr, S_PROGRAM ": --await-workers is an option of "
+                 "--baseline-controller\n");
+        return -1;
+    }
     if (opts->sim.vanish > opts->sim.workers) {
         fprintf (stderr, S_PROGRAM ": --vanish %d is more than --workers %d\n",
                  opts->sim.vanish, opts->sim.workers);
@@ -714,6 +756,14 @@ main (int argc, char *argv[])
         return rc > 0 ? 0 : S_EXIT_USAGE;
     if (opts.write_spawn >= 0)
         return s_write_spawn (opts.write_spawn);
+    if (opts.baseline) {
+        lg_baseline_config_t baseline = {
+            .endpoint = opts.baseline, .jobs = opts.submit.jobs,
+            .rate = opts.submit.rate, .await_workers = opts.await_workers,
+            .output = opts.output, .quiet = opts.quiet,
+        };
+        return lg_baseline_run (&baseline) ? S_EXIT_FAILURE : 0;
+    }
 
     struct sigaction action = { .sa_handler = s_on_signal };
     sigaction (SIGINT, &action, NULL);

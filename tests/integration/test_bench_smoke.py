@@ -25,6 +25,11 @@ FIGURES = (
     "half_tasks_per_s", "half_dispatch_p50_ms", "half_dispatch_p99_ms",
     "half_dispatch_max_ms", "half_transition_p50_ms",
     "half_transition_p99_ms", "half_transition_max_ms",
+    "baseline_tasks_per_s", "baseline_dispatch_p50_ms",
+    "baseline_dispatch_p99_ms", "baseline_dispatch_max_ms",
+    "baseline_transition_p99_ms", "half_dispatch_p99_vs_baseline",
+    "half_store_off_dispatch_p99_vs_baseline",
+    "half_transition_p99_vs_baseline",
     "fanout_s", "fanout_bytes_per_pending_task", "fanout_peak_bytes_per_task",
     "idle_workers_rss_mib", "idle_workers_bytes_per_worker",
     "idle_heartbeats_received_per_s", "idle_heartbeats_sent_per_s",
@@ -43,7 +48,7 @@ FIGURES = (
 # CPU time comes from /proc in 10 ms ticks: a tiny run of ~1,000 tasks
 # can end inside one.
 MAY_BE_ZERO = ("idle_workers_cpu_share", "ctl_cpu_us_per_task",
-               "ctl_store_off_cpu_us_per_task")
+               "ctl_store_off_cpu_us_per_task", "baseline_cpu_us_per_task")
 
 SIMULATED = """
 tasks:
@@ -97,11 +102,11 @@ class BenchScriptTest(unittest.TestCase):
         # Latency scenarios repeat (twice at tiny scale): the table shows
         # the run with the median p99, and every run's p99.
         for name in ("half_dispatch_p99_ms", "half_store_off_dispatch_p99_ms",
-                     "rest_steady_p99_ms"):
+                     "baseline_dispatch_p99_ms", "rest_steady_p99_ms"):
             values = figures[name + "_runs"]
             self.assertEqual(len(values), 2, name)
             self.assertIn(figures[name], values, name)
-        for name in ("half", "halfoff", "rest"):
+        for name in ("half", "halfoff", "base", "rest"):
             self.assertIn(name + ".1", result["raw"])
             self.assertIn(name + ".2", result["raw"])
         self.assertIn("(median run of 2; p99s ", proc.stdout)
@@ -122,6 +127,18 @@ class BenchScriptTest(unittest.TestCase):
         self.assertEqual(figures["ctl_store_off_thread_us_per_task"]["writer"],
                          0)
         self.assertIn("CPU per task by thread", proc.stdout)
+        # The same half-peak load on the baseline controller: its two
+        # busy threads, and shoal's latencies as multiples of its own.
+        self.assertEqual(sorted(figures["baseline_thread_us_per_task"]),
+                         ["io", "loop"])
+        self.assertAlmostEqual(
+            figures["half_dispatch_p99_vs_baseline"],
+            figures["half_dispatch_p99_ms"]
+            / figures["baseline_dispatch_p99_ms"], places=6)
+        self.assertEqual(result["raw"]["base"]["tasks"]["received"],
+                         result["raw"]["half"]["tasks"]["received"])
+        self.assertIn("half peak, baseline controller", proc.stdout)
+        self.assertIn("half peak against the baseline", proc.stdout)
         # The speed probe before each of the six scenarios and at the end.
         self.assertEqual(sorted(machine["cpu_probe_ms"]),
                          ["1", "2", "3", "4", "5", "6", "end"], machine)

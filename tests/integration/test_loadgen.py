@@ -401,5 +401,142 @@ class LoadgenTest(harness.ClusterTest):
         self.assertIn("udp://127.0.0.1:1", proc.stderr)
 
 
+
+class BaselineControllerTest(unittest.TestCase):
+    """shoal-loadgen --baseline-controller: the least a controller can do,
+    loaded by another shoal-loadgen's simulated workers, as the bench runs
+    it to measure the floor of dispatch and stage-transition latency."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="shoal-lg-base-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.endpoint = "tcp://127.0.0.1:%d" % harness.free_port()
+
+    def start_baseline(self, *args):
+        """Starts a baseline controller; returns (process, its JSON path).
+        It is stopped (SIGTERM) and reaped at the end of the test."""
+        output = os.path.join(self.tmp, "baseline.json")
+        proc = subprocess.Popen(
+            [LOADGEN, "--baseline-controller", self.endpoint, "-q",
+             "-o", output, *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap, proc)
+        return proc, output
+
+    def reap(self, proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+    def stop_baseline(self, proc, output):
+        """SIGTERM: it writes its figures and exits 0."""
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        self.assertEqual(proc.returncode, 0, err)
+        with open(output) as f:
+            return json.load(f)
+
+    def run_workers(self, *args, name="workers"):
+        output = os.path.join(self.tmp, name + ".json")
+        proc = subprocess.run(
+            [LOADGEN, "-q", "-o", output, "-c", self.endpoint,
+             "--timeout", str(LOADGEN_TIMEOUT_S), *args],
+            capture_output=True, text=True, timeout=LOADGEN_TIMEOUT_S + 30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(output) as f:
+            report = json.load(f)
+        self.assertEqual(report["error"], "", report)
+        self.assertFalse(report["timed_out"], report)
+        return report
+
+    def test_jobs_run_through_and_every_latency_is_measured(self):
+        proc, output = self.start_baseline("-n", str(JOBS), "--rate", "20",
+                                           "--await-workers", "4")
+        report = self.run_workers(
+            "-w", "4", "-s", "2", "--spawn", str(SPAWN),
+            "--tasks", str(JOBS * TASKS_PER_JOB),
+            "--controller-pid", str(proc.pid))
+        tasks = report["tasks"]
+        self.assertEqual(tasks["received"], JOBS * TASKS_PER_JOB, tasks)
+        self.assertEqual(tasks["spawn_tasks"], JOBS, tasks)
+        self.assertEqual(tasks["bad_messages"], 0, tasks)
+        # Each spawned task once (first attempts), each job's last stage
+        # once: the tracker followed the baseline's jobs as a real one's.
+        self.assertEqual(report["dispatch_ms"]["count"], JOBS * SPAWN,
+                         report["dispatch_ms"])
+        self.assertEqual(report["transition_ms"]["count"], JOBS,
+                         report["transition_ms"])
+        # The baseline was sampled from /proc as a controller is (its CPU
+        # may be less than one 10 ms tick in a run this short).
+        self.assertEqual(report["controller"]["pid"], proc.pid)
+        self.assertGreater(report["controller"]["rss_kib"], 0,
+                           report["controller"])
+        figures = self.stop_baseline(proc, output)
+        self.assertEqual(figures["role"], "baseline-controller", figures)
+        self.assertEqual(figures["jobs"]["asked"], JOBS, figures)
+        self.assertEqual(figures["jobs"]["started"], JOBS, figures)
+        self.assertEqual(figures["workers_welcomed"], 4, figures)
+        self.assertEqual(figures["tasks_sent"], JOBS * TASKS_PER_JOB,
+                         figures)
+        self.assertEqual(figures["bad_messages"], 0, figures)
+        # Every RESULT but those of tasks still held when the workers
+        # left: the spawned ones were all answered before the last stage.
+        self.assertGreaterEqual(figures["results"],
+                                JOBS * TASKS_PER_JOB - JOBS, figures)
+        self.assertLessEqual(figures["results"], JOBS * TASKS_PER_JOB,
+                             figures)
+
+    def test_jobs_wait_for_the_workers_and_outlive_a_worker_that_left(self):
+        proc, output = self.start_baseline("-n", "1",
+                                           "--await-workers", "3")
+        # Two workers are not enough: nothing starts while they are here.
+        early = self.run_workers("-w", "2", "-s", "2", "-d", "0.5",
+                                 name="early")
+        self.assertEqual(early["workers"]["welcomed"], 2, early["workers"])
+        self.assertEqual(early["tasks"]["received"], 0, early["tasks"])
+        # Two more make four HELLOs: the job starts. The credits of the two
+        # that left are found dead as the first TASKs go out; their tasks
+        # go to the workers that are there.
+        late = self.run_workers("-w", "2", "-s", "1", "--spawn", "10",
+                                "--tasks", "12", name="late")
+        self.assertEqual(late["tasks"]["received"], 12, late["tasks"])
+        figures = self.stop_baseline(proc, output)
+        self.assertEqual(figures["workers_welcomed"], 4, figures)
+        self.assertEqual(figures["tasks_sent"], 12, figures)
+        self.assertEqual(figures["unreachable"], 4, figures)
+
+    def assert_baseline_usage_error(self, args, *words):
+        proc = subprocess.run([LOADGEN, "--baseline-controller",
+                               self.endpoint, *args],
+                              capture_output=True, text=True, timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        for word in words:
+            self.assertIn(word, proc.stderr)
+
+    def test_usage_errors_name_the_option(self):
+        self.assert_baseline_usage_error(["-w", "2", "-n", "1"], "--workers")
+        self.assert_baseline_usage_error([], "--jobs")
+        self.assert_baseline_usage_error(["-n", "1", "--await-workers", "x"],
+                                         "--await-workers", "x")
+        proc = subprocess.run([LOADGEN, "--await-workers", "2", "-w", "1",
+                               "-d", "1"],
+                              capture_output=True, text=True, timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--baseline-controller", proc.stderr)
+
+    def test_an_endpoint_it_cannot_bind_is_an_error_naming_it(self):
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        self.addCleanup(taken.close)
+        endpoint = "tcp://127.0.0.1:%d" % taken.getsockname()[1]
+        proc = subprocess.run([LOADGEN, "--baseline-controller", endpoint,
+                               "-n", "1"],
+                              capture_output=True, text=True, timeout=10)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn(endpoint, proc.stderr)
+        self.assertIn("cannot bind", proc.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
