@@ -17,8 +17,11 @@
 #   BENCH_KEEP      1: keep the scratch directory (logs, raw JSON)    [0]
 #   BENCH_<SIZE>    any size below, e.g. BENCH_E2E_TASKS=2000
 #
-# Ratios are measured against their baselines in the same run. Nothing
-# here judges a figure: the goals are reported beside the figures.
+# Ratios are measured against their baselines in the same run: xargs for
+# the end-to-end run, and for the half-peak latencies the same load on
+# `shoal-loadgen --baseline-controller`, the least a controller can do.
+# The machine's own stalls are probed first. Nothing here judges a
+# figure: the goals are reported beside the figures.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +50,7 @@ sizes=(
   REST_SECONDS         10        3        1
   LG_THREADS           1         1        1
   LATENCY_RUNS         3         1        2
+  PROBE_SECONDS        10        3        1
   IDLE_LG_THREADS      2         2        1
 )
 case $scale in
@@ -294,6 +298,13 @@ PY
 }
 
 cat /proc/loadavg >"$scratch/loadavg-start"
+
+# How steady the machine is before anything runs: a fixed unit of CPU
+# work every 2 ms, timed by the CPU time charged for it. A virtual machine
+# whose host takes its CPUs away charges units for time they did not run;
+# no latency measured here can be shorter than such a stall.
+note "0/6 machine: stalls, a unit of work every 2 ms for $PROBE_SECONDS s"
+"$loadgen_bin" --probe-machine "$PROBE_SECONDS" -o "$scratch/machine-probe.json"
 
 # ---- 1. end to end: real workers against xargs -P 2 ------------------------
 probe_cpu 1
@@ -643,7 +654,7 @@ env = {k: int(os.environ[k]) for k in (
     "CTL_SPAWN", "HALF_JOBS", "HALF_SECONDS", "FAN_ENTRIES",
     "IDLE_WORKERS", "IDLE_SECONDS", "LIGHT_JOBS", "REST_MAX_JOBS",
     "REST_RATE",
-    "REST_SECONDS", "LATENCY_RUNS")}
+    "REST_SECONDS", "LATENCY_RUNS", "PROBE_SECONDS")}
 
 xargs_start, xargs_end = map(float, read("xargs.times").split())
 xargs_s = xargs_end - xargs_start
@@ -835,6 +846,7 @@ def cpu_model():
 probes = {tag: float(read("probe-" + tag))
           for tag in ("1", "2", "3", "4", "5", "6", "end")}
 probe_spread = max(probes.values()) / min(probes.values())
+stalls = load("machine-probe")
 
 result = {
     "command": command,
@@ -844,7 +856,8 @@ result = {
                 "loadavg_start": read("loadavg-start"),
                 "loadavg_end": read("loadavg-end"),
                 "cpu_probe_ms": probes,
-                "cpu_probe_spread": probe_spread},
+                "cpu_probe_spread": probe_spread,
+                "stalls": stalls},
     "sizes": env,
     "figures": figures,
     "goals": checks,
@@ -988,6 +1001,11 @@ print("machine speed: a fixed unit of CPU work took %.1f-%.1f ms before the "
       % (min(probes.values()), max(probes.values()), probe_spread,
          "; figures of this run are uncertain by as much"
          if probe_spread > 1.2 else ""))
+print("machine stalls: %d in %.0f s (%.1f a second), the longest %.1f ms, "
+      "%.1f%% of the time; a %.0f us unit of work took %.0f us at p99"
+      % (stalls["stalls"], stalls["seconds"], stalls["stalls_per_s"],
+         stalls["longest_stall_ms"], 100 * stalls["stalled_share"],
+         stalls["unit_cpu_us"]["p50"], stalls["unit_cpu_us"]["p99"]))
 print("goals:")
 for c in checks:
     print("  [%s] %-40s %10.4g  (want %s)"

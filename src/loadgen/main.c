@@ -15,6 +15,7 @@
     JSON even when the run gave it no sample (count 0, values 0).          */
 #include "baseline.h"
 #include "http.h"
+#include "probe.h"
 #include "sim.h"
 #include "stats.h"
 #include "tracker.h"
@@ -61,6 +62,7 @@ typedef struct {
     pid_t controller;            /* sampled from /proc, 0: none             */
     const char *output;          /* JSON file, NULL: stdout                 */
     long write_spawn;            /* write spawn.json and exit, -1: no       */
+    double probe_s;              /* probe the machine this long, 0: no      */
     const char *baseline;        /* play the baseline controller there      */
     uint64_t await_workers;      /* ... starting jobs after this many HELLOs */
     bool quiet;
@@ -143,6 +145,9 @@ s_usage (FILE *out)
         "                          [0: at once]\n"
         "\n"
         "Other:\n"
+        "      --probe-machine S   time a fixed unit of CPU work every 2 ms\n"
+        "                          for S seconds, write how steady the\n"
+        "                          machine is (stalls) as JSON and exit\n"
         "      --write-spawn N     write spawn.json with N entries {\"i\": k}\n"
         "                          in the current directory and exit (a spawn\n"
         "                          task for real workers)\n"
@@ -244,7 +249,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         OPT_VANISH_AFTER, OPT_SPAWN, OPT_NAME, OPT_TOKEN, OPT_CONNECTIONS,
         OPT_WAIT, OPT_POLL, OPT_TASKS, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT,
         OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK, OPT_ZMTP, OPT_HANDSHAKE,
-        OPT_BASELINE, OPT_AWAIT_WORKERS
+        OPT_BASELINE, OPT_AWAIT_WORKERS, OPT_PROBE
     };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, 'c' },
@@ -280,6 +285,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "quiet", no_argument, NULL, 'q' },
         { "write-spawn", required_argument, NULL, OPT_WRITE_SPAWN },
         { "baseline-controller", required_argument, NULL, OPT_BASELINE },
+        { "probe-machine", required_argument, NULL, OPT_PROBE },
         { "await-workers", required_argument, NULL, OPT_AWAIT_WORKERS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -400,6 +406,10 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
                 opts->write_spawn = n;
                 break;
             case OPT_BASELINE: opts->baseline = optarg; break;
+            case OPT_PROBE:
+                rc = s_double ("--probe-machine", optarg, 0.01, 86400,
+                               &opts->probe_s);
+                break;
             case OPT_AWAIT_WORKERS:
                 rc = s_long ("--await-workers", optarg, 0, LONG_MAX, &n);
                 opts->await_workers = (uint64_t) n;
@@ -416,7 +426,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
                  argv[optind]);
         return -1;
     }
-    if (opts->write_spawn >= 0)
+    if (opts->write_spawn >= 0 || opts->probe_s > 0)
         return 0;
     if (opts->baseline) {
         if (opts->sim.workers || opts->tasks || opts->wait) {
@@ -756,6 +766,8 @@ main (int argc, char *argv[])
         return rc > 0 ? 0 : S_EXIT_USAGE;
     if (opts.write_spawn >= 0)
         return s_write_spawn (opts.write_spawn);
+    if (opts.probe_s > 0)
+        return lg_probe_run (opts.probe_s, opts.output) ? S_EXIT_FAILURE : 0;
     if (opts.baseline) {
         lg_baseline_config_t baseline = {
             .endpoint = opts.baseline, .jobs = opts.submit.jobs,

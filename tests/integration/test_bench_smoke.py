@@ -147,6 +147,15 @@ class BenchScriptTest(unittest.TestCase):
         self.assertGreaterEqual(machine["cpu_probe_spread"], 1.0, machine)
         self.assertIn("machine speed: a fixed unit of CPU work took",
                       proc.stdout)
+        # The machine's stalls, probed before the scenarios.
+        probe = machine["stalls"]
+        self.assertEqual(probe["role"], "machine-probe", probe)
+        self.assertGreater(probe["samples"], 100, probe)
+        self.assertGreater(probe["unit_cpu_us"]["p50"], 0, probe)
+        self.assertGreaterEqual(probe["unit_cpu_us"]["p99"],
+                                probe["unit_cpu_us"]["p50"], probe)
+        self.assertGreaterEqual(probe["stalls"], 0, probe)
+        self.assertIn("machine stalls: ", proc.stdout)
         self.assertEqual(result["scale"], "tiny")
         for name, run in result["raw"].items():
             self.assertEqual(run["error"], "", "%s: %s" % (name, run["error"]))

@@ -393,6 +393,11 @@ class LoadgenTest(harness.ClusterTest):
     def test_handshake_ms_is_checked(self):
         self.assert_usage_error(["--handshake-ms", "0"], "--handshake-ms")
 
+    def test_probe_machine_seconds_are_checked(self):
+        self.assert_usage_error(["--probe-machine", "0"], "--probe-machine")
+        self.assert_usage_error(["--probe-machine", "soon"],
+                                "--probe-machine", "soon")
+
     def test_builtin_client_refuses_an_endpoint_it_cannot_speak(self):
         proc = subprocess.run([LOADGEN, "--zmtp", "builtin", "-c",
                                "udp://127.0.0.1:1", "-w", "1", "-d", "1"],
