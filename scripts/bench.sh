@@ -223,6 +223,31 @@ loadgen() {
   fi
 }
 
+# Runs load generator `tag` ($1) against the baseline controller
+# (shoal-loadgen --baseline-controller): the same wire protocol and ZeroMQ
+# socket as a controller's, and nothing else a controller does (no REST,
+# no store, no scheduler beyond two queues). It starts $2 jobs at $3 a
+# second (0: at once) once every simulated worker is there, each of a
+# spawn task, $4 spawned tasks and a last task, as the `fan` job; the
+# rest of the arguments go to the load generator. What it measures is
+# the floor this machine, the load generator and ZeroMQ set for any
+# controller under that load.
+on_baseline() {
+  local tag=$1 jobs=$2 rate=$3 spawn=$4 endpoint base_pid
+  shift 4
+  endpoint=tcp://127.0.0.1:$(free_port)
+  "$loadgen_bin" --baseline-controller "$endpoint" -n "$jobs" \
+    --rate "$rate" --await-workers "$CTL_WORKERS" -q \
+    -o "$scratch/$tag-controller.json" 2>"$scratch/$tag-controller.log" &
+  base_pid=$!
+  pids+=("$base_pid")
+  loadgen "$tag" -c "$endpoint" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
+    -t "$LG_THREADS" --spawn "$spawn" --tasks $((jobs * (spawn + 2))) \
+    --controller-pid "$base_pid" "$@"
+  thread_times "$tag" "$base_pid"
+  stop_pid "$base_pid"
+}
+
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # Waits until the controller's state store has written everything handed
@@ -359,6 +384,8 @@ loadgen ctloff1 -c "$ctl_zmq" -H "$ctl_http" -w "$CTL_WORKERS" -s 1 \
   -t "$LG_THREADS" -j fan -n "$CTL_JOBS" --spawn "$CTL_SPAWN" --wait \
   --poll-ms 50 --controller-pid "$ctl_pid"
 stop_pid "$ctl_pid"
+note "2/6 controller alone: the same jobs on the baseline controller, the least a controller can do"
+on_baseline ctlbase "$CTL_JOBS" 0 "$CTL_SPAWN"
 
 # ... and at half that peak (store on), where dispatch latency is not
 # queueing: jobs arrive at a steady rate, and task run times vary by
@@ -397,26 +424,11 @@ half_peak() {
   thread_cpu "$tag"
   stop_pid "$ctl_pid"
 }
-# The same load against the baseline controller (shoal-loadgen
-# --baseline-controller): the same wire protocol and ZeroMQ sockets, and
-# nothing else a controller does (no REST, no store, no scheduler). Its
-# latencies are the floor this machine, the load generator and ZeroMQ
-# set; measured in turn with the half-peak runs, so that the machine's
-# moments fall on both alike.
+# The same load on the baseline controller, in turn with the runs above
+# so that the machine's moments fall on all three alike.
 half_baseline() {
-  local tag=$1 endpoint base_pid
-  endpoint=tcp://127.0.0.1:$(free_port)
-  "$loadgen_bin" --baseline-controller "$endpoint" -n "$HALF_JOBS" \
-    --rate "$half_rate" --await-workers "$CTL_WORKERS" -q \
-    -o "$scratch/$tag-controller.json" 2>"$scratch/$tag-controller.log" &
-  base_pid=$!
-  pids+=("$base_pid")
-  loadgen "$tag" -c "$endpoint" -w "$CTL_WORKERS" -s "$CTL_SLOTS" \
-    -t "$LG_THREADS" --spawn "$half_spawn" --delay-ms "$half_delay" \
-    --delay-jitter 0.5 --tasks $((HALF_JOBS * (half_spawn + 2))) \
-    --controller-pid "$base_pid"
-  thread_times "$tag" "$base_pid"
-  stop_pid "$base_pid"
+  on_baseline "$1" "$HALF_JOBS" "$half_rate" "$half_spawn" \
+    --delay-ms "$half_delay" --delay-jitter 0.5
 }
 for ((run = 1; run <= LATENCY_RUNS; run++)); do
   note "2/6 half peak (run $run of $LATENCY_RUNS): $HALF_JOBS jobs x $half_spawn tasks at $half_rate jobs/s, each held $half_delay ms +/- 50 %"
@@ -626,7 +638,8 @@ def read(name):
         return f.read().strip()
 
 raw = {name: load(name) for name in
-       ("e2e", "ctl", "ctloff", "ctloff1", "halflock", "fan", "idle",
+       ("e2e", "ctl", "ctloff", "ctloff1", "ctlbase", "halflock", "fan",
+        "idle",
         "light", "restmax", "restmaxq", "restq")}
 
 # The latency scenarios ran LATENCY_RUNS times: each is represented by the
@@ -683,6 +696,9 @@ figures = {
     "ctl_store_off_1slot_tasks_per_s": raw["ctloff1"]["tasks"]["per_second"],
     "ctl_store_off_1slot_cpu_us_per_task":
         raw["ctloff1"]["controller"]["cpu_us_per_task"],
+    "baseline_peak_tasks_per_s": raw["ctlbase"]["tasks"]["per_second"],
+    "baseline_peak_cpu_us_per_task":
+        raw["ctlbase"]["controller"]["cpu_us_per_task"],
     "half_tasks_per_s": half["tasks"]["per_second"],
     "half_dispatch_p50_ms": half["dispatch_ms"]["p50"],
     "half_dispatch_p99_ms": half["dispatch_ms"]["p99"],
@@ -793,6 +809,12 @@ figures.update({
 })
 def over(value, floor):
     return value / floor if floor else 0
+figures["baseline_peak_thread_us_per_task"] = {
+    k: v for k, v in thread_us_per_task(
+        "ctlbase", raw["ctlbase"]["tasks"]["received"]).items()
+    if k in ("loop", "io")}
+figures["ctl_store_off_vs_baseline_peak"] = over(
+    figures["ctl_store_off_tasks_per_s"], figures["baseline_peak_tasks_per_s"])
 figures["half_dispatch_p99_vs_baseline"] = over(
     figures["half_dispatch_p99_ms"], figures["baseline_dispatch_p99_ms"])
 figures["half_store_off_dispatch_p99_vs_baseline"] = over(
@@ -893,6 +915,14 @@ rows = [
      "%.0f tasks/s, %.1f us CPU/task"
      % (figures["ctl_store_off_1slot_tasks_per_s"],
         figures["ctl_store_off_1slot_cpu_us_per_task"])),
+    ("2 the same jobs, baseline controller",
+     "%.0f tasks/s, %.1f us CPU/task (loop / libzmq I/O %.1f / %.1f); "
+     "shoal store off %.2fx of it"
+     % (figures["baseline_peak_tasks_per_s"],
+        figures["baseline_peak_cpu_us_per_task"],
+        figures["baseline_peak_thread_us_per_task"]["loop"],
+        figures["baseline_peak_thread_us_per_task"]["io"],
+        figures["ctl_store_off_vs_baseline_peak"])),
     ("2 at peak: dispatch / transition p99",
      "%.2f ms / %.2f ms (queueing included)"
      % (figures["ctl_dispatch_p99_ms_at_peak"],

@@ -30,6 +30,7 @@ FIGURES = (
     "baseline_transition_p99_ms", "half_dispatch_p99_vs_baseline",
     "half_store_off_dispatch_p99_vs_baseline",
     "half_transition_p99_vs_baseline",
+    "baseline_peak_tasks_per_s", "ctl_store_off_vs_baseline_peak",
     "fanout_s", "fanout_bytes_per_pending_task", "fanout_peak_bytes_per_task",
     "idle_workers_rss_mib", "idle_workers_bytes_per_worker",
     "idle_heartbeats_received_per_s", "idle_heartbeats_sent_per_s",
@@ -48,7 +49,8 @@ FIGURES = (
 # CPU time comes from /proc in 10 ms ticks: a tiny run of ~1,000 tasks
 # can end inside one.
 MAY_BE_ZERO = ("idle_workers_cpu_share", "ctl_cpu_us_per_task",
-               "ctl_store_off_cpu_us_per_task", "baseline_cpu_us_per_task")
+               "ctl_store_off_cpu_us_per_task", "baseline_cpu_us_per_task",
+               "baseline_peak_cpu_us_per_task")
 
 SIMULATED = """
 tasks:
@@ -131,6 +133,11 @@ class BenchScriptTest(unittest.TestCase):
         # busy threads, and shoal's latencies as multiples of its own.
         self.assertEqual(sorted(figures["baseline_thread_us_per_task"]),
                          ["io", "loop"])
+        self.assertEqual(sorted(figures["baseline_peak_thread_us_per_task"]),
+                         ["io", "loop"])
+        self.assertEqual(result["raw"]["ctlbase"]["tasks"]["received"],
+                         result["raw"]["ctloff"]["tasks"]["received"])
+        self.assertIn("the same jobs, baseline controller", proc.stdout)
         self.assertAlmostEqual(
             figures["half_dispatch_p99_vs_baseline"],
             figures["half_dispatch_p99_ms"]
