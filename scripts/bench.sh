@@ -18,8 +18,9 @@
 #   BENCH_<SIZE>    any size below, e.g. BENCH_E2E_TASKS=2000
 #
 # Ratios are measured against their baselines in the same run: xargs for
-# the end-to-end run, and for the half-peak latencies the same load on
-# `shoal-loadgen --baseline-controller`, the least a controller can do.
+# the end-to-end run; for the store-off peak and the half-peak latencies
+# the same load on `shoal-loadgen --baseline-controller`, the least a
+# controller can do; for the REST latency `shoal-loadgen --baseline-http`.
 # The machine's own stalls are probed first. Nothing here judges a
 # figure: the goals are reported beside the figures.
 set -euo pipefail
@@ -588,11 +589,23 @@ note "5/6 REST: $REST_MAX_JOBS jobs back to back, then $REST_RATE jobs/s for $RE
 start_controller rest
 loadgen restmax -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restmax -j single \
   -n "$REST_MAX_JOBS" --connections 4 --controller-pid "$ctl_pid"
+# The steady runs alternate with the same run against the baseline REST
+# server (shoal-loadgen --baseline-http: one thread answering every
+# request at once with 201): the floor of a submission's latency here.
+rest_base_address=127.0.0.1:$(free_port)
+"$loadgen_bin" --baseline-http "$rest_base_address" -q \
+  -o "$scratch/restbase-server.json" 2>"$scratch/restbase-server.log" &
+rest_base_pid=$!
+pids+=("$rest_base_pid")
 for ((run = 1; run <= LATENCY_RUNS; run++)); do
   loadgen "$(run_tag rest "$run")" -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name rest \
     -j single -n $((REST_RATE * REST_SECONDS)) --rate "$REST_RATE" \
     --connections 8 --controller-pid "$ctl_pid"
+  loadgen "$(run_tag restbase "$run")" -H "$rest_base_address" -j single \
+    -n $((REST_RATE * REST_SECONDS)) --rate "$REST_RATE" --connections 8 \
+    --controller-pid "$rest_base_pid"
 done
+stop_pid "$rest_base_pid"
 # The same two runs with a client that acknowledges every segment at once:
 # the difference is the server's Nagle + delayed-ACK stall (benchmarks.md).
 loadgen restmaxq -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restmaxq -j single \
@@ -651,6 +664,7 @@ repeated = {
     "halfoff": lambda r: r["dispatch_ms"]["p99"],
     "base": lambda r: r["dispatch_ms"]["p99"],
     "rest": lambda r: r["rest"]["latency_ms"]["p99"],
+    "restbase": lambda r: r["rest"]["latency_ms"]["p99"],
 }
 p99_runs = {}
 for name, p99 in repeated.items():
@@ -815,6 +829,13 @@ figures["baseline_peak_thread_us_per_task"] = {
     if k in ("loop", "io")}
 figures["ctl_store_off_vs_baseline_peak"] = over(
     figures["ctl_store_off_tasks_per_s"], figures["baseline_peak_tasks_per_s"])
+figures.update({
+    "baseline_rest_p50_ms": raw["restbase"]["rest"]["latency_ms"]["p50"],
+    "baseline_rest_p99_ms": raw["restbase"]["rest"]["latency_ms"]["p99"],
+    "baseline_rest_p99_ms_runs": p99_runs["restbase"],
+})
+figures["rest_steady_p99_vs_baseline"] = over(
+    figures["rest_steady_p99_ms"], figures["baseline_rest_p99_ms"])
 figures["half_dispatch_p99_vs_baseline"] = over(
     figures["half_dispatch_p99_ms"], figures["baseline_dispatch_p99_ms"])
 figures["half_store_off_dispatch_p99_vs_baseline"] = over(
@@ -1015,6 +1036,11 @@ rows += [
         figures["rest_steady_p99_ms"],
         runs_text(figures["rest_steady_p99_ms_runs"]),
         figures["rest_steady_p99_ms_quickack"])),
+    ("5 the same on the baseline REST server",
+     "p50 %.2f ms, p99 %.2f ms%s; shoal's p99 %.2fx it"
+     % (figures["baseline_rest_p50_ms"], figures["baseline_rest_p99_ms"],
+        runs_text(figures["baseline_rest_p99_ms_runs"]),
+        figures["rest_steady_p99_vs_baseline"])),
     ("6 idle RSS (private)", "controller %.1f MiB (%.1f), worker %.1f MiB (%.1f)"
      % (figures["idle_controller_rss_mib"],
         figures["idle_controller_private_mib"],

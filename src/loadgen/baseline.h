@@ -34,4 +34,20 @@ typedef struct {
     Returns 0, or 1 on an error (said on stderr).                          */
 int lg_baseline_run (const lg_baseline_config_t *config);
 
+/*  shoal-loadgen --baseline-http HOST:PORT, the least a REST server can
+    do: one thread and epoll, keep-alive connections, and every request
+    answered at once, as it is read, with 201 and a job id
+    ({"id":"base-<n>"}); nothing is parsed but the request's length.
+    The load generator's REST submitter at a steady rate against it
+    measures the floor of a submission's latency on this machine.         */
+typedef struct {
+    const char *address;         /* HOST:PORT to listen on (numeric)       */
+    const char *output;          /* figures as JSON there, NULL: stdout    */
+    bool quiet;                  /* no progress on stderr                  */
+} lg_baseline_http_config_t;
+
+/*  Runs until SIGINT or SIGTERM, then writes what it did as JSON
+    (requests answered, connections). Returns 0, or 1 on an error.        */
+int lg_baseline_http_run (const lg_baseline_http_config_t *config);
+
 #endif

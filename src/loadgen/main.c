@@ -64,6 +64,7 @@ typedef struct {
     long write_spawn;            /* write spawn.json and exit, -1: no       */
     double probe_s;              /* probe the machine this long, 0: no      */
     const char *baseline;        /* play the baseline controller there      */
+    const char *baseline_http;   /* play the baseline REST server there     */
     uint64_t await_workers;      /* ... starting jobs after this many HELLOs */
     bool quiet;
     char name_prefix[S_NAME_MAX + 1];
@@ -143,6 +144,11 @@ s_usage (FILE *out)
         "                          another shoal-loadgen's workers (--tasks)\n"
         "      --await-workers N   start the jobs once N workers said HELLO\n"
         "                          [0: at once]\n"
+        "      --baseline-http HOST:PORT\n"
+        "                          play the least a REST server can do:\n"
+        "                          answer every request at once with 201\n"
+        "                          and a job id. Load it with another\n"
+        "                          shoal-loadgen's -H, -n and --rate\n"
         "\n"
         "Other:\n"
         "      --probe-machine S   time a fixed unit of CPU work every 2 ms\n"
@@ -249,7 +255,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         OPT_VANISH_AFTER, OPT_SPAWN, OPT_NAME, OPT_TOKEN, OPT_CONNECTIONS,
         OPT_WAIT, OPT_POLL, OPT_TASKS, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT,
         OPT_PID, OPT_WRITE_SPAWN, OPT_QUICKACK, OPT_ZMTP, OPT_HANDSHAKE,
-        OPT_BASELINE, OPT_AWAIT_WORKERS, OPT_PROBE
+        OPT_BASELINE, OPT_AWAIT_WORKERS, OPT_PROBE, OPT_BASELINE_HTTP
     };
     static const struct option long_options[] = {
         { "connect", required_argument, NULL, 'c' },
@@ -286,6 +292,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
         { "write-spawn", required_argument, NULL, OPT_WRITE_SPAWN },
         { "baseline-controller", required_argument, NULL, OPT_BASELINE },
         { "probe-machine", required_argument, NULL, OPT_PROBE },
+        { "baseline-http", required_argument, NULL, OPT_BASELINE_HTTP },
         { "await-workers", required_argument, NULL, OPT_AWAIT_WORKERS },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -406,6 +413,7 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
                 opts->write_spawn = n;
                 break;
             case OPT_BASELINE: opts->baseline = optarg; break;
+            case OPT_BASELINE_HTTP: opts->baseline_http = optarg; break;
             case OPT_PROBE:
                 rc = s_double ("--probe-machine", optarg, 0.01, 86400,
                                &opts->probe_s);
@@ -428,6 +436,15 @@ s_parse_options (int argc, char *argv[], s_options_t *opts)
     }
     if (opts->write_spawn >= 0 || opts->probe_s > 0)
         return 0;
+    if (opts->baseline_http) {
+        if (opts->baseline || opts->sim.workers || opts->submit.jobs) {
+            fprintf (stderr, S_PROGRAM ": --baseline-http plays the REST "
+                     "server: its clients are another shoal-loadgen's "
+                     "(drop --baseline-controller, --workers and --jobs)\n");
+            return -1;
+        }
+        return 0;
+    }
     if (opts->baseline) {
         if (opts->sim.workers || opts->tasks || opts->wait) {
             fprintf (stderr, S_PROGRAM ": --baseline-controller plays the "
@@ -768,6 +785,13 @@ main (int argc, char *argv[])
         return s_write_spawn (opts.write_spawn);
     if (opts.probe_s > 0)
         return lg_probe_run (opts.probe_s, opts.output) ? S_EXIT_FAILURE : 0;
+    if (opts.baseline_http) {
+        lg_baseline_http_config_t http = {
+            .address = opts.baseline_http, .output = opts.output,
+            .quiet = opts.quiet,
+        };
+        return lg_baseline_http_run (&http) ? S_EXIT_FAILURE : 0;
+    }
     if (opts.baseline) {
         lg_baseline_config_t baseline = {
             .endpoint = opts.baseline, .jobs = opts.submit.jobs,

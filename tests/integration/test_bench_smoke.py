@@ -31,6 +31,8 @@ FIGURES = (
     "half_store_off_dispatch_p99_vs_baseline",
     "half_transition_p99_vs_baseline",
     "baseline_peak_tasks_per_s", "ctl_store_off_vs_baseline_peak",
+    "baseline_rest_p50_ms", "baseline_rest_p99_ms",
+    "rest_steady_p99_vs_baseline",
     "fanout_s", "fanout_bytes_per_pending_task", "fanout_peak_bytes_per_task",
     "idle_workers_rss_mib", "idle_workers_bytes_per_worker",
     "idle_heartbeats_received_per_s", "idle_heartbeats_sent_per_s",
@@ -104,11 +106,12 @@ class BenchScriptTest(unittest.TestCase):
         # Latency scenarios repeat (twice at tiny scale): the table shows
         # the run with the median p99, and every run's p99.
         for name in ("half_dispatch_p99_ms", "half_store_off_dispatch_p99_ms",
-                     "baseline_dispatch_p99_ms", "rest_steady_p99_ms"):
+                     "baseline_dispatch_p99_ms", "rest_steady_p99_ms",
+                     "baseline_rest_p99_ms"):
             values = figures[name + "_runs"]
             self.assertEqual(len(values), 2, name)
             self.assertIn(figures[name], values, name)
-        for name in ("half", "halfoff", "base", "rest"):
+        for name in ("half", "halfoff", "base", "rest", "restbase"):
             self.assertIn(name + ".1", result["raw"])
             self.assertIn(name + ".2", result["raw"])
         self.assertIn("(median run of 2; p99s ", proc.stdout)
@@ -138,6 +141,9 @@ class BenchScriptTest(unittest.TestCase):
         self.assertEqual(result["raw"]["ctlbase"]["tasks"]["received"],
                          result["raw"]["ctloff"]["tasks"]["received"])
         self.assertIn("the same jobs, baseline controller", proc.stdout)
+        self.assertIn("the same on the baseline REST server", proc.stdout)
+        self.assertEqual(result["raw"]["restbase"]["rest"]["created"],
+                         result["raw"]["rest"]["rest"]["created"])
         self.assertAlmostEqual(
             figures["half_dispatch_p99_vs_baseline"],
             figures["half_dispatch_p99_ms"]

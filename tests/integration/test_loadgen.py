@@ -543,5 +543,115 @@ class BaselineControllerTest(unittest.TestCase):
         self.assertIn("cannot bind", proc.stderr)
 
 
+
+class BaselineHttpTest(unittest.TestCase):
+    """shoal-loadgen --baseline-http: the least a REST server can do,
+    which the bench loads as it loads the controller's REST API."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="shoal-lg-http-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.port = harness.free_port()
+        self.output = os.path.join(self.tmp, "server.json")
+        self.proc = subprocess.Popen(
+            [LOADGEN, "--baseline-http", "127.0.0.1:%d" % self.port, "-q",
+             "-o", self.output],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap)
+        harness.wait_for(self.listening, what="the baseline HTTP server")
+
+    def listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 1).close()
+            return True
+        except OSError:
+            return False
+
+    def reap(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=10)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=10)
+        self.assertEqual(self.proc.returncode, 0, err)
+        with open(self.output) as f:
+            return json.load(f)
+
+    def test_submissions_at_a_steady_rate_are_all_answered(self):
+        output = os.path.join(self.tmp, "client.json")
+        proc = subprocess.run(
+            [LOADGEN, "-q", "-o", output, "-H", "127.0.0.1:%d" % self.port,
+             "-j", "single", "-n", "200", "--rate", "400", "--connections",
+             "4", "--timeout", str(LOADGEN_TIMEOUT_S)],
+            capture_output=True, text=True, timeout=LOADGEN_TIMEOUT_S + 30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(output) as f:
+            rest = json.load(f)["rest"]
+        self.assertEqual(rest["created"], 200, rest)
+        self.assertEqual(rest["errors"], 0, rest)
+        self.assertEqual(rest["latency_ms"]["count"], 200, rest)
+        figures = self.stop()
+        self.assertEqual(figures["role"], "baseline-http", figures)
+        # The readiness probe's connection sent nothing.
+        self.assertEqual(figures["requests"], 200, figures)
+        self.assertEqual(figures["connections"], 5, figures)
+        self.assertEqual(figures["closed_bad"], 0, figures)
+
+    def read_answers(self, sock, count):
+        """Reads `count` whole answers; returns their bodies in order."""
+        data, bodies = b"", []
+        while len(bodies) < count:
+            chunk = sock.recv(65536)
+            self.assertTrue(chunk, "closed after %d answers" % len(bodies))
+            data += chunk
+            while b"\r\n\r\n" in data:
+                head, rest = data.split(b"\r\n\r\n", 1)
+                self.assertTrue(head.startswith(b"HTTP/1.1 201 Created"), head)
+                length = int(re.search(rb"Content-Length: (\d+)",
+                                       head).group(1))
+                if len(rest) < length:
+                    break
+                bodies.append(json.loads(rest[:length]))
+                data = rest[length:]
+        return bodies
+
+    def test_requests_split_or_run_together_are_answered_in_order(self):
+        request = (b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/json\r\n"
+                   b"Content-Length: 16\r\n\r\n{\"job\":\"single\"}")
+        with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+            sock.sendall(request + request + request[:30])
+            self.assertEqual([b["id"] for b in self.read_answers(sock, 2)],
+                             ["base-1", "base-2"])
+            sock.sendall(request[30:-3])
+            sock.sendall(request[-3:])
+            self.assertEqual(self.read_answers(sock, 1), [{"id": "base-3"}])
+        with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nContent-Length: many\r\n\r\n")
+            self.assertEqual(sock.recv(100), b"")   # closed, no answer
+        figures = self.stop()
+        self.assertEqual(figures["requests"], 3, figures)
+        self.assertEqual(figures["closed_bad"], 1, figures)
+
+
+class BaselineHttpUsageTest(unittest.TestCase):
+
+    def test_clients_options_are_refused(self):
+        proc = subprocess.run([LOADGEN, "--baseline-http", "127.0.0.1:1",
+                               "-n", "5"],
+                              capture_output=True, text=True, timeout=10)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("--jobs", proc.stderr)
+
+    def test_an_address_it_cannot_use_is_an_error_naming_it(self):
+        for address in ("nonsense", "127.0.0.1:http", "999.0.0.1:80"):
+            proc = subprocess.run([LOADGEN, "--baseline-http", address],
+                                  capture_output=True, text=True, timeout=10)
+            self.assertEqual(proc.returncode, 1, proc.stderr)
+            self.assertIn(address, proc.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
