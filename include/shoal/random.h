@@ -10,4 +10,8 @@
     counter that is still unique within this process.                     */
 void shoal_random_hex (char *out, size_t bytes);
 
+/*  A job id is this many random bytes in hex: 16 characters, made by the
+    REST handler thread that takes the submission.                        */
+#define SHOAL_JOB_ID_BYTES 8
+
 #endif

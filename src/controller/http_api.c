@@ -14,6 +14,7 @@
 
 #include "shoal/log.h"
 #include "shoal/params.h"
+#include "shoal/random.h"
 #include "shoal/scheduler.h"
 
 #include <civetweb.h>
@@ -44,6 +45,8 @@
 
 struct shoal_http {
     const shoal_defs_t *defs;    /* borrowed, read-only                    */
+    char *data_dir;              /* the shared volume: jobs/<id>/ is made
+                                    here, off the loop                     */
     uint64_t requests[S_ROUTE_SLOTS][SHOAL_METRICS_STATUSES];
                                  /* answered requests by route and status,
                                     atomic adds from handler threads       */
@@ -188,11 +191,10 @@ s_loop_call (json_t *request)
     return reply;
 }
 
-/*  Asks the loop and relays its answer as the HTTP response.             */
+/*  Sends the loop's `reply` (taken) as the HTTP response.                */
 static int
-s_relay (s_request_t *req, json_t *request)
+s_send_reply (s_request_t *req, json_t *reply)
 {
-    json_t *reply = s_loop_call (request);
     if (!reply)
         return s_problem (req, 503, "Controller busy",
                           "the controller did not answer in time", NULL);
@@ -217,6 +219,13 @@ s_relay (s_request_t *req, json_t *request)
                  location || event_id ? header : NULL);
     json_decref (reply);
     return status;
+}
+
+/*  Asks the loop and relays its answer as the HTTP response.             */
+static int
+s_relay (s_request_t *req, json_t *request)
+{
+    return s_send_reply (req, s_loop_call (request));
 }
 
 /* ---- request helpers ------------------------------------------------ */
@@ -407,7 +416,32 @@ s_post_jobs (s_request_t *req)
         }
         json_object_set_new (request, "idempotency_key", json_string (idem));
     }
-    status = s_relay (req, request);
+    /* The job's directory is made here, before the loop hears of the job:
+       the shared volume may be slow (a network file system, or a local
+       one busy reusing freed inodes) and the loop must not wait on it.
+       The id is made here for that; the loop keeps it. */
+    char id[SHOAL_JOB_ID_BYTES * 2 + 1];
+    shoal_random_hex (id, SHOAL_JOB_ID_BYTES);
+    char dir[4096];
+    snprintf (dir, sizeof dir, "%s/jobs/%s", req->http->data_dir, id);
+    if (mkdir (dir, 0755) && errno != EEXIST) {
+        char detail[300];
+        snprintf (detail, sizeof detail,
+                  "cannot create the job directory under %.200s/jobs: %s",
+                  req->http->data_dir, strerror (errno));
+        json_decref (request);
+        status = s_problem (req, 503, "Shared volume unavailable", detail,
+                            NULL);
+        goto done;
+    }
+    json_object_set_new (request, "id", json_string (id));
+    json_t *reply = s_loop_call (request);
+    /* No job of this id (the key named an earlier job, or the job was
+       refused): the directory goes. Without an answer the loop may still
+       make the job, so it stays. */
+    if (reply && !json_is_true (json_object_get (reply, "job_made")))
+        rmdir (dir);
+    status = s_send_reply (req, reply);
 done:
     json_decref (body);
     return status;
@@ -1146,11 +1180,15 @@ s_log_message (const struct mg_connection *conn, const char *message)
 }
 
 shoal_http_t *
-shoal_http_new (const shoal_defs_t *defs, const char *listen, int threads,
-                const char *token, shoal_error_t *err)
+shoal_http_new (const shoal_defs_t *defs, const char *data_dir,
+                const char *listen, int threads, const char *token,
+                shoal_error_t *err)
 {
     shoal_http_t *self = calloc (1, sizeof *self);
-    if (!self || (token && !(self->token = strdup (token)))) {
+    if (!self || (token && !(self->token = strdup (token)))
+        || !(self->data_dir = strdup (data_dir))) {
+        if (self)
+            free (self->token);
         free (self);
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
         return NULL;
@@ -1181,6 +1219,7 @@ shoal_http_new (const shoal_defs_t *defs, const char *listen, int threads,
                          "cannot listen for HTTP on %s (in use, or not a "
                          "HOST:PORT?)", listen);
         free (self->token);
+        free (self->data_dir);
         free (self);
         return NULL;
     }
@@ -1201,6 +1240,7 @@ shoal_http_destroy (shoal_http_t **self_p)
     if (self->token)
         explicit_bzero (self->token, strlen (self->token));
     free (self->token);
+    free (self->data_dir);
     free (self);
     *self_p = NULL;
 }

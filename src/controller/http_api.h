@@ -3,7 +3,9 @@
     Handler threads parse and check requests against the definitions
     (read-only, shared) and ask the controller loop for everything that
     touches state, over an inproc REQ socket. They never touch the
-    scheduler themselves.                                                  */
+    scheduler themselves. They do the file system work of a request (a
+    new job's directory), so that the loop never waits on the shared
+    volume for it.                                                         */
 #ifndef SHOAL_CONTROLLER_HTTP_API_H
 #define SHOAL_CONTROLLER_HTTP_API_H
 
@@ -23,13 +25,14 @@
 typedef struct shoal_http shoal_http_t;
 
 /*  Starts serving on `listen` ("HOST:PORT") with `threads` handler
-    threads. `defs` is borrowed and must outlive the server. With a
-    `token` (copied), every /api/ route needs it in X-Shoal-Token; /healthz
-    and /readyz stay open. Returns NULL with `err` set when the port cannot
-    be opened.                                                            */
-shoal_http_t *shoal_http_new (const shoal_defs_t *defs, const char *listen,
-                              int threads, const char *token,
-                              shoal_error_t *err);
+    threads. `defs` is borrowed and must outlive the server; `data_dir`
+    (copied) is the shared volume, where a submission's handler makes
+    jobs/<id>/ before the loop records the job. With a `token` (copied),
+    every /api/ route needs it in X-Shoal-Token; /healthz and /readyz stay
+    open. Returns NULL with `err` set when the port cannot be opened.     */
+shoal_http_t *shoal_http_new (const shoal_defs_t *defs, const char *data_dir,
+                              const char *listen, int threads,
+                              const char *token, shoal_error_t *err);
 
 /*  Stops accepting, closes the event hub so open streams end, waits for
     handlers to finish, frees everything.                                 */

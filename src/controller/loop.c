@@ -915,20 +915,6 @@ s_job_not_found (const char *id)
     return s_problem (404, "Job not found", detail, "id");
 }
 
-/*  Makes <data-dir>/jobs/<id>. Returns 0 or -1 with errno. Its logs/ is
-    the workers' to make (mkdir -p before a task's first log): a new
-    directory costs a block of the file system zeroed, and this runs on
-    the loop, once per submission.                                        */
-static int
-s_make_job_dir (shoal_loop_t *self, const char *id)
-{
-    char path[4096];
-    snprintf (path, sizeof path, "%s/jobs/%s", self->data_dir, id);
-    if (mkdir (path, 0755) && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 /*  FNV-1a over the canonical text of a submission: the same job class,
     params (headers included) and start flag give the same value.        */
 static uint64_t
@@ -1033,15 +1019,14 @@ s_op_submit (shoal_loop_t *self, json_t *request)
         if (job)
             return s_job_created (job, true);
     }
-    char id[33];
-    shoal_random_hex (id, 8);
-    if (s_make_job_dir (self, id)) {
-        char detail[300];
-        snprintf (detail, sizeof detail,
-                  "cannot create the job directory under %s/jobs: %s",
-                  self->data_dir, strerror (errno));
-        return s_problem (503, "Shared volume unavailable", detail, NULL);
-    }
+    /* The HTTP thread made the id and <data-dir>/jobs/<id>/ (its logs/ is
+       the workers' to make, mkdir -p before a task's first log). */
+    const char *id = json_string_value (json_object_get (request, "id"));
+    if (!id || strlen (id) != 2 * SHOAL_JOB_ID_BYTES
+        || strspn (id, "0123456789abcdef") != strlen (id))
+        return s_problem (500, "Internal error",
+                          "a submission reached the loop without its job "
+                          "id", "id");
     json_t *params = json_object_get (request, "params");
     bool start = json_is_true (json_object_get (request, "start"));
     shoal_error_t err;
@@ -1051,19 +1036,26 @@ s_op_submit (shoal_loop_t *self, json_t *request)
     if (!job)
         return s_problem (shoal_error_http_status (err.code),
                           "Job not accepted", err.message, err.field);
-    /* 201 promises the job survives a crash: the reply is held until
-       the writer has stored this batch (s_hold). */
+    /* From here a job of this id exists, whatever the answer: the HTTP
+       thread keeps its directory (job_made). 201 promises the job
+       survives a crash: the reply is held until the writer has stored
+       this batch (s_hold). */
+    json_t *reply;
     if (s_flush (self, key, fingerprint, id)) {
         shoal_scheduler_cancel (self->scheduler, id, s_now (self), NULL);
-        return s_problem (503, "State store unavailable",
-                          "the job could not be stored; it was not "
-                          "accepted", NULL);
+        reply = s_problem (503, "State store unavailable",
+                           "the job could not be stored; it was not "
+                           "accepted", NULL);
     }
-    shoal_log_task (SHOAL_LOG_INFO, id, -1, "job (%s) submitted%s",
-                    class_id, start ? " and started" : "");
-    if (key)
-        s_remember_key (self, key, fingerprint, id);
-    return s_job_created (job, false);
+    else {
+        shoal_log_task (SHOAL_LOG_INFO, id, -1, "job (%s) submitted%s",
+                        class_id, start ? " and started" : "");
+        if (key)
+            s_remember_key (self, key, fingerprint, id);
+        reply = s_job_created (job, false);
+    }
+    json_object_set_new (reply, "job_made", json_true ());
+    return reply;
 }
 
 static json_t *
@@ -1330,6 +1322,8 @@ s_release (shoal_loop_t *self, s_held_t *held)
         reply = s_problem (503, "State store unavailable",
                            "the job could not be stored; it was not "
                            "accepted", NULL);
+        /* Canceled, but it exists: the HTTP thread keeps its directory. */
+        json_object_set_new (reply, "job_made", json_true ());
     }
     else if (held->job_id[0]) {
         /* The job may have moved on while the reply waited (a short job

@@ -384,8 +384,8 @@ s_run (s_options_t opts)
     };
     shoal_loop_t *loop = shoal_loop_new (&config, &err);
     if (loop)
-        http = shoal_http_new (defs, opts.http, opts.http_threads, token,
-                               &err);
+        http = shoal_http_new (defs, opts.data_dir, opts.http,
+                               opts.http_threads, token, &err);
     if (http)
         shoal_http_set_events (http, shoal_loop_events (loop));
     if (token)

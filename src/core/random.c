@@ -15,7 +15,7 @@ shoal_random_hex (char *out, size_t bytes)
     if (getrandom (raw, bytes, 0) != (ssize_t) bytes) {
         /* getrandom does not fail for <= 256 bytes on Linux >= 3.17; this
            only keeps ids unique within the process should it ever. */
-        static uint64_t counter;
+        static _Atomic uint64_t counter;   /* HTTP threads call this too */
         struct timespec now;
         clock_gettime (CLOCK_MONOTONIC, &now);
         uint64_t mix = ((uint64_t) now.tv_nsec ^ (uint64_t) now.tv_sec << 30)

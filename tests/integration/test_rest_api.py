@@ -124,10 +124,14 @@ class RestApiTest(ClusterTest):
         self.assertEqual(self.c.get("/api/v1/workers").json(),
                          {"workers": []})
 
+    def job_dirs(self):
+        return set(os.listdir(os.path.join(self.c.data_dir, "jobs")))
+
     def test_same_idempotency_key_and_body_return_the_same_job(self):
         headers = dict(AUTH, **{"Idempotency-Key": "order-17"})
         body = {"job": "request-data", "start": False,
                 "params": {"data_id": "17"}}
+        dirs = self.job_dirs()
         first = self.submit_raw(body, headers=headers)
         self.assertEqual(first.status, 201, first)
         again = self.submit_raw(body, headers=headers)
@@ -138,9 +142,38 @@ class RestApiTest(ClusterTest):
         other = dict(body, params={"data_id": "18"})
         self.assertProblem(self.submit_raw(other, headers=headers), 422,
                            "header Idempotency-Key")
+        # The job's directory is there; the replay and the refusal left
+        # none of their own behind.
+        self.assertEqual(self.job_dirs() - dirs, {first.json()["id"]})
         fresh = self.submit_raw(body, headers=dict(
             AUTH, **{"Idempotency-Key": "order-18"}))
         self.assertNotEqual(fresh.json()["id"], first.json()["id"])
+        self.assertEqual(self.job_dirs() - dirs,
+                         {first.json()["id"], fresh.json()["id"]})
+
+    def test_a_job_directory_the_volume_refuses_is_a_503_and_no_job(self):
+        jobs = os.path.join(self.c.data_dir, "jobs")
+        aside = jobs + ".aside"
+        before = self.c.get("/api/v1/jobs?limit=1000").json()["jobs"]
+        os.rename(jobs, aside)
+        try:
+            with open(jobs, "w"):
+                pass   # jobs/<id> cannot be made under a file
+            resp = self.submit_raw({"job": "request-data", "start": False,
+                                    "params": {"data_id": "1"}})
+            self.assertProblem(resp, 503)
+            self.assertEqual(resp.json()["title"],
+                             "Shared volume unavailable")
+            self.assertIn(jobs, resp.json()["detail"])
+        finally:
+            os.remove(jobs)
+            os.rename(aside, jobs)
+        after = self.c.get("/api/v1/jobs?limit=1000").json()["jobs"]
+        self.assertEqual(len(after), len(before))
+        resp = self.submit_raw({"job": "request-data", "start": False,
+                                "params": {"data_id": "1"}})
+        self.assertEqual(resp.status, 201, resp)
+        self.assertTrue(os.path.isdir(self.c.job_dir(resp.json()["id"])))
 
     def test_bad_idempotency_key_is_400(self):
         resp = self.submit_raw({"job": "request-data",
