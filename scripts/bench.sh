@@ -328,7 +328,7 @@ cat /proc/loadavg >"$scratch/loadavg-start"
 # How steady the machine is before anything runs: a fixed unit of CPU
 # work every 2 ms, timed by the CPU time charged for it. A virtual machine
 # whose host takes its CPUs away charges units for time they did not run;
-# no latency measured here can be shorter than such a stall.
+# a load that needs most of the machine falls behind by a stall's length.
 note "0/6 machine: stalls, a unit of work every 2 ms for $PROBE_SECONDS s"
 "$loadgen_bin" --probe-machine "$PROBE_SECONDS" -o "$scratch/machine-probe.json"
 

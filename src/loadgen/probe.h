@@ -4,11 +4,12 @@
     Every S_PERIOD (2 ms) the probe runs one fixed unit of work (about
     30 us on a 2020s core) and times it with the CPU time the kernel
     charged its thread. On a steady machine that time barely moves. A
-    virtual machine whose host takes its CPUs away without telling the
-    guest (no steal time) charges the thread for time it did not run:
-    the unit then takes many times its usual CPU time, for as long as the
-    host holds the CPU. No program on such a machine answers faster than
-    those stalls last, whatever it does; the bench reports them.           */
+    virtual machine whose host takes part of its CPUs away without
+    telling the guest (no steal time) charges the thread for time it did
+    not run: the unit then takes many times its usual CPU time, for as
+    long as that lasts. A load that needs most of such a machine falls
+    behind by about a stall's length at each, whatever the program does;
+    a light load goes on being served. The bench reports them.            */
 #ifndef SHOAL_LOADGEN_PROBE_H
 #define SHOAL_LOADGEN_PROBE_H
 
