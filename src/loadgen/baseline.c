@@ -444,11 +444,15 @@ lg_baseline_run (const lg_baseline_config_t *config)
         rc = 1;
     }
 
-    if (!rc && !config->quiet)
+    if (!rc && !config->quiet) {
+        char pace[48] = "all at once";
+        if (config->rate > 0)
+            snprintf (pace, sizeof pace, "at %g a second", config->rate);
         fprintf (stderr, S_PROGRAM ": baseline controller on %s: %" PRIu64
-                 " jobs at %g/s once %" PRIu64 " workers said HELLO\n",
-                 config->endpoint, config->jobs, config->rate,
+                 " jobs %s, after %" PRIu64 " HELLOs\n",
+                 config->endpoint, config->jobs, pace,
                  config->await_workers);
+    }
 
     int64_t first_job_ns = 0;
     int64_t period_ns = config->rate > 0 ? (int64_t) (1e9 / config->rate)
