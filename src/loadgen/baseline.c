@@ -390,13 +390,7 @@ s_report (const s_baseline_t *self, double seconds)
         "seconds", seconds);
     if (!report)
         return -1;
-    int rc = config->output
-                 ? json_dump_file (report, config->output,
-                                   JSON_INDENT (2) | JSON_SORT_KEYS)
-                 : json_dumpf (report, stdout,
-                               JSON_INDENT (2) | JSON_SORT_KEYS);
-    if (!config->output)
-        putchar ('\n');
+    int rc = lg_json_write (report, config->output);
     json_decref (report);
     return rc;
 }
@@ -496,10 +490,8 @@ lg_baseline_run (const lg_baseline_config_t *config)
     double seconds = first_job_ns ? (double) (lg_now_ns () - first_job_ns)
                                         / 1e9
                                   : 0;
-    if (!rc && s_report (&self, seconds)) {
-        fprintf (stderr, S_PROGRAM ": cannot write the figures\n");
+    if (!rc && s_report (&self, seconds))
         rc = 1;
-    }
     zmq_close (self.router);
     zmq_ctx_term (context);
     free (self.credits.items);

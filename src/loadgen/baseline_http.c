@@ -7,6 +7,7 @@
     or stops reading its answers is closed: this server only has to
     serve the load generator, quickly.                                    */
 #include "baseline.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -261,19 +262,9 @@ lg_baseline_http_run (const lg_baseline_http_config_t *config)
             "requests", (json_int_t) self.requests,
             "connections", (json_int_t) self.connections,
             "closed_bad", (json_int_t) self.closed_bad);
-        int written = !report ? -1
-                      : config->output
-                          ? json_dump_file (report, config->output,
-                                            JSON_INDENT (2) | JSON_SORT_KEYS)
-                          : json_dumpf (report, stdout,
-                                        JSON_INDENT (2) | JSON_SORT_KEYS);
-        if (!config->output && report)
-            putchar ('\n');
-        json_decref (report);
-        if (written) {
-            fprintf (stderr, S_PROGRAM ": cannot write the figures\n");
+        if (!report || lg_json_write (report, config->output))
             rc = 1;
-        }
+        json_decref (report);
     }
     for (size_t fd = 0; fd < self.conn_cap; fd++)
         if (self.conns[fd].buf)

@@ -761,17 +761,7 @@ s_window (const s_options_t *opts, lg_sim_t *sim, lg_submit_t *submit,
 static int
 s_write_report (const s_options_t *opts, json_t *report)
 {
-    int flags = JSON_INDENT (2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (6);
-    int rc = opts->output ? json_dump_file (report, opts->output, flags)
-                          : json_dumpf (report, stdout, flags);
-    if (!opts->output)
-        fputc ('\n', stdout);
-    if (rc) {
-        fprintf (stderr, S_PROGRAM ": cannot write %s\n",
-                 opts->output ? opts->output : "the report");
-        return -1;
-    }
-    return 0;
+    return lg_json_write (report, opts->output);
 }
 
 int

@@ -1,5 +1,6 @@
 /*  probe.c: how steady the machine is (see probe.h).                    */
 #include "probe.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -174,15 +175,7 @@ lg_probe_run (double seconds, const char *output)
         fprintf (stderr, S_PROGRAM ": out of memory for the probe\n");
         return 1;
     }
-    rc = output ? json_dump_file (report, output,
-                                  JSON_INDENT (2) | JSON_SORT_KEYS)
-                : json_dumpf (report, stdout, JSON_INDENT (2) | JSON_SORT_KEYS);
-    if (!output)
-        putchar ('\n');
+    rc = lg_json_write (report, output);
     json_decref (report);
-    if (rc) {
-        fprintf (stderr, S_PROGRAM ": cannot write the probe's figures\n");
-        return 1;
-    }
-    return 0;
+    return rc ? 1 : 0;
 }

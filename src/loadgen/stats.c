@@ -102,6 +102,22 @@ lg_hist_to_json (const lg_hist_t *hist, double scale)
                       "mean", mean / scale);
 }
 
+int
+lg_json_write (json_t *report, const char *output)
+{
+    int flags = JSON_INDENT (2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION (6);
+    int rc = output ? json_dump_file (report, output, flags)
+                    : json_dumpf (report, stdout, flags);
+    if (!output)
+        fputc ('\n', stdout);
+    if (rc) {
+        fprintf (stderr, "shoal-loadgen: cannot write %s\n",
+                 output ? output : "the report");
+        return -1;
+    }
+    return 0;
+}
+
 int64_t
 lg_now_ns (void)
 {

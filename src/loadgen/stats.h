@@ -67,4 +67,9 @@ typedef struct {
     the process is gone or the files cannot be parsed.                     */
 int lg_proc_sample (pid_t pid, lg_proc_sample_t *sample);
 
+/*  Writes `report` (borrowed) as indented JSON, keys in the order they
+    were set, to the file `output`, or to stdout when it is NULL. Returns
+    0, or -1 after saying on stderr that it could not.                    */
+int lg_json_write (json_t *report, const char *output);
+
 #endif
