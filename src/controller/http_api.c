@@ -487,40 +487,39 @@ s_get_jobs (s_request_t *req)
     return s_relay (req, request);
 }
 
+/*  A route on one job and nothing else: the id checked, then the loop's
+    `op` on it.                                                           */
 static int
-s_get_job (s_request_t *req)
+s_job_op (s_request_t *req, const char *op)
 {
     if (!s_valid_id (req->params[0]))
         return s_bad_id (req);
-    return s_relay (req, json_pack ("{s:s, s:s}", "op", "job", "id",
+    return s_relay (req, json_pack ("{s:s, s:s}", "op", op, "id",
                                     req->params[0]));
+}
+
+static int
+s_get_job (s_request_t *req)
+{
+    return s_job_op (req, "job");
 }
 
 static int
 s_post_job_start (s_request_t *req)
 {
-    if (!s_valid_id (req->params[0]))
-        return s_bad_id (req);
-    return s_relay (req, json_pack ("{s:s, s:s}", "op", "start", "id",
-                                    req->params[0]));
+    return s_job_op (req, "start");
 }
 
 static int
 s_post_job_cancel (s_request_t *req)
 {
-    if (!s_valid_id (req->params[0]))
-        return s_bad_id (req);
-    return s_relay (req, json_pack ("{s:s, s:s}", "op", "cancel", "id",
-                                    req->params[0]));
+    return s_job_op (req, "cancel");
 }
 
 static int
 s_post_job_retry (s_request_t *req)
 {
-    if (!s_valid_id (req->params[0]))
-        return s_bad_id (req);
-    return s_relay (req, json_pack ("{s:s, s:s}", "op", "retry", "id",
-                                    req->params[0]));
+    return s_job_op (req, "retry");
 }
 
 static int
