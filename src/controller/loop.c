@@ -1429,6 +1429,12 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
                 self->submitted, job_id, self->submitted ? key : NULL);
     }
     else {
+        if (durable && status >= 200 && status < 300)
+            /* Rendered after the operation's flush: the view shows every
+               event so far (a held reply gets its id when released). A
+               client drops a view older than what it already shows. */
+            json_object_set_new (reply, "event_id", json_integer (
+                (json_int_t) shoal_events_last (self->events)));
         s_send_reply (self, &identity, reply);
         json_decref (reply);
     }

@@ -212,6 +212,40 @@ async function mainMode(page, problems) {
   assert.equal(await page.locator('#form-error').isHidden(), true);
   log('form job', formId, 'succeeded');
 
+  // A submission's answer can reach the page after the stream's events
+  // newer than it (a short job ends while its 201 is on the way). Such a
+  // late, older answer must not put the job back: here the answer is held
+  // until the page shows the job succeeded, then given as a view from
+  // before it ran (state running, event id 0).
+  await page.route('**/api/v1/jobs', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    const response = await route.fetch();
+    const body = await response.json();
+    await page.locator(`#jobs-body tr[data-job="${body.id}"] .badge.s-succeeded`)
+      .waitFor({ timeout: WAIT });
+    await route.fulfill({
+      response,
+      headers: Object.assign({}, response.headers(), { 'x-shoal-event-id': '0' }),
+      json: Object.assign({}, body, { state: 'running' }),
+    });
+  });
+  await page.fill('#p-greeting', 'late');
+  await page.fill('#h-Authorization', 'Basic ZGVtbzpkZW1v');
+  await page.click('#f-submit');
+  await page.locator('#form-ok')
+    .filter({ hasText: new RegExp('Submitted job (?!' + formId + ')') })
+    .waitFor({ timeout: WAIT });
+  const lateId = (await page.locator('#form-ok').innerText()).match(/job (\S+)\./)[1];
+  assert.notEqual(lateId, formId);
+  await page.unroute('**/api/v1/jobs');
+  const lateRow = page.locator(`#jobs-body tr[data-job="${lateId}"]`);
+  // Two frames: the page renders on the next one after applying it.
+  await page.evaluate(() => new Promise((r) =>
+    requestAnimationFrame(() => requestAnimationFrame(() => r()))));
+  assert.equal(await lateRow.locator('.badge.s-succeeded').count(), 1,
+               'a late answer older than the stream put the job back');
+  log('a late, older answer leaves job', lateId, 'as the stream showed it');
+
   assert.equal(await page.evaluate(() => window.__noReload), true, 'the page reloaded');
   // The screenshot of record: the fan job's details over the job list.
   await row.locator('button.job-open').click();

@@ -26,6 +26,7 @@
     token: sessionStorage.getItem(TOKEN_KEY) || '',
     defs: null,                    // GET /api/v1/definitions
     jobs: new Map(),               // id -> job
+    jobSeen: new Map(),            // id -> event id its copy shows
     workers: new Map(),            // id -> worker
     selected: null,                // id of the job in the detail panel
     tasks: null,                   // Map task id -> task of the selected job
@@ -193,6 +194,8 @@
       buildForm();
     }
     state.jobs = new Map(jobs.body.jobs.map((j) => [j.id, j]));
+    state.jobSeen = new Map(jobs.eventId === null ? []
+      : jobs.body.jobs.map((j) => [j.id, jobs.eventId]));
     state.workers = new Map(workers.body.workers.map((w) => [w.id, w]));
     state.loaded = true;
     let ids = [jobs.eventId, workers.eventId];
@@ -238,7 +241,7 @@
         api(tasksUrl(id, Math.min(state.tasksWanted, 10000), 0)),
       ]);
       if (state.selected !== id) return undefined;
-      state.jobs.set(id, job.body);
+      applyJob(job.body, job.eventId);
       state.tasks = new Map(tasks.body.tasks.map((t) => [t.id, t]));
       state.tasksEnd = pageEnd(tasks.body.next);
       releaseHeld(tasks.eventId);
@@ -394,8 +397,8 @@
       return;
     }
     if (id !== null && !isNaN(id)) state.lastEventId = id;
-    if (event.type === 'job') applyJob(data);
-    else if (event.type === 'stage') applyStage(data);
+    if (event.type === 'job') applyJob(data, id);
+    else if (event.type === 'stage') applyStage(data, id);
     else if (event.type === 'task') {
       if (data.job === state.selected && state.tasksPending)
         state.tasksPending.push({ id: id, data: data });
@@ -411,14 +414,24 @@
     scheduleRender();
   }
 
-  function applyJob(job) {
+  // A job's copy, from the stream or from a REST answer, with the event
+  // id it shows. A REST answer can reach the page after stream events
+  // newer than it (a short job may end while its 201 is on its way):
+  // such an answer is older than the copy and is dropped, or the job
+  // would show a state it has left, with no event to come and mend it.
+  function applyJob(job, eventId) {
+    const known = eventId !== null && eventId !== undefined && !isNaN(eventId);
+    const seen = state.jobSeen.get(job.id);
+    if (known && seen !== undefined && seen > eventId) return;
     state.jobs.set(job.id, job);
+    if (known) state.jobSeen.set(job.id, eventId);
     trimJobs();
   }
 
-  function applyStage(ev) {
+  function applyStage(ev, eventId) {
     const job = state.jobs.get(ev.job);
     if (!job || !Array.isArray(job.stages)) return;
+    if (eventId !== null && !isNaN(eventId)) state.jobSeen.set(ev.job, eventId);
     const stage = Object.assign({}, ev);
     delete stage.job;
     delete stage.index;
@@ -498,8 +511,10 @@
     const ended = [...state.jobs.values()]
       .filter((j) => ENDED.has(j.state) && j.id !== state.selected)
       .sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
-    for (const job of ended.slice(0, state.jobs.size - JOBS_KEPT))
+    for (const job of ended.slice(0, state.jobs.size - JOBS_KEPT)) {
       state.jobs.delete(job.id);
+      state.jobSeen.delete(job.id);
+    }
   }
 
   // ---- rendering ----------------------------------------------------------
@@ -849,7 +864,7 @@
     error.hidden = true;
     try {
       const res = await api('/api/v1/jobs/' + encodeURIComponent(id) + '/' + action, { method: 'POST' });
-      applyJob(res.body);
+      applyJob(res.body, res.eventId);
       scheduleRender();
     } catch (err) {
       if (err instanceof Problem && err.status === 401) return;
@@ -1002,7 +1017,7 @@
         method: 'POST', headers: extra,
         body: JSON.stringify({ job: def.id, params: params, start: $('f-start').checked }),
       });
-      applyJob(res.body);
+      applyJob(res.body, res.eventId);
       setText($('form-ok'), 'Submitted job ' + res.body.id + '.');
       for (const input of $('f-params-list').querySelectorAll('input[type=password]')) input.value = '';
       for (const input of $('f-headers-list').querySelectorAll('input')) input.value = '';
