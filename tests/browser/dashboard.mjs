@@ -212,22 +212,35 @@ async function mainMode(page, problems) {
   assert.equal(await page.locator('#form-error').isHidden(), true);
   log('form job', formId, 'succeeded');
 
-  // A submission's answer can reach the page after the stream's events
-  // newer than it (a short job ends while its 201 is on the way). Such a
-  // late, older answer must not put the job back: here the answer is held
+  // A REST answer can reach the page after the stream's events newer than
+  // it (a short job ends while its 201 is on the way). Such a late, older
+  // answer must not put the job back. Here the submission's answer is held
   // until the page shows the job succeeded, then given as a view from
-  // before it ran (state running, event id 0).
+  // before it ran (state running, event id 0), and so is the job's view
+  // that selecting it fetches.
+  let lateId = null;
+  let viewServed;
+  const viewGiven = new Promise((resolve) => { viewServed = resolve; });
+  const stale = async (route, response, body) => route.fulfill({
+    response,
+    headers: Object.assign({}, response.headers(), { 'x-shoal-event-id': '0' }),
+    json: Object.assign({}, body, { state: 'running' }),
+  });
   await page.route('**/api/v1/jobs', async (route) => {
     if (route.request().method() !== 'POST') return route.continue();
     const response = await route.fetch();
     const body = await response.json();
+    lateId = body.id;
     await page.locator(`#jobs-body tr[data-job="${body.id}"] .badge.s-succeeded`)
       .waitFor({ timeout: WAIT });
-    await route.fulfill({
-      response,
-      headers: Object.assign({}, response.headers(), { 'x-shoal-event-id': '0' }),
-      json: Object.assign({}, body, { state: 'running' }),
-    });
+    await stale(route, response, body);
+  });
+  await page.route('**/api/v1/jobs/*', async (route) => {
+    if (!lateId || !route.request().url().endsWith('/api/v1/jobs/' + lateId))
+      return route.continue();
+    const response = await route.fetch();
+    await stale(route, response, await response.json());
+    viewServed();
   });
   await page.fill('#p-greeting', 'late');
   await page.fill('#h-Authorization', 'Basic ZGVtbzpkZW1v');
@@ -235,13 +248,16 @@ async function mainMode(page, problems) {
   await page.locator('#form-ok')
     .filter({ hasText: new RegExp('Submitted job (?!' + formId + ')') })
     .waitFor({ timeout: WAIT });
-  const lateId = (await page.locator('#form-ok').innerText()).match(/job (\S+)\./)[1];
   assert.notEqual(lateId, formId);
-  await page.unroute('**/api/v1/jobs');
-  const lateRow = page.locator(`#jobs-body tr[data-job="${lateId}"]`);
-  // Two frames: the page renders on the next one after applying it.
+  // The page selects the job it submitted and fetches its view; then
+  // two frames, as it renders on the next one after applying it.
+  await Promise.race([viewGiven, new Promise((_, reject) => setTimeout(
+    () => reject(new Error('the submitted job was not fetched')), WAIT))]);
   await page.evaluate(() => new Promise((r) =>
     requestAnimationFrame(() => requestAnimationFrame(() => r()))));
+  await page.unroute('**/api/v1/jobs');
+  await page.unroute('**/api/v1/jobs/*');
+  const lateRow = page.locator(`#jobs-body tr[data-job="${lateId}"]`);
   assert.equal(await lateRow.locator('.badge.s-succeeded').count(), 1,
                'a late answer older than the stream put the job back');
   log('a late, older answer leaves job', lateId, 'as the stream showed it');
