@@ -7,8 +7,10 @@
     (`type`, `title`, `status`, `detail`, and `field` naming the offending
     input where there is one).                                             */
 #include "http_api.h"
+
 #include "dashboard.h"
 #include "events.h"
+#include "handoff.h"
 #include "loop.h"
 #include "metrics.h"
 
@@ -165,29 +167,30 @@ s_exit_thread (const struct mg_context *ctx, int thread_type,
 }
 
 /*  Sends `request` (ownership taken) to the loop and returns its reply,
-    or NULL when the loop did not answer in time.                         */
+    or NULL when the loop did not answer in time. Both go by reference
+    (handoff.h): the loop's answer is printed once, for the client.       */
 static json_t *
 s_loop_call (json_t *request)
 {
     zsock_t *socket = s_loop_socket_get ();
-    json_t *reply = NULL;
-    char *text = json_dumps (request, JSON_COMPACT);
-    json_decref (request);
-    if (socket && text) {
-        char *answer = zstr_send (socket, text) == 0 ? zstr_recv (socket)
-                                                      : NULL;
-        if (answer) {
-            reply = json_loads (answer, 0, NULL);
-            zstr_free (&answer);
-        }
-        else {
-            /* A REQ socket that got no reply cannot send again, and a
-               late reply would answer the wrong request: the next call
-               starts afresh. */
-            zsock_destroy (&s_loop_socket);
-        }
+    if (!socket) {
+        json_decref (request);
+        return NULL;
     }
-    free (text);
+    json_t *reply = NULL;
+    if (shoal_handoff_send (zsock_resolve (socket), request, 0) == 0) {
+        zmq_msg_t answer;
+        zmq_msg_init (&answer);
+        if (zmq_msg_recv (&answer, zsock_resolve (socket), 0) >= 0)
+            reply = shoal_handoff_take (zmq_msg_data (&answer),
+                                        zmq_msg_size (&answer));
+        zmq_msg_close (&answer);
+    }
+    if (!reply)
+        /* A REQ socket that got no reply cannot send again, and a late
+           reply would answer the wrong request: the next call starts
+           afresh. */
+        zsock_destroy (&s_loop_socket);
     return reply;
 }
 

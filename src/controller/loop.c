@@ -21,6 +21,8 @@
     stage events a changed job gives once per round: the HTTP threads that
     send them render them.                                                */
 #include "loop.h"
+
+#include "handoff.h"
 #include "writer.h"
 
 #include "shoal/log.h"
@@ -983,10 +985,22 @@ s_remember_key (shoal_loop_t *self, const char *key, uint64_t fingerprint,
         zhashx_update (self->key_of_job, job_id, job_key);
 }
 
+/*  The view of `job` a writing op (submit, start, cancel, retry) answers
+    with. With a store, such an answer is held until its change is
+    written, and its view rendered when it goes out (s_release), as the
+    job may move on meanwhile: here it only names the job.                */
 static json_t *
-s_job_created (shoal_job_t *job, bool replayed)
+s_job_view (shoal_loop_t *self, shoal_job_t *job)
 {
-    json_t *reply = s_reply (201, shoal_job_to_json (job));
+    if (self->writer)
+        return json_pack ("{s:s}", "id", shoal_job_id (job));
+    return shoal_job_to_json (job);
+}
+
+static json_t *
+s_job_created (shoal_loop_t *self, shoal_job_t *job, bool replayed)
+{
+    json_t *reply = s_reply (201, s_job_view (self, job));
     json_object_set_new (reply, "location",
                          json_sprintf ("/api/v1/jobs/%s", shoal_job_id (job)));
     if (replayed)
@@ -1017,7 +1031,7 @@ s_op_submit (shoal_loop_t *self, json_t *request)
                                                        seen->job_id)
                                 : NULL;
         if (job)
-            return s_job_created (job, true);
+            return s_job_created (self, job, true);
     }
     /* The HTTP thread made the id and <data-dir>/jobs/<id>/ (its logs/ is
        the workers' to make, mkdir -p before a task's first log). */
@@ -1052,7 +1066,7 @@ s_op_submit (shoal_loop_t *self, json_t *request)
                         class_id, start ? " and started" : "");
         if (key)
             s_remember_key (self, key, fingerprint, id);
-        reply = s_job_created (job, false);
+        reply = s_job_created (self, job, false);
     }
     json_object_set_new (reply, "job_made", json_true ());
     return reply;
@@ -1070,7 +1084,7 @@ s_op_start (shoal_loop_t *self, json_t *request)
         return s_problem (409, "Job already started", err.message, "state");
     s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1, "job started");
-    return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
+    return s_reply (200, s_job_view (self, shoal_scheduler_job (
                              self->scheduler, id)));
 }
 
@@ -1086,7 +1100,7 @@ s_op_cancel (shoal_loop_t *self, json_t *request)
         return s_problem (409, "Job already ended", err.message, "state");
     s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1, "job canceled on request");
-    return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
+    return s_reply (200, s_job_view (self, shoal_scheduler_job (
                              self->scheduler, id)));
 }
 
@@ -1103,7 +1117,7 @@ s_op_retry (shoal_loop_t *self, json_t *request)
     s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1,
                     "job retried from its failed stage");
-    return s_reply (200, shoal_job_to_json (shoal_scheduler_job (
+    return s_reply (200, s_job_view (self, shoal_scheduler_job (
                              self->scheduler, id)));
 }
 
@@ -1284,17 +1298,21 @@ static const struct {
     { "metrics", s_op_metrics, false, false },
 };
 
-/*  Sends `reply` to the REQ socket behind `*identity_p` (taken).          */
+/*  Sends `reply` (taken) to the REQ socket behind `*identity_p` (taken),
+    by reference (handoff.h): the HTTP thread prints it for the client.
+    Should the thread have given up waiting, ZeroMQ drops the frame and
+    the reply with it.                                                    */
 static void
 s_send_reply (shoal_loop_t *self, zframe_t **identity_p, json_t *reply)
 {
-    char *text = json_dumps (reply, JSON_COMPACT);
-    zmsg_t *out = zmsg_new ();
-    zmsg_append (out, identity_p);
-    zmsg_addmem (out, NULL, 0);
-    zmsg_addstr (out, text ? text : "{\"status\":500}");
-    zmsg_send (&out, self->api);
-    free (text);
+    void *api = zsock_resolve (self->api);
+    if (zframe_send (identity_p, self->api, ZFRAME_MORE) == 0
+        && zmq_send (api, "", 0, ZMQ_SNDMORE) == 0)
+        shoal_handoff_send (api, reply, 0);
+    else {
+        zframe_destroy (identity_p);
+        json_decref (reply);
+    }
 }
 
 /*  Forgets an idempotency key whose job was not stored.                  */
@@ -1337,7 +1355,6 @@ s_release (shoal_loop_t *self, s_held_t *held)
             (json_int_t) shoal_events_last (self->events)));
     }
     s_send_reply (self, &held->identity, reply);
-    json_decref (reply);
     free (held->key);
 }
 
@@ -1398,8 +1415,8 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
     zframe_t *identity = zmsg_pop (msg);
     zframe_t *empty = zmsg_pop (msg);
     zframe_t *frame = zmsg_pop (msg);
-    json_t *request = json_loadb ((const char *) zframe_data (frame),
-                                  zframe_size (frame), 0, NULL);
+    json_t *request = shoal_handoff_take (zframe_data (frame),
+                                         zframe_size (frame));
     const char *op = json_string_value (json_object_get (request, "op"));
     json_t *reply = NULL;
     bool durable = false;
@@ -1436,7 +1453,6 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
             json_object_set_new (reply, "event_id", json_integer (
                 (json_int_t) shoal_events_last (self->events)));
         s_send_reply (self, &identity, reply);
-        json_decref (reply);
     }
     zframe_destroy (&empty);
     json_decref (request);

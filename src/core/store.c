@@ -102,7 +102,8 @@ static const char *s_migrate_from_1 =
     "PRAGMA user_version = 2;";
 
 enum { S_PUT_JOB, S_SET_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY,
-       S_DEL_JOB, S_DEL_JOB_TASKS, S_DEL_JOB_KEYS, S_STATEMENTS };
+       S_DEL_JOB, S_DEL_JOB_TASKS, S_DEL_JOB_KEYS, S_BEGIN, S_COMMIT,
+       S_ROLLBACK, S_STATEMENTS };
 
 /*  A job row is written whole once (S_PUT_JOB), then only its changing
     columns are updated in place (S_SET_JOB), which binds no params: a
@@ -136,6 +137,12 @@ static const char *s_sql[S_STATEMENTS] = {
         " (SELECT " S_KEY_SQL ("seq") " FROM jobs WHERE id = ?1) AND"
         " (SELECT " S_KEY_SQL ("seq") " | 4294967295 FROM jobs WHERE id = ?1)",
     [S_DEL_JOB_KEYS] = "DELETE FROM idempotency WHERE job = ?1",
+    /* Prepared like the rest: a write under a steady load of small jobs
+       carries a row or two, and parsing BEGIN and COMMIT again for each
+       cost more than writing them (docs/benchmarks.md). */
+    [S_BEGIN] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
 };
 
 /*  Where the last row of a job or a changed task is among the batches of
@@ -177,6 +184,23 @@ s_exec (shoal_store_t *self, const char *sql, shoal_error_t *err)
                      message ? message : sqlite3_errmsg (self->db));
     sqlite3_free (message);
     return SHOAL_EIO;
+}
+
+/*  Runs one of the transaction statements (S_BEGIN, S_COMMIT,
+    S_ROLLBACK); returns the SQLite code, its message kept in `failure`
+    when it failed.                                                       */
+static int
+s_transaction (shoal_store_t *self, int which)
+{
+    sqlite3_stmt *stmt = self->stmt[which];
+    int rc = sqlite3_step (stmt);
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    else
+        snprintf (self->failure, sizeof self->failure, "%s",
+                  sqlite3_errmsg (self->db));
+    sqlite3_reset (stmt);
+    return rc;
 }
 
 /*  Creates the tables of an empty store (`version` 0), or moves one of
@@ -886,8 +910,9 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
             return shoal_error_set (err, SHOAL_ENOMEM, "store",
                                     "state store: out of memory copying "
                                     "the changes");
-    if (s_exec (self, "BEGIN", err))
-        return SHOAL_EIO;
+    if (s_transaction (self, S_BEGIN) != SQLITE_OK)
+        return shoal_error_set (err, SHOAL_EIO, "store", "state store: %s",
+                                self->failure);
     self->failed = SQLITE_OK;
     uint64_t replaced = 0;
     bool skip = s_find_last_rows (self, batches, count);
@@ -935,7 +960,7 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
         for (size_t i = 0; i < batches[b]->deletes.count; i++)
             s_write_delete (self, batches[b], &batches[b]->deletes.rows[i]);
     if (self->failed == SQLITE_OK
-        && sqlite3_exec (self->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        && s_transaction (self, S_COMMIT) == SQLITE_OK) {
         size_t rows = 0;
         for (size_t b = 0; b < count; b++)
             rows += shoal_store_batch_rows (batches[b]);
@@ -943,10 +968,11 @@ shoal_store_write (shoal_store_t *self, shoal_store_batch_t *const *batches,
         self->counts.replaced += replaced;
         return 0;
     }
-    if (self->failed == SQLITE_OK)
-        snprintf (self->failure, sizeof self->failure, "%s",
-                  sqlite3_errmsg (self->db));
-    sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+    /* `failure` says why (a row's step or the COMMIT). A failed COMMIT
+       may have rolled back already; the ROLLBACK's own error is of no
+       interest then. */
+    sqlite3_step (self->stmt[S_ROLLBACK]);
+    sqlite3_reset (self->stmt[S_ROLLBACK]);
     return shoal_error_set (err, SHOAL_EIO, "store", "state store: %s",
                             self->failure);
 }
