@@ -17,6 +17,7 @@
 
 #include "shoal/log.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,9 +223,20 @@ s_create (shoal_store_t *self, const char *path, int version,
     return 0;
 }
 
+/*  Before SQLite's first use: no statistics of its memory. Kept, they
+    take a global mutex around every allocation SQLite makes, a few
+    hundred per write; nothing here reads them.                           */
+static void
+s_configure_sqlite (void)
+{
+    sqlite3_config (SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 shoal_store_t *
 shoal_store_open (const char *path, shoal_error_t *err)
 {
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+    pthread_once (&configured, s_configure_sqlite);
     shoal_store_t *self = calloc (1, sizeof *self);
     if (!self) {
         shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
