@@ -32,7 +32,7 @@ FIGURES = (
     "half_transition_p99_vs_baseline",
     "baseline_peak_tasks_per_s", "ctl_store_off_vs_baseline_peak",
     "baseline_rest_p50_ms", "baseline_rest_p99_ms",
-    "rest_steady_p99_vs_baseline",
+    "rest_steady_p99_vs_baseline", "rest_steady_cpu_us_per_job",
     "fanout_s", "fanout_bytes_per_pending_task", "fanout_peak_bytes_per_task",
     "idle_workers_rss_mib", "idle_workers_bytes_per_worker",
     "idle_heartbeats_received_per_s", "idle_heartbeats_sent_per_s",
@@ -52,7 +52,8 @@ FIGURES = (
 # can end inside one.
 MAY_BE_ZERO = ("idle_workers_cpu_share", "ctl_cpu_us_per_task",
                "ctl_store_off_cpu_us_per_task", "baseline_cpu_us_per_task",
-               "baseline_peak_cpu_us_per_task")
+               "baseline_peak_cpu_us_per_task",
+               "baseline_rest_cpu_us_per_job")
 
 SIMULATED = """
 tasks:
