@@ -57,7 +57,10 @@ struct shoal_writer {
     size_t watched_count, watched_cap;
     uint64_t *failed;            /* watched tickets whose write failed     */
     size_t failed_count, failed_cap;
-    int event_fd;                /* readable after each transaction        */
+    int event_fd;                /* readable once `notify` is written, or
+                                    after a failed write                  */
+    uint64_t notify;             /* someone waits for this ticket; 0: no
+                                    one (see shoal_writer_hurry)          */
     atomic_bool resync;          /* a write failed: the loop puts all     */
 };
 
@@ -73,9 +76,18 @@ s_write (shoal_writer_t *self, shoal_store_batch_t **batches, size_t count)
     return -1;
 }
 
+/*  Makes the descriptor readable.                                        */
+static void
+s_signal (shoal_writer_t *self)
+{
+    uint64_t one = 1;
+    while (write (self->event_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
 /*  Settles the watched tickets up to `last` (under the mutex): those of a
     failed transaction (from `first`) are kept for shoal_writer_failed.
-    Then wakes the loop.                                                   */
+    Then wakes the loop if it waits for these.                            */
 static void
 s_settle (shoal_writer_t *self, uint64_t first, uint64_t last, bool ok)
 {
@@ -99,9 +111,15 @@ s_settle (shoal_writer_t *self, uint64_t first, uint64_t last, bool ok)
         self->failed[self->failed_count++] = ticket;
     }
     self->watched_count = kept;
-    uint64_t one = 1;
-    while (write (self->event_fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
+    /* The loop wakes only when it has something to do: what it waits
+       for is written, or a failed write asks for a resync. Under a
+       steady load of small submissions, waking it after every group
+       commit cost it wake-ups that found nothing to do. */
+    bool waited_for = self->notify && self->written >= self->notify;
+    if (waited_for)
+        self->notify = 0;
+    if (waited_for || !ok)
+        s_signal (self);
     pthread_cond_broadcast (&self->progress);
 }
 
@@ -333,6 +351,13 @@ shoal_writer_hurry (shoal_writer_t *self)
 {
     pthread_mutex_lock (&self->mutex);
     self->urgent = true;
+    self->notify = self->submitted;
+    if (self->written >= self->notify) {
+        /* Written while the caller looked elsewhere: say so now, or the
+           caller would wait for a transaction that already happened. */
+        self->notify = 0;
+        s_signal (self);
+    }
     pthread_cond_signal (&self->work);
     pthread_mutex_unlock (&self->mutex);
 }

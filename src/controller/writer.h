@@ -44,7 +44,8 @@ void shoal_writer_destroy (shoal_writer_t **self_p);
 uint64_t shoal_writer_submit (shoal_writer_t *self,
                               shoal_store_batch_t **batch_p, bool watch);
 
-/*  Someone waits: write what is waiting now, without the group delay.    */
+/*  Someone waits: write what is waiting now, without the group delay,
+    and make the descriptor readable once all of it is written.           */
 void shoal_writer_hurry (shoal_writer_t *self);
 
 /*  Rows handed over and not yet written.                                  */
@@ -63,8 +64,9 @@ uint64_t shoal_writer_written (shoal_writer_t *self);
     once per failed ticket.                                                */
 bool shoal_writer_failed (shoal_writer_t *self, uint64_t ticket);
 
-/*  A descriptor that turns readable after each transaction, for the
-    loop's poll; shoal_writer_ack makes it unreadable again.               */
+/*  A descriptor for the loop's poll: it turns readable once every batch
+    handed over before the last shoal_writer_hurry is written, and after
+    a write that failed; shoal_writer_ack makes it unreadable again.      */
 int shoal_writer_fd (shoal_writer_t *self);
 void shoal_writer_ack (shoal_writer_t *self);
 

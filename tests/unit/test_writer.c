@@ -108,10 +108,12 @@ s_submit (s_fixture_t *fx, shoal_writer_t *writer, shoal_store_batch_t **batch,
     return ticket;
 }
 
-/*  Waits on the writer's descriptor until `ticket` is written.           */
+/*  Waits on the writer's descriptor until `ticket` is written, as the
+    loop does: it hurries the writer, which then says when.               */
 static void
 s_wait_written (shoal_writer_t *writer, uint64_t ticket)
 {
+    shoal_writer_hurry (writer);
     while (shoal_writer_written (writer) < ticket) {
         struct pollfd ready = { shoal_writer_fd (writer), POLLIN, 0 };
         assert_true (poll (&ready, 1, 30000) >= 0);
@@ -189,6 +191,52 @@ test_a_watched_batch_that_fails_is_told_once (void **state)
     assert_int_equal (s_jobs_stored (fx), 2);   /* good, after */
 }
 
+/*  Waits for `ticket` without the descriptor: the writer's own group
+    delay writes it in a few milliseconds.                                */
+static void
+s_spin_written (shoal_writer_t *writer, uint64_t ticket)
+{
+    while (shoal_writer_written (writer) < ticket)
+        usleep (1000);
+}
+
+static bool
+s_readable (shoal_writer_t *writer)
+{
+    struct pollfd ready = { shoal_writer_fd (writer), POLLIN, 0 };
+    return poll (&ready, 1, 0) == 1;
+}
+
+static void
+test_the_descriptor_wakes_only_who_waits (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_writer_t *writer = s_writer (fx);
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    /* Written, but no one hurried the writer: the loop sleeps on. */
+    uint64_t quiet = s_submit (fx, writer, &batch, "quiet", false);
+    s_spin_written (writer, quiet);
+    assert_false (s_readable (writer));
+    /* Hurried after the write already happened: told at once, or the
+       reply held for it would wait for a transaction that never comes. */
+    shoal_writer_hurry (writer);
+    assert_true (s_readable (writer));
+    shoal_writer_ack (writer);
+    assert_false (s_readable (writer));
+    /* A failed write wakes it unasked: the loop must resync. */
+    shoal_scheduler_submit (fx->sched, "bad",
+                            shoal_defs_job_class (fx->defs, "one"),
+                            json_object (), true, 1000, NULL);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batch);
+    shoal_store_batch_put_key (batch, NULL, 1, "bad");
+    uint64_t bad = shoal_writer_submit (writer, &batch, false);
+    s_spin_written (writer, bad);
+    assert_true (s_readable (writer));
+    assert_true (shoal_writer_take_resync (writer));
+    shoal_writer_destroy (&writer);
+    shoal_store_batch_destroy (&batch);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
 int
@@ -196,6 +244,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         T (test_tickets_count_up_and_everything_is_written),
+        T (test_the_descriptor_wakes_only_who_waits),
         T (test_a_watched_batch_that_fails_is_told_once),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
