@@ -1344,9 +1344,12 @@ s_release (shoal_loop_t *self, s_held_t *held)
         json_object_set_new (reply, "job_made", json_true ());
     }
     else if (held->job_id[0]) {
-        /* The job may have moved on while the reply waited (a short job
-           can end before its 201 goes out): the view is rendered again,
-           so it is never older than the events sent before it. */
+        /* The view is rendered now (s_job_view), as the job may have
+           moved on while the reply waited (a short job can end before
+           its 201 goes out): it is never older than the events sent
+           before it. A job already forgotten (it ended longer ago than
+           --retain-finished while a slow disk held its answer) keeps
+           the body that names it. */
         shoal_job_t *job = shoal_scheduler_job (self->scheduler,
                                                 held->job_id);
         if (job)
