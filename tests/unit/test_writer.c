@@ -108,6 +108,20 @@ s_submit (s_fixture_t *fx, shoal_writer_t *writer, shoal_store_batch_t **batch,
     return ticket;
 }
 
+/*  Submits job "bad" with a key row that has no key (a NOT NULL column):
+    the batch's write fails. Returns its ticket.                          */
+static uint64_t
+s_submit_bad (s_fixture_t *fx, shoal_writer_t *writer,
+              shoal_store_batch_t **batch, bool watch)
+{
+    shoal_scheduler_submit (fx->sched, "bad",
+                            shoal_defs_job_class (fx->defs, "one"),
+                            json_object (), true, 1000, NULL);
+    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, *batch);
+    shoal_store_batch_put_key (*batch, NULL, 1, "bad");
+    return shoal_writer_submit (writer, batch, watch);
+}
+
 /*  Waits on the writer's descriptor until `ticket` is written, as the
     loop does: it hurries the writer, which then says when.               */
 static void
@@ -170,12 +184,7 @@ test_a_watched_batch_that_fails_is_told_once (void **state)
     shoal_store_batch_t *batch = shoal_store_batch_new ();
     uint64_t good = s_submit (fx, writer, &batch, "good", true);
     s_wait_written (writer, good);
-    shoal_scheduler_submit (fx->sched, "bad",
-                            shoal_defs_job_class (fx->defs, "one"),
-                            json_object (), true, 1000, NULL);
-    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batch);
-    shoal_store_batch_put_key (batch, NULL, 1, "bad");
-    uint64_t bad = shoal_writer_submit (writer, &batch, true);
+    uint64_t bad = s_submit_bad (fx, writer, &batch, true);
     s_wait_written (writer, bad);
     assert_true (shoal_writer_failed (writer, bad));
     assert_false (shoal_writer_failed (writer, bad));   /* told once */
@@ -224,12 +233,7 @@ test_the_descriptor_wakes_only_who_waits (void **state)
     shoal_writer_ack (writer);
     assert_false (s_readable (writer));
     /* A failed write wakes it unasked: the loop must resync. */
-    shoal_scheduler_submit (fx->sched, "bad",
-                            shoal_defs_job_class (fx->defs, "one"),
-                            json_object (), true, 1000, NULL);
-    shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batch);
-    shoal_store_batch_put_key (batch, NULL, 1, "bad");
-    uint64_t bad = shoal_writer_submit (writer, &batch, false);
+    uint64_t bad = s_submit_bad (fx, writer, &batch, false);
     s_spin_written (writer, bad);
     assert_true (s_readable (writer));
     assert_true (shoal_writer_take_resync (writer));
