@@ -140,7 +140,7 @@ static const char *s_sql[S_STATEMENTS] = {
     [S_DEL_JOB_KEYS] = "DELETE FROM idempotency WHERE job = ?1",
     /* Prepared like the rest: a write under a steady load of small jobs
        carries a row or two, and parsing BEGIN and COMMIT again for each
-       cost more than writing them (docs/benchmarks.md). */
+       was 3 % of the controller's time (docs/benchmarks.md). */
     [S_BEGIN] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -224,8 +224,9 @@ s_create (shoal_store_t *self, const char *path, int version,
 }
 
 /*  Before SQLite's first use: no statistics of its memory. Kept, they
-    take a global mutex around every allocation SQLite makes, a few
-    hundred per write; nothing here reads them.                           */
+    take a global mutex around every allocation SQLite makes (3 % of the
+    writer's time at half peak, docs/benchmarks.md); nothing here reads
+    them.                                                                 */
 static void
 s_configure_sqlite (void)
 {
