@@ -4,9 +4,11 @@
 # RelWithDebInfo) if needed, runs each scenario against a controller it
 # starts itself, prints a table and writes every figure as JSON.
 #
-#   scripts/bench.sh                       the full suite (several minutes)
+#   scripts/bench.sh                       the full suite (about ten minutes)
 #   BENCH_SCALE=small scripts/bench.sh     a quick run (about a minute)
 #   BENCH_SCALE=tiny scripts/bench.sh      proves the bench works (seconds)
+#   scripts/bench.sh --help                this text; the script takes no
+#                                          other argument
 #
 # Environment:
 #   BENCH_SCALE     full | small | tiny                       [full]
@@ -15,7 +17,8 @@
 #   BENCH_BUILD     0: install and build nothing, use the binaries as
 #                   they are                                          [1]
 #   BENCH_KEEP      1: keep the scratch directory (logs, raw JSON)    [0]
-#   BENCH_<SIZE>    any size below, e.g. BENCH_E2E_TASKS=2000
+#   BENCH_<SIZE>    any size of the table in this script, e.g.
+#                   BENCH_E2E_TASKS=2000
 #
 # Ratios are measured against their baselines in the same run: xargs for
 # the end-to-end run; for the store-off peak and the half-peak latencies
@@ -24,6 +27,17 @@
 # The machine's own stalls are probed first. Nothing here judges a
 # figure: the goals are reported beside the figures.
 set -euo pipefail
+
+# The comment block at the top of this script is its usage.
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
+case ${1:-} in
+  -h | --help) usage; exit 0 ;;
+esac
+if [ $# -gt 0 ]; then
+  echo "bench.sh: unexpected argument '$1': settings are environment" \
+       "variables (scripts/bench.sh --help)" >&2
+  exit 2
+fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${SHOAL_BUILD_DIR:-$root/build-bench}

@@ -5,9 +5,20 @@
 #
 #   scripts/demo.sh                   run it; exits 0 only if the job succeeded
 #   SHOAL_DEMO_KEEP=1 scripts/demo.sh keep the temporary directory (data, logs)
+#   scripts/demo.sh --help            this text; it takes no other argument
 #
 # See example/README.md for what happens and how to run the steps by hand.
 set -euo pipefail
+
+# The comment block at the top of this script is its usage.
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
+case ${1:-} in
+  -h | --help) usage; exit 0 ;;
+esac
+if [ $# -gt 0 ]; then
+  echo "demo.sh: unexpected argument '$1' (scripts/demo.sh --help)" >&2
+  exit 2
+fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds shoal, and runs every test under ctest.
-#   scripts/test.sh               normal build (build/)
+#   scripts/test.sh                    normal build (build/)
 #   SHOAL_SANITIZE=1 scripts/test.sh   ASan+UBSan build (build-asan/)
+#   scripts/test.sh -R unit            its arguments go to ctest (here:
+#                                      only the unit tests)
+#   scripts/test.sh --help             this text
 set -euo pipefail
+
+# The comment block at the top of this script is its usage.
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
+case ${1:-} in
+  -h | --help) usage; exit 0 ;;
+esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deps.sh
 . "$root/scripts/deps.sh"
