@@ -18,6 +18,7 @@
 #include "shoal/defs.h"
 #include "shoal/scheduler.h"
 #include "shoal/store.h"
+#include "store_fixture.h"
 
 static const char *s_yaml =
     "tasks:\n"
@@ -35,43 +36,17 @@ static const char *s_yaml =
     "      - {name: spread, task_class: work, spawn_task: fan}\n"
     "      - {name: finish, task_class: work}\n";
 
-typedef struct {
-    char dir[64];
-    char path[96];
-    shoal_defs_t *defs;
-    shoal_scheduler_t *sched;
-} s_fixture_t;
-
 static int
 s_setup (void **state)
 {
-    s_fixture_t *fx = calloc (1, sizeof *fx);
-    snprintf (fx->dir, sizeof fx->dir, "/tmp/shoal-test-store-XXXXXX");
-    assert_non_null (mkdtemp (fx->dir));
-    snprintf (fx->path, sizeof fx->path, "%s/shoal.db", fx->dir);
-    shoal_error_t err = { 0 };
-    fx->defs = shoal_defs_parse (s_yaml, strlen (s_yaml), "store.yaml", &err);
-    if (!fx->defs)
-        fail_msg ("%s", err.message);
-    fx->sched = shoal_scheduler_new (fx->defs);
-    *state = fx;
+    *state = s_fixture_new (s_yaml, "store");
     return 0;
 }
 
 static int
 s_teardown (void **state)
 {
-    s_fixture_t *fx = *state;
-    shoal_scheduler_destroy (&fx->sched);
-    shoal_defs_destroy (&fx->defs);
-    char path[128];
-    const char *suffixes[] = { "", "-wal", "-shm" };
-    for (size_t i = 0; i < 3; i++) {
-        snprintf (path, sizeof path, "%s%s", fx->path, suffixes[i]);
-        unlink (path);
-    }
-    rmdir (fx->dir);
-    free (fx);
+    s_fixture_destroy (*state);
     return 0;
 }
 
