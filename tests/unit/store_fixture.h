@@ -21,12 +21,14 @@ typedef struct {
 } s_fixture_t;
 
 /*  A fixture over the definitions `yaml`; `name` names the directory
-    (/tmp/shoal-test-NAME-XXXXXX) and the definitions' file in errors.    */
+    (/tmp/shoal-test-NAME- and six characters mkdtemp picks) and the
+    definitions' file in errors.                                          */
 static s_fixture_t *
 s_fixture_new (const char *yaml, const char *name)
 {
     s_fixture_t *fx = calloc (1, sizeof *fx);
     assert_non_null (fx);
+    /* mkdtemp replaces the template's last six characters. */
     snprintf (fx->dir, sizeof fx->dir, "/tmp/shoal-test-%s-XXXXXX", name);
     assert_non_null (mkdtemp (fx->dir));
     snprintf (fx->path, sizeof fx->path, "%s/shoal.db", fx->dir);
