@@ -10,8 +10,8 @@
 
 #include "dashboard.h"
 #include "events.h"
-#include "handoff.h"
 #include "loop.h"
+#include "mailbox.h"
 #include "metrics.h"
 
 #include "shoal/log.h"
@@ -55,6 +55,7 @@ struct shoal_http {
     struct mg_context *ctx;      /* civetweb server                        */
     char *token;                 /* required in X-Shoal-Token on /api/, or
                                     NULL when the API is open              */
+    shoal_mailbox_t *mailbox;    /* the loop's (borrowed)                  */
     shoal_events_t *events;      /* the loop's event hub (borrowed), NULL
                                     until shoal_http_set_events            */
     int stream_cap;              /* event streams open at once, at most    */
@@ -132,66 +133,31 @@ s_problem (s_request_t *req, int status, const char *title,
 
 /* ---- talking to the loop ---------------------------------------------- */
 
-/*  Each HTTP thread keeps one REQ socket to the loop for its whole life.
-    A socket made and closed per request cost an eventfd, a registration
-    with the ZeroMQ context and a pipe set up and torn down on the loop's
-    side every time, about 100 µs of CPU per request (docs/benchmarks.md).
-    The HTTP server's exit_thread callback closes it (s_exit_thread).    */
-static __thread zsock_t *s_loop_socket;
+/*  Why the last call to the loop on this thread got no answer: an
+    errno of shoal_mailbox_call (ETIMEDOUT, ESHUTDOWN, ENOMEM).            */
+static __thread int s_loop_errno;
 
-static zsock_t *
-s_loop_socket_get (void)
-{
-    if (s_loop_socket)
-        return s_loop_socket;
-    zsock_t *socket = zsock_new (ZMQ_REQ);
-    if (!socket)
-        return NULL;
-    zsock_set_linger (socket, 0);
-    zsock_set_rcvtimeo (socket, S_LOOP_TIMEOUT_MS);
-    if (zsock_connect (socket, SHOAL_LOOP_API_ENDPOINT) < 0) {
-        zsock_destroy (&socket);
-        return NULL;
-    }
-    return s_loop_socket = socket;
-}
-
-static void
-s_exit_thread (const struct mg_context *ctx, int thread_type,
-               void *thread_pointer)
-{
-    (void) ctx;
-    (void) thread_type;
-    (void) thread_pointer;
-    zsock_destroy (&s_loop_socket);
-}
-
-/*  Sends `request` (ownership taken) to the loop and returns its reply,
-    or NULL when the loop did not answer in time. Both go by reference
-    (handoff.h): the loop's answer is printed once, for the client.       */
+/*  Sends `request` (taken) to the loop and returns its reply, or NULL
+    when there is none (s_loop_errno says why). Both go by reference
+    (mailbox.h): the loop's answer is printed once, for the client.       */
 static json_t *
-s_loop_call (json_t *request)
+s_loop_call (s_request_t *req, json_t *request)
 {
-    zsock_t *socket = s_loop_socket_get ();
-    if (!socket) {
-        json_decref (request);
-        return NULL;
-    }
-    json_t *reply = NULL;
-    if (shoal_handoff_send (zsock_resolve (socket), request, 0) == 0) {
-        zmq_msg_t answer;
-        zmq_msg_init (&answer);
-        if (zmq_msg_recv (&answer, zsock_resolve (socket), 0) >= 0)
-            reply = shoal_handoff_take (zmq_msg_data (&answer),
-                                        zmq_msg_size (&answer));
-        zmq_msg_close (&answer);
-    }
-    if (!reply)
-        /* A REQ socket that got no reply cannot send again, and a late
-           reply would answer the wrong request: the next call starts
-           afresh. */
-        zsock_destroy (&s_loop_socket);
+    json_t *reply = shoal_mailbox_call (req->http->mailbox, request,
+                                        S_LOOP_TIMEOUT_MS);
+    s_loop_errno = reply ? 0 : errno;
     return reply;
+}
+
+/*  The 503 for a call the loop did not answer.                           */
+static int
+s_loop_unavailable (s_request_t *req)
+{
+    if (s_loop_errno == ESHUTDOWN)
+        return s_problem (req, 503, "Controller stopping",
+                          "the controller is stopping", NULL);
+    return s_problem (req, 503, "Controller busy",
+                      "the controller did not answer in time", NULL);
 }
 
 /*  Sends the loop's `reply` (taken) as the HTTP response.                */
@@ -199,8 +165,7 @@ static int
 s_send_reply (s_request_t *req, json_t *reply)
 {
     if (!reply)
-        return s_problem (req, 503, "Controller busy",
-                          "the controller did not answer in time", NULL);
+        return s_loop_unavailable (req);
     int status = (int) json_integer_value (json_object_get (reply, "status"));
     const char *location = json_string_value (json_object_get (reply,
                                                                "location"));
@@ -228,7 +193,7 @@ s_send_reply (s_request_t *req, json_t *reply)
 static int
 s_relay (s_request_t *req, json_t *request)
 {
-    return s_send_reply (req, s_loop_call (request));
+    return s_send_reply (req, s_loop_call (req, request));
 }
 
 /* ---- request helpers ------------------------------------------------ */
@@ -438,7 +403,7 @@ s_post_jobs (s_request_t *req)
         goto done;
     }
     json_object_set_new (request, "id", json_string (id));
-    json_t *reply = s_loop_call (request);
+    json_t *reply = s_loop_call (req, request);
     /* No job of this id (the key named an earlier job, or the job was
        refused): the directory goes. Without an answer the loop may still
        make the job, so it stays. */
@@ -625,12 +590,12 @@ s_get_task_log (s_request_t *req)
     if (*end || end == req->params[1] || task < 0 || task > UINT32_MAX)
         return s_problem (req, 404, "Task not found",
                           "task ids are numbers from 0", "task_id");
-    json_t *reply = s_loop_call (json_pack ("{s:s, s:s, s:I}", "op",
-                                            "task_log", "id", req->params[0],
-                                            "task", (json_int_t) task));
+    json_t *reply = s_loop_call (req, json_pack ("{s:s, s:s, s:I}", "op",
+                                                 "task_log", "id",
+                                                 req->params[0], "task",
+                                                 (json_int_t) task));
     if (!reply)
-        return s_problem (req, 503, "Controller busy",
-                          "the controller did not answer in time", NULL);
+        return s_loop_unavailable (req);
     int status = (int) json_integer_value (json_object_get (reply, "status"));
     json_t *body = json_object_get (reply, "body");
     if (status != 200) {
@@ -880,16 +845,15 @@ s_stream (s_request_t *req, const char *job)
     uint64_t snapshot_id = 0;
     bool job_ended = false;
     if (job) {
-        reply = s_loop_call (json_pack ("{s:s, s:s}", "op", "job", "id", job));
+        reply = s_loop_call (req, json_pack ("{s:s, s:s}", "op", "job", "id",
+                                             job));
         int status = reply ? (int) json_integer_value (
                                  json_object_get (reply, "status"))
                            : 503;
         if (status != 200) {
             __atomic_sub_fetch (&http->streams, 1, __ATOMIC_RELAXED);
             if (!reply)
-                return s_problem (req, 503, "Controller busy",
-                                  "the controller did not answer in time",
-                                  NULL);
+                return s_loop_unavailable (req);
             s_send_json (req, status, json_object_get (reply, "body"), true,
                          NULL);
             json_decref (reply);
@@ -1037,10 +1001,9 @@ _Static_assert (S_ROUTES < S_ROUTE_SLOTS, "S_ROUTE_SLOTS too small");
 static int
 s_get_metrics (s_request_t *req)
 {
-    json_t *reply = s_loop_call (json_pack ("{s:s}", "op", "metrics"));
+    json_t *reply = s_loop_call (req, json_pack ("{s:s}", "op", "metrics"));
     if (!reply)
-        return s_problem (req, 503, "Controller busy",
-                          "the controller did not answer in time", NULL);
+        return s_loop_unavailable (req);
     shoal_metrics_route_t routes[S_ROUTE_SLOTS];
     for (size_t i = 0; i <= S_ROUTES; i++)
         routes[i] = (shoal_metrics_route_t) {
@@ -1184,7 +1147,7 @@ s_log_message (const struct mg_connection *conn, const char *message)
 shoal_http_t *
 shoal_http_new (const shoal_defs_t *defs, const char *data_dir,
                 const char *listen, int threads, const char *token,
-                shoal_error_t *err)
+                shoal_mailbox_t *mailbox, shoal_error_t *err)
 {
     shoal_http_t *self = calloc (1, sizeof *self);
     if (!self || (token && !(self->token = strdup (token)))
@@ -1196,6 +1159,7 @@ shoal_http_new (const shoal_defs_t *defs, const char *data_dir,
         return NULL;
     }
     self->defs = defs;
+    self->mailbox = mailbox;
     self->stream_cap = threads / 2 < S_STREAMS_MAX ? threads / 2
                                                     : S_STREAMS_MAX;
     char thread_text[16];
@@ -1213,7 +1177,6 @@ shoal_http_new (const shoal_defs_t *defs, const char *data_dir,
     struct mg_callbacks callbacks = {
         .http_error = s_http_error,
         .log_message = s_log_message,
-        .exit_thread = s_exit_thread,
     };
     self->ctx = mg_start (&callbacks, self, options);
     if (!self->ctx) {

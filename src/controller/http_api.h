@@ -2,7 +2,7 @@
 
     Handler threads parse and check requests against the definitions
     (read-only, shared) and ask the controller loop for everything that
-    touches state, over an inproc REQ socket. They never touch the
+    touches state, through its mailbox (mailbox.h). They never touch the
     scheduler themselves. They do the file system work of a request (a
     new job's directory), so that the loop never waits on the shared
     volume for it.                                                         */
@@ -10,6 +10,7 @@
 #define SHOAL_CONTROLLER_HTTP_API_H
 
 #include "events.h"
+#include "mailbox.h"
 
 #include "shoal/defs.h"
 #include "shoal/error.h"
@@ -29,10 +30,13 @@ typedef struct shoal_http shoal_http_t;
     (copied) is the shared volume, where a submission's handler makes
     jobs/<id>/ before the loop records the job. With a `token` (copied),
     every /api/ route needs it in X-Shoal-Token; /healthz and /readyz stay
-    open. Returns NULL with `err` set when the port cannot be opened.     */
+    open. Handlers call the loop through `mailbox` (borrowed; it must
+    outlive the server). Returns NULL with `err` set when the port cannot
+    be opened.                                                             */
 shoal_http_t *shoal_http_new (const shoal_defs_t *defs, const char *data_dir,
                               const char *listen, int threads,
-                              const char *token, shoal_error_t *err);
+                              const char *token, shoal_mailbox_t *mailbox,
+                              shoal_error_t *err);
 
 /*  Stops accepting, closes the event hub so open streams end, waits for
     handlers to finish, frees everything.                                 */

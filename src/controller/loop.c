@@ -9,9 +9,10 @@
     to route a reply. ZMQ_ROUTER_MANDATORY makes a send to a vanished peer
     fail instead of vanishing silently; such a worker is treated as lost.
 
-    API requests are one JSON frame {"op": ..., ...} from a REQ socket; the
-    reply is one JSON frame {"status": N, "body": ..., "location": ...,
-    "event_id": N}. The ops are a table, like the routes of the HTTP layer.
+    API requests are calls from the HTTP threads (mailbox.h): a JSON value
+    {"op": ..., ...}, answered with {"status": N, "body": ..., "location":
+    ..., "event_id": N}. The ops are a table, like the routes of the HTTP
+    layer.
 
     Changes leave the loop once per round: the scheduler's change lists
     are walked once (s_flush) and each changed job and task goes both to
@@ -22,7 +23,7 @@
     send them render them.                                                */
 #include "loop.h"
 
-#include "handoff.h"
+#include "mailbox.h"
 #include "writer.h"
 
 #include "shoal/log.h"
@@ -76,7 +77,7 @@ typedef struct {
 
 /*  A reply held until the writer has stored what it promises.           */
 typedef struct {
-    zframe_t *identity;          /* the HTTP thread's REQ socket (owned)   */
+    shoal_call_t *call;          /* the HTTP thread's call, to answer     */
     json_t *reply;               /* owned                                  */
     uint64_t ticket;             /* send once the writer is this far       */
     uint64_t watched;            /* a submission's own batch, 0: none      */
@@ -121,7 +122,7 @@ struct shoal_loop {
     uint64_t submitted;          /* set by s_op_submit: its batch's ticket */
     zsock_t *router;             /* workers connect here                   */
     zactor_t *auth;              /* ZAP handler checking CURVE clients     */
-    zsock_t *api;                /* HTTP threads' requests                 */
+    shoal_mailbox_t *mailbox;    /* HTTP threads' calls                    */
     zhashx_t *idempotency;       /* key -> s_idempotent_t (owned)          */
     zlistx_t *idempotency_order; /* keys, oldest first, for eviction       */
     zhashx_t *key_of_job;        /* job id -> its key (owned copy): a job
@@ -1298,23 +1299,6 @@ static const struct {
     { "metrics", s_op_metrics, false, false },
 };
 
-/*  Sends `reply` (taken) to the REQ socket behind `*identity_p` (taken),
-    by reference (handoff.h): the HTTP thread prints it for the client.
-    Should the thread have given up waiting, ZeroMQ drops the frame and
-    the reply with it.                                                    */
-static void
-s_send_reply (shoal_loop_t *self, zframe_t **identity_p, json_t *reply)
-{
-    void *api = zsock_resolve (self->api);
-    if (zframe_send (identity_p, self->api, ZFRAME_MORE) == 0
-        && zmq_send (api, "", 0, ZMQ_SNDMORE) == 0)
-        shoal_handoff_send (api, reply, 0);
-    else {
-        zframe_destroy (identity_p);
-        json_decref (reply);
-    }
-}
-
 /*  Forgets an idempotency key whose job was not stored.                  */
 static void
 s_forget_key (shoal_loop_t *self, const char *key)
@@ -1357,7 +1341,7 @@ s_release (shoal_loop_t *self, s_held_t *held)
         json_object_set_new (reply, "event_id", json_integer (
             (json_int_t) shoal_events_last (self->events)));
     }
-    s_send_reply (self, &held->identity, reply);
+    shoal_call_answer (&held->call, reply);
     free (held->key);
 }
 
@@ -1382,14 +1366,14 @@ s_release_written (shoal_loop_t *self)
 /*  Holds `reply` until the writer has written `ticket`; sends it at once
     when it has, or when there is no room to hold it (it is logged).      */
 static void
-s_hold (shoal_loop_t *self, zframe_t **identity_p, json_t *reply,
+s_hold (shoal_loop_t *self, shoal_call_t **call_p, json_t *reply,
         uint64_t ticket, uint64_t watched, const char *job_id,
         const char *key)
 {
-    s_held_t held = { .identity = *identity_p, .reply = reply,
+    s_held_t held = { .call = *call_p, .reply = reply,
                       .ticket = ticket, .watched = watched,
                       .key = key ? strdup (key) : NULL };
-    *identity_p = NULL;
+    *call_p = NULL;
     snprintf (held.job_id, sizeof held.job_id, "%s", job_id ? job_id : "");
     if (self->held_count == self->held_cap) {
         size_t want = self->held_cap ? 2 * self->held_cap : 16;
@@ -1409,17 +1393,13 @@ s_hold (shoal_loop_t *self, zframe_t **identity_p, json_t *reply,
         shoal_writer_hurry (self->writer);
 }
 
+/*  Serves one call of an HTTP thread: answers it, or holds the answer
+    until the store has what it reports (s_hold). The answer goes by
+    reference: the HTTP thread prints it for the client.                  */
 static void
-s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
+s_on_call (shoal_loop_t *self, shoal_call_t *call)
 {
-    /* REQ envelope: [identity][empty][request]. */
-    if (zmsg_size (msg) != 3)
-        return;
-    zframe_t *identity = zmsg_pop (msg);
-    zframe_t *empty = zmsg_pop (msg);
-    zframe_t *frame = zmsg_pop (msg);
-    json_t *request = shoal_handoff_take (zframe_data (frame),
-                                         zframe_size (frame));
+    json_t *request = shoal_call_request (call);
     const char *op = json_string_value (json_object_get (request, "op"));
     json_t *reply = NULL;
     bool durable = false;
@@ -1445,7 +1425,7 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
             json_object_get (reply, "body"), "id"));
         const char *key = json_string_value (json_object_get (
             request, "idempotency_key"));
-        s_hold (self, &identity, reply, shoal_writer_submitted (self->writer),
+        s_hold (self, &call, reply, shoal_writer_submitted (self->writer),
                 self->submitted, job_id, self->submitted ? key : NULL);
     }
     else {
@@ -1455,11 +1435,9 @@ s_on_api_request (shoal_loop_t *self, zmsg_t *msg)
                client drops a view older than what it already shows. */
             json_object_set_new (reply, "event_id", json_integer (
                 (json_int_t) shoal_events_last (self->events)));
-        s_send_reply (self, &identity, reply);
+        shoal_call_answer (&call, reply);
     }
-    zframe_destroy (&empty);
     json_decref (request);
-    zframe_destroy (&frame);
     s_run_actions (self);
 }
 
@@ -1597,7 +1575,7 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
         shoal_scheduler_set_max_spawn_entries (self->scheduler,
                                                config->max_spawn_entries);
     self->router = zsock_new (ZMQ_ROUTER);
-    self->api = zsock_new (ZMQ_ROUTER);
+    self->mailbox = shoal_mailbox_new ();
     self->idempotency = zhashx_new ();
     self->idempotency_order = zlistx_new ();
     self->key_of_job = zhashx_new ();
@@ -1621,7 +1599,7 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     if (self->key_of_job)
         zhashx_set_destructor (self->key_of_job,
                                (zhashx_destructor_fn *) zstr_free);
-    if (!self->data_dir || !self->scheduler || !self->router || !self->api
+    if (!self->data_dir || !self->scheduler || !self->router || !self->mailbox
         || !self->idempotency || !self->idempotency_order
         || !self->key_of_job || !self->events
         || !self->worker_names) {
@@ -1634,7 +1612,6 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     zsock_set_sndhwm (self->router, 0);
     zsock_set_rcvhwm (self->router, 0);
     zsock_set_linger (self->router, 0);
-    zsock_set_linger (self->api, 0);
     if (config->curve_secret && s_enable_curve (self, config, err)) {
         shoal_loop_destroy (&self);
         return NULL;
@@ -1642,12 +1619,6 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     if (zsock_bind (self->router, "%s", bind) < 0) {
         shoal_error_set (err, SHOAL_EIO, "bind", "cannot bind %s: %s", bind,
                          zmq_strerror (zmq_errno ()));
-        shoal_loop_destroy (&self);
-        return NULL;
-    }
-    if (zsock_bind (self->api, SHOAL_LOOP_API_ENDPOINT) < 0) {
-        shoal_error_set (err, SHOAL_EIO, NULL, "cannot bind %s: %s",
-                         SHOAL_LOOP_API_ENDPOINT, zmq_strerror (zmq_errno ()));
         shoal_loop_destroy (&self);
         return NULL;
     }
@@ -1693,25 +1664,30 @@ s_wait_written (shoal_loop_t *self)
     }
 }
 
+/*  Sends the replies still held, each once its batches are written.     */
+static void
+s_answer_held (shoal_loop_t *self)
+{
+    if (!self->writer || !self->scheduler || !self->events)
+        return;
+    s_flush (self, NULL, 0, NULL);
+    while (self->held_count) {
+        struct pollfd written = { shoal_writer_fd (self->writer), POLLIN, 0 };
+        poll (&written, 1, 1000);
+        shoal_writer_ack (self->writer);
+        s_release_written (self);
+    }
+}
+
 void
 shoal_loop_destroy (shoal_loop_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     shoal_loop_t *self = *self_p;
-    if (self->writer && self->scheduler && self->events) {
-        /* Replies still held go out once their batches are written. */
-        s_flush (self, NULL, 0, NULL);
-        while (self->held_count) {
-            struct pollfd written = { shoal_writer_fd (self->writer),
-                                      POLLIN, 0 };
-            poll (&written, 1, 1000);
-            shoal_writer_ack (self->writer);
-            s_release_written (self);
-        }
-    }
+    s_answer_held (self);
     free (self->held);
-    zsock_destroy (&self->api);
+    shoal_mailbox_destroy (&self->mailbox);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
     if (self->scheduler && self->events) {
@@ -1762,20 +1738,21 @@ shoal_loop_events (shoal_loop_t *self)
     return self->events;
 }
 
-/*  Takes up to S_BATCH messages waiting on `socket` without blocking.    */
-static void
-s_drain (shoal_loop_t *self, zsock_t *socket,
-         void (*handle) (shoal_loop_t *, zmsg_t *))
+shoal_mailbox_t *
+shoal_loop_mailbox (shoal_loop_t *self)
 {
-    for (int i = 0; i < S_BATCH; i++) {
-        if (!(zsock_events (socket) & ZMQ_POLLIN))
-            break;
-        zmsg_t *msg = zmsg_recv (socket);
-        if (!msg)
-            break;
-        handle (self, msg);
-        zmsg_destroy (&msg);
-    }
+    return self->mailbox;
+}
+
+/*  Serves up to S_BATCH waiting calls; the mailbox's descriptor stays
+    readable if more wait.                                                 */
+static void
+s_drain_calls (shoal_loop_t *self)
+{
+    shoal_call_t *call;
+    for (int i = 0; i < S_BATCH && (call = shoal_mailbox_take (self->mailbox));
+         i++)
+        s_on_call (self, call);
 }
 
 /*  The same for worker messages, received part by part into three
@@ -1815,11 +1792,12 @@ s_drain_workers (shoal_loop_t *self)
 int
 shoal_loop_run (shoal_loop_t *self, int stop_fd)
 {
+    int rc = 0;
     self->next_tick = s_mono_ms ()
                       + shoal_scheduler_heartbeat_ms (self->scheduler);
     zmq_pollitem_t items[] = {
         { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->api), 0, ZMQ_POLLIN, 0 },
+        { NULL, shoal_mailbox_fd (self->mailbox), ZMQ_POLLIN, 0 },
         { NULL, stop_fd, ZMQ_POLLIN, 0 },
         { NULL, self->writer ? shoal_writer_fd (self->writer) : -1,
           ZMQ_POLLIN, 0 },
@@ -1835,10 +1813,11 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
             wait = beat - s_now (self);
         if (wait < 0)
             wait = 0;
-        int rc = zmq_poll (items, item_count, (long) wait);
-        if (rc < 0 && zmq_errno () != EINTR) {
+        int ready = zmq_poll (items, item_count, (long) wait);
+        if (ready < 0 && zmq_errno () != EINTR) {
             shoal_error ("poll failed: %s", zmq_strerror (zmq_errno ()));
-            return -1;
+            rc = -1;
+            break;
         }
         if (items[2].revents & ZMQ_POLLIN)
             break;
@@ -1849,7 +1828,7 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
         if (items[0].revents & ZMQ_POLLIN)
             s_drain_workers (self);
         if (items[1].revents & ZMQ_POLLIN)
-            s_drain (self, self->api, s_on_api_request);
+            s_drain_calls (self);
         int64_t due = shoal_scheduler_next_wake (self->scheduler);
         if (due >= 0 && due <= s_now (self)) {
             shoal_scheduler_wake (self->scheduler, s_now (self));
@@ -1876,5 +1855,10 @@ shoal_loop_run (shoal_loop_t *self, int stop_fd)
         /* One commit for everything this round of events changed. */
         s_flush (self, NULL, 0, NULL);
     }
-    return 0;
+    /* Answers held for the store go out once written; HTTP threads still
+       waiting are told at once that the controller stops (503), so that
+       stopping the HTTP server does not wait out their timeouts. */
+    s_answer_held (self);
+    shoal_mailbox_close (self->mailbox);
+    return rc;
 }

@@ -1,18 +1,17 @@
 /*  loop.h: the controller's one thread of state.
 
     The loop owns the ROUTER socket workers connect to, the scheduler, and
-    an inproc socket over which the HTTP threads ask it questions. Nothing
-    else touches the scheduler, so no state needs a lock.                  */
+    the mailbox through which the HTTP threads ask it questions
+    (mailbox.h). Nothing else touches the scheduler, so no state needs a
+    lock.                  */
 #ifndef SHOAL_CONTROLLER_LOOP_H
 #define SHOAL_CONTROLLER_LOOP_H
 
 #include "events.h"
+#include "mailbox.h"
 
 #include "shoal/defs.h"
 #include "shoal/error.h"
-
-/*  The inproc endpoint HTTP threads connect their REQ sockets to.        */
-#define SHOAL_LOOP_API_ENDPOINT "inproc://shoal-api"
 
 typedef struct shoal_loop shoal_loop_t;
 
@@ -44,14 +43,17 @@ typedef struct {
 } shoal_loop_config_t;
 
 /*  Binds the worker endpoint (as a CURVE server when a key is given) and
-    the API endpoint, and reads the state store back. Returns NULL with
-    `err` set when a key cannot be loaded, a socket cannot be bound or the
-    store cannot be read.                                                  */
+    reads the state store back. Returns NULL with `err` set when a key
+    cannot be loaded, the socket cannot be bound or the store cannot be
+    read.                                                                  */
 shoal_loop_t *shoal_loop_new (const shoal_loop_config_t *config,
                               shoal_error_t *err);
 
 /*  Runs until `stop_fd` becomes readable (a self-pipe written by the
-    signal handler). Returns 0.                                            */
+    signal handler). Before it returns, the answers it held for the store
+    go out, and its mailbox is closed: calls still waiting, and any made
+    later, are answered with nothing at once. Returns 0, or -1 when
+    polling failed.                                                        */
 int shoal_loop_run (shoal_loop_t *self, int stop_fd);
 
 void shoal_loop_destroy (shoal_loop_t **self_p);
@@ -60,5 +62,9 @@ void shoal_loop_destroy (shoal_loop_t **self_p);
     as the loop). The HTTP threads read it; shoal_events_close wakes them
     when the controller stops.                                             */
 shoal_events_t *shoal_loop_events (shoal_loop_t *self);
+
+/*  The mailbox the HTTP threads call the loop through (borrowed: it lives
+    as long as the loop).                                                  */
+shoal_mailbox_t *shoal_loop_mailbox (shoal_loop_t *self);
 
 #endif

@@ -385,7 +385,8 @@ s_run (s_options_t opts)
     shoal_loop_t *loop = shoal_loop_new (&config, &err);
     if (loop)
         http = shoal_http_new (defs, opts.data_dir, opts.http,
-                               opts.http_threads, token, &err);
+                               opts.http_threads, token,
+                               shoal_loop_mailbox (loop), &err);
     if (http)
         shoal_http_set_events (http, shoal_loop_events (loop));
     if (token)
