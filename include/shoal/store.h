@@ -92,11 +92,14 @@ int shoal_store_write (shoal_store_t *self,
                        shoal_store_batch_t *const *batches, size_t count,
                        shoal_error_t *err);
 
-/*  Rows of committed writes since the store was opened: those written,
+/*  Since the store was opened: rows of committed writes, those written
     and those left out because a later row of the same job or task in the
-    same write replaced them.                                              */
+    same write replaced them; checkpoints of the write-ahead log into the
+    database; and how often the log's new pages were handed to the disk
+    ahead of a checkpoint (store.c, s_wal_hook).                           */
 typedef struct {
     uint64_t written, replaced;
+    uint64_t checkpoints, writebacks;
 } shoal_store_counts_t;
 void shoal_store_counts (const shoal_store_t *self,
                          shoal_store_counts_t *counts);

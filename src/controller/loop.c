@@ -1243,7 +1243,7 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
         shoal_writer_counts (self->writer, &store);
     return s_reply (200, json_pack (
         "{s:I, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-        " s:I, s:I, s:I, s:{s:o, s:o}}",
+        " s:I, s:I, s:I, s:I, s:{s:o, s:o}}",
         "jobs_submitted", (json_int_t) stats.jobs_submitted,
         "jobs_finished", jobs,
         "jobs_forgotten", (json_int_t) stats.jobs_evicted,
@@ -1261,6 +1261,7 @@ s_op_metrics (shoal_loop_t *self, json_t *request)
                                    : 0),
         "store_rows_written", (json_int_t) store.written,
         "store_rows_replaced", (json_int_t) store.replaced,
+        "store_checkpoints", (json_int_t) store.checkpoints,
         "heartbeat_ms",
         (json_int_t) shoal_scheduler_heartbeat_ms (self->scheduler),
         "worker_messages", "received", received, "sent", sent));

@@ -167,6 +167,11 @@ shoal_metrics_render (json_t *stats, const shoal_metrics_route_t *routes,
               "replaced them.");
     s_add (&text, "shoal_store_rows_replaced_total %" JSON_INTEGER_FORMAT
            "\n", s_int (stats, "store_rows_replaced"));
+    s_header (&text, "shoal_store_checkpoints_total", "counter",
+              "Checkpoints of the state store's write-ahead log into its "
+              "database file.");
+    s_add (&text, "shoal_store_checkpoints_total %" JSON_INTEGER_FORMAT "\n",
+           s_int (stats, "store_checkpoints"));
     s_gauge (&text, "shoal_store_waiting_rows",
              "Changed jobs and tasks handed to the state store's writer "
              "and not yet written.",

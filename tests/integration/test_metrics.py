@@ -135,8 +135,11 @@ class MetricsTest(ClusterTest):
         # counted apart (how much depends on timing).
         self.assertGreaterEqual(value("shoal_store_rows_written_total"), 5)
         self.assertGreaterEqual(value("shoal_store_rows_replaced_total"), 0)
+        # One job writes a few pages: no checkpoint yet.
+        self.assertEqual(value("shoal_store_checkpoints_total"), 0)
         for name in ("shoal_store_rows_written_total",
-                     "shoal_store_rows_replaced_total"):
+                     "shoal_store_rows_replaced_total",
+                     "shoal_store_checkpoints_total"):
             self.assertEqual(families[name]["type"], "counter")
         self.assertEqual(value("shoal_http_requests_total", method="POST",
                                route="/api/v1/jobs", code="201"), 1)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shoal/defs.h"
@@ -749,6 +750,59 @@ test_a_store_of_a_newer_schema_is_refused (void **state)
     assert_non_null (strstr (err.message, "reads version 2"));
 }
 
+/*  The store checkpoints its log itself (SQLite's automatic checkpoint
+    is replaced by store.c's hook), and hands the log's pages to the disk
+    between checkpoints. Many small transactions, as a stream of REST
+    submissions makes: the log stays bounded, every job reads back.       */
+static void
+test_the_log_is_checkpointed_and_stays_bounded (void **state)
+{
+    s_fixture_t *fx = *state;
+    enum { S_JOBS = 2000 };
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    assert_non_null (batch);
+    const shoal_job_class_t *cls = shoal_defs_job_class (fx->defs, "fanout");
+    struct stat wal;
+    off_t largest = 0;
+    char wal_path[128];
+    snprintf (wal_path, sizeof wal_path, "%s-wal", fx->path);
+    for (int i = 0; i < S_JOBS; i++) {
+        char id[16];
+        snprintf (id, sizeof id, "j%d", i);
+        assert_non_null (shoal_scheduler_submit (
+            fx->sched, id, cls, json_pack ("{s:s}", "token", "t"), true,
+            1000 + i, NULL));
+        shoal_scheduler_flush (fx->sched, s_put_job, s_put_task, batch);
+        assert_int_equal (shoal_store_write (store, &batch, 1, &err), 0);
+        shoal_store_batch_clear (batch);
+        if (stat (wal_path, &wal) == 0 && wal.st_size > largest)
+            largest = wal.st_size;
+    }
+    shoal_store_counts_t counts;
+    shoal_store_counts (store, &counts);
+    shoal_store_batch_destroy (&batch);
+    shoal_store_destroy (&store);
+    /* Each transaction appends a frame per page it changed, at least 2
+       (the job's row, the spawn task's row): over 4,000 frames in all. */
+    assert_true (counts.checkpoints >= 3);
+    assert_true (counts.writebacks >= counts.checkpoints);
+    /* 1,000 frames of 4 KiB pages, and the last transaction's few. */
+    assert_true (largest > 0);
+    assert_true (largest < 1100 * (4096 + 24));
+
+    shoal_scheduler_t *loaded = s_load (fx, 5000);
+    for (int i = 0; i < S_JOBS; i += 199) {
+        char id[16];
+        snprintf (id, sizeof id, "j%d", i);
+        s_assert_same_job (fx->sched, loaded, id);
+    }
+    s_assert_same_job (fx->sched, loaded, "j1999");
+    shoal_scheduler_destroy (&loaded);
+}
+
 int
 main (void)
 {
@@ -769,6 +823,7 @@ main (void)
         T (test_a_restored_job_canceled_before_its_worker_returns_is_forgotten),
         T (test_a_store_of_schema_1_is_moved_to_schema_2),
         T (test_a_store_of_a_newer_schema_is_refused),
+        T (test_the_log_is_checkpointed_and_stays_bounded),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
