@@ -68,6 +68,8 @@ typedef struct {
     const struct mg_request_info *info;
     shoal_http_t *http;
     char params[2][S_MAX_SEGMENT + 1]; /* captured {id} and {task} values */
+    int loop_error;              /* why the loop gave no answer: an errno
+                                    of shoal_mailbox_call                  */
 } s_request_t;
 
 /* ---- responses ----------------------------------------------------- */
@@ -133,19 +135,15 @@ s_problem (s_request_t *req, int status, const char *title,
 
 /* ---- talking to the loop ---------------------------------------------- */
 
-/*  Why the last call to the loop on this thread got no answer: an
-    errno of shoal_mailbox_call (ETIMEDOUT, ESHUTDOWN, ENOMEM).            */
-static __thread int s_loop_errno;
-
 /*  Sends `request` (taken) to the loop and returns its reply, or NULL
-    when there is none (s_loop_errno says why). Both go by reference
+    when there is none (req->loop_error says why). Both go by reference
     (mailbox.h): the loop's answer is printed once, for the client.       */
 static json_t *
 s_loop_call (s_request_t *req, json_t *request)
 {
     json_t *reply = shoal_mailbox_call (req->http->mailbox, request,
                                         S_LOOP_TIMEOUT_MS);
-    s_loop_errno = reply ? 0 : errno;
+    req->loop_error = reply ? 0 : errno;
     return reply;
 }
 
@@ -153,7 +151,7 @@ s_loop_call (s_request_t *req, json_t *request)
 static int
 s_loop_unavailable (s_request_t *req)
 {
-    if (s_loop_errno == ESHUTDOWN)
+    if (req->loop_error == ESHUTDOWN)
         return s_problem (req, 503, "Controller stopping",
                           "the controller is stopping", NULL);
     return s_problem (req, 503, "Controller busy",
