@@ -74,16 +74,16 @@ typedef struct {
 
 /* ---- responses ----------------------------------------------------- */
 
-/*  Sends `body` with `status`; `header` is one extra "Name: value" line
-    (without CRLF) or NULL.                                                */
+/*  Sends the JSON `text` of `size` bytes (NULL: none) with `status`;
+    `header` is one extra "Name: value" line (without CRLF) or NULL.      */
 static void
-s_send_json (s_request_t *req, int status, json_t *body, bool problem,
-             const char *header)
+s_send_text (s_request_t *req, int status, const char *text, size_t size,
+             bool problem, const char *header)
 {
     /* Headers and body leave in one write: split writes on a keep-alive
        connection wait for the client's delayed ACK (about 40 ms). */
-    char *text = json_dumps (body, JSON_COMPACT);
-    size_t size = text ? strlen (text) : 0;
+    if (!text)
+        size = 0;
     char head[1024];
     int head_size = snprintf (
         head, sizeof head,
@@ -96,10 +96,8 @@ s_send_json (s_request_t *req, int status, json_t *body, bool problem,
         status, mg_get_response_code_text (req->conn, status),
         problem ? "application/problem+json" : "application/json", size + 1,
         header ? header : "", header ? "\r\n" : "");
-    if (head_size < 0 || (size_t) head_size >= sizeof head) {
-        free (text);
+    if (head_size < 0 || (size_t) head_size >= sizeof head)
         return;
-    }
     char *whole = malloc ((size_t) head_size + size + 1);
     if (whole) {
         memcpy (whole, head, (size_t) head_size);
@@ -109,6 +107,16 @@ s_send_json (s_request_t *req, int status, json_t *body, bool problem,
         mg_write (req->conn, whole, (size_t) head_size + size + 1);
         free (whole);
     }
+}
+
+/*  Sends `body` printed compactly (as s_send_text).                      */
+static void
+s_send_json (s_request_t *req, int status, json_t *body, bool problem,
+             const char *header)
+{
+    char *text = json_dumps (body, JSON_COMPACT);
+    s_send_text (req, status, text, text ? strlen (text) : 0, problem,
+                 header);
     free (text);
 }
 
@@ -180,9 +188,16 @@ s_send_reply (s_request_t *req, json_t *reply)
         snprintf (header + used, sizeof header - (size_t) used,
                   "%sX-Shoal-Event-Id: %" JSON_INTEGER_FORMAT,
                   used ? "\r\n" : "", json_integer_value (event_id));
-    s_send_json (req, status, json_object_get (reply, "body"),
-                 json_is_true (json_object_get (reply, "problem")),
-                 location || event_id ? header : NULL);
+    bool problem = json_is_true (json_object_get (reply, "problem"));
+    /* A job view the loop wrote as text goes out as it is. */
+    json_t *text = json_object_get (reply, "body_text");
+    if (json_is_string (text))
+        s_send_text (req, status, json_string_value (text),
+                     json_string_length (text), problem,
+                     location || event_id ? header : NULL);
+    else
+        s_send_json (req, status, json_object_get (reply, "body"), problem,
+                     location || event_id ? header : NULL);
     json_decref (reply);
     return status;
 }

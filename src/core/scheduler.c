@@ -2411,18 +2411,25 @@ shoal_task_wire_text (const shoal_task_t *task, char **buf, size_t *cap)
     return out.failed ? 0 : out.size;
 }
 
+/*  `ms` since the epoch as ISO 8601 in UTC, with milliseconds.          */
+static void
+s_time_text (int64_t ms, char text[96])
+{
+    time_t seconds = (time_t) (ms / 1000);
+    struct tm tm;
+    gmtime_r (&seconds, &tm);
+    snprintf (text, 96, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+              tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+}
+
 json_t *
 shoal_time_json (int64_t ms)
 {
     if (!ms)
         return json_null ();
-    time_t seconds = (time_t) (ms / 1000);
-    struct tm tm;
-    gmtime_r (&seconds, &tm);
     char text[96];
-    snprintf (text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-              tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+    s_time_text (ms, text);
     return json_string (text);
 }
 
@@ -2436,14 +2443,12 @@ s_string_or_null (const char *text)
     an error message may quote what a task printed or was given. Values
     shorter than 3 bytes are left alone (masking "a" would garble every
     message). O(secrets * length).                                        */
-static json_t *
-s_masked_text (const shoal_job_t *job, const char *text)
+static char *
+s_masked_copy (const shoal_job_t *job, const char *text)
 {
-    if (!text)
-        return json_null ();
     char *copy = strdup (text);
     if (!copy)
-        return json_string ("***");
+        return NULL;
     const char *name;
     json_t *value;
     json_object_foreach (job->params, name, value) {
@@ -2458,6 +2463,18 @@ s_masked_text (const shoal_job_t *job, const char *text)
             memmove (hit + 3, hit + len, strlen (hit + len) + 1);
         }
     }
+    return copy;
+}
+
+/*  The same as a JSON value: null for no text, "***" when out of memory.  */
+static json_t *
+s_masked_text (const shoal_job_t *job, const char *text)
+{
+    if (!text)
+        return json_null ();
+    char *copy = s_masked_copy (job, text);
+    if (!copy)
+        return json_string ("***");
     json_t *masked = json_string (copy);
     free (copy);
     return masked;
@@ -2497,6 +2514,127 @@ shoal_job_to_json (const shoal_job_t *job)
                       "error", s_masked_text (job, job->error),
                       "retries", (json_int_t) job->retries,
                       "stages", stages);
+}
+
+/* ---- the job's view as text, without a JSON tree ---------------------- */
+
+static void
+s_out_key (s_out_t *out, const char *key)
+{
+    s_out_json_string (out, key, strlen (key));
+    s_out_put (out, ":", 1);
+}
+
+static void
+s_out_string_or_null (s_out_t *out, const char *text)
+{
+    if (text)
+        s_out_json_string (out, text, strlen (text));
+    else
+        s_out_str (out, "null");
+}
+
+static void
+s_out_time (s_out_t *out, int64_t ms)
+{
+    if (!ms) {
+        s_out_str (out, "null");
+        return;
+    }
+    char text[96];
+    s_time_text (ms, text);
+    s_out_json_string (out, text, strlen (text));
+}
+
+size_t
+shoal_job_view_text (const shoal_job_t *job, char **buf, size_t *cap)
+{
+    s_out_t out = { buf, cap, 0, false };
+    s_out_str (&out, "{\"id\":");
+    s_out_json_string (&out, job->id, strlen (job->id));
+    s_out_str (&out, ",\"job\":");
+    s_out_json_string (&out, job->cls->id, strlen (job->cls->id));
+    s_out_str (&out, ",\"state\":");
+    s_out_str (&out, "\"");
+    s_out_str (&out, shoal_job_state_name (job->state));
+    s_out_str (&out, "\",\"params\":{");
+    const char *name;
+    json_t *value;
+    bool first = true;
+    json_object_foreach (job->params, name, value) {
+        if (!first)
+            s_out_put (&out, ",", 1);
+        first = false;
+        s_out_key (&out, name);
+        if (shoal_params_is_secret (job->cls, name))
+            s_out_str (&out, "\"***\"");
+        else if (json_is_string (value))
+            s_out_json_string (&out, json_string_value (value),
+                               json_string_length (value));
+        else {
+            /* Not made by the API (params are strings): as jansson prints
+               it. */
+            char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (!text)
+                out.failed = true;
+            else
+                s_out_str (&out, text);
+            free (text);
+        }
+    }
+    s_out_str (&out, "},\"created_at\":");
+    s_out_time (&out, job->created_at);
+    s_out_str (&out, ",\"started_at\":");
+    s_out_time (&out, job->started_at);
+    s_out_str (&out, ",\"finished_at\":");
+    s_out_time (&out, job->finished_at);
+    s_out_str (&out, ",\"error\":");
+    if (job->error) {
+        char *masked = s_masked_copy (job, job->error);
+        s_out_string_or_null (&out, masked ? masked : "***");
+        free (masked);
+    }
+    else
+        s_out_str (&out, "null");
+    s_out_str (&out, ",\"retries\":");
+    s_out_uint (&out, job->retries);
+    s_out_str (&out, ",\"stages\":[");
+    for (size_t i = 0; i < job->cls->stage_count; i++) {
+        const s_stage_t *stage = &job->stages[i];
+        const shoal_stage_def_t *def = &job->cls->stages[i];
+        s_out_str (&out, i ? ",{\"name\":" : "{\"name\":");
+        s_out_json_string (&out, def->name, strlen (def->name));
+        s_out_str (&out, ",\"state\":\"");
+        s_out_str (&out, shoal_stage_state_name (stage->state));
+        s_out_str (&out, "\",\"task_class\":");
+        s_out_json_string (&out, def->task_class->id,
+                           strlen (def->task_class->id));
+        s_out_str (&out, ",\"spawn_task\":");
+        s_out_string_or_null (&out, def->spawn_task ? def->spawn_task->id
+                                                    : NULL);
+        s_out_str (&out, def->job_failed_on_error
+                             ? ",\"job_failed_on_error\":true"
+                             : ",\"job_failed_on_error\":false");
+        static const struct {
+            const char *key;
+            shoal_task_state_t state;
+        } counts[] = {
+            { ",\"pending\":", SHOAL_TASK_PENDING },
+            { ",\"running\":", SHOAL_TASK_RUNNING },
+            { ",\"succeeded\":", SHOAL_TASK_SUCCEEDED },
+            { ",\"failed\":", SHOAL_TASK_FAILED },
+            { ",\"canceled\":", SHOAL_TASK_CANCELED },
+        };
+        s_out_str (&out, ",\"tasks\":{\"total\":");
+        s_out_uint (&out, stage->task_count);
+        for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+            s_out_str (&out, counts[k].key);
+            s_out_uint (&out, stage->counts[counts[k].state]);
+        }
+        s_out_str (&out, "}}");
+    }
+    s_out_str (&out, "]}");
+    return out.failed ? 0 : out.size;
 }
 
 json_t *

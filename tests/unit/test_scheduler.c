@@ -1220,6 +1220,78 @@ test_secret_values_are_masked_in_error_messages (void **state)
     }
 }
 
+/*  Asserts that the text view of `job` is byte for byte the tree view
+    printed compactly.                                                     */
+static void
+s_assert_view_text (shoal_job_t *job, char **buf, size_t *cap)
+{
+    json_t *view = shoal_job_to_json (job);
+    char *expected = json_dumps (view, JSON_COMPACT);
+    json_decref (view);
+    size_t size = shoal_job_view_text (job, buf, cap);
+    assert_true (size > 0);
+    assert_int_equal (size, strlen (expected));
+    assert_memory_equal (*buf, expected, size);
+    free (expected);
+}
+
+static void
+test_the_text_view_is_the_tree_view_printed (void **state)
+{
+    s_fixture_t *fx = *state;
+    char *buf = NULL;
+    size_t cap = 0;
+    /* Created, not started; a secret param among others that need
+       escaping (quotes, a backslash, control characters, UTF-8). */
+    json_t *params = json_pack ("{s:s, s:s, s:s}", "token", "secret-value",
+                                "item", "a \"quoted\" \\ path\n\t\x01 \xc3\xa9",
+                                "other", "");
+    shoal_error_t err = { 0 };
+    shoal_job_t *created = shoal_scheduler_submit (
+        fx->sched, "j-created", shoal_defs_job_class (fx->defs, "one"),
+        params, false, 1000, &err);
+    assert_non_null (created);
+    s_assert_view_text (created, &buf, &cap);
+
+    /* Running a spawn stage of three, one failed with a secret in its
+       error, the job then failed (job_failed_on_error). */
+    shoal_job_t *fan = s_submit (fx, "j-fan", "fanout", true);
+    shoal_scheduler_worker_hello (fx->sched, "w1", "w1", "h", 8, 0, 1000);
+    shoal_action_t spawn = s_reach_spawn (fx, "j-fan");
+    s_assert_view_text (fan, &buf, &cap);
+    json_t *list = json_pack ("[{s:s}, {s:s}, {s:s}]", "item", "a",
+                              "item", "b", "item", "c");
+    assert_int_equal (s_exit (fx, "w1", &spawn, 0, list), 0);
+    json_decref (list);
+    assert_int_equal (s_drain (fx), 3);
+    s_assert_view_text (fan, &buf, &cap);
+    shoal_action_t run = *s_find (fx, SHOAL_ACTION_DISPATCH, 0);
+    shoal_result_t result = { .status = SHOAL_RESULT_ERROR,
+                              .error = "bad token secret-value: \"x\"" };
+    shoal_scheduler_result (fx->sched, "w1", shoal_job_id (run.job),
+                            shoal_task_id (run.task), run.attempt, &result,
+                            2500, NULL);
+    s_drain (fx);
+    assert_string_equal (shoal_job_state_name (shoal_job_state (fan)),
+                         "failed");
+    s_assert_view_text (fan, &buf, &cap);
+
+    /* Succeeded: every time set. */
+    shoal_job_t *one = s_submit (fx, "j-one", "one", true);
+    s_drain (fx);
+    shoal_action_t *task = NULL;
+    for (size_t i = 0; i < fx->count; i++)
+        if (fx->actions[i].type == SHOAL_ACTION_DISPATCH
+            && fx->actions[i].job == one)
+            task = &fx->actions[i];
+    assert_non_null (task);
+    assert_int_equal (s_exit (fx, "w1", task, 0, NULL), 0);
+    assert_string_equal (shoal_job_state_name (shoal_job_state (one)),
+                         "succeeded");
+    s_assert_view_text (one, &buf, &cap);
+    free (buf);
+}
+
 static void
 test_jobs_list_newest_first_with_cursor (void **state)
 {
@@ -1806,6 +1878,7 @@ main (void)
         T (test_heartbeat_period_never_below_the_minimum),
         T (test_no_worker_lost_while_the_period_shrinks),
         T (test_secrets_are_masked_in_views),
+        T (test_the_text_view_is_the_tree_view_printed),
         T (test_secret_values_are_masked_in_error_messages),
         T (test_jobs_list_newest_first_with_cursor),
         T (test_task_pages_cover_every_task_once_in_order),
