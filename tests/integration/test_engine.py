@@ -171,7 +171,9 @@ class EngineTest(ClusterTest):
     def test_failure_fails_job_when_policy_is_true(self):
         c = self.cluster
         c.start_worker("w1", slots=2, env=self.env)
-        job = c.submit("strict", {"modes": "slow,fail,ok,ok,ok"})
+        # Task 1 fails once task 0 has started: the cancel then meets a
+        # running process, never one still starting up.
+        job = c.submit("strict", {"modes": "slow,fail-after:one-0,ok,ok,ok"})
         done = c.wait_job(job["id"])
         self.assertEqual(done["state"], "failed", done)
         self.assertIn("exited with code 1", done["error"])

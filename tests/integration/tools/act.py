@@ -4,6 +4,10 @@
 usage: act.py MARKER_DIR NAME MODE
   MODE ok     append "start" and "done" lines to MARKER_DIR/NAME, exit 0
   MODE fail   append "start", exit 1
+  MODE fail-after:OTHER  wait until task OTHER (a marker name in the same
+              directory) has started, then fail like "fail": a test that
+              needs a sibling running when this one fails does not race
+              the sibling's start
   MODE fail-once  fail like "fail" the first time NAME runs, then act as "ok"
   MODE slow   append "start" and this pid, sleep SECONDS (env ACT_SLEEP,
               default 30), append "done", exit 0
@@ -28,6 +32,12 @@ def main():
     os.makedirs(marker_dir, exist_ok=True)
     path = os.path.join(marker_dir, name)
     ran_before = os.path.exists(path)
+    if mode.startswith("fail-after:"):
+        other = os.path.join(marker_dir, mode.split(":", 1)[1])
+        deadline = time.monotonic() + 60
+        while not os.path.exists(other) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        mode = "fail"
     mark(path, "start")
     if mode == "fail" or (mode == "fail-once" and not ran_before):
         print("failing on purpose", file=sys.stderr)
