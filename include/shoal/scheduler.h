@@ -501,12 +501,12 @@ size_t shoal_task_wire_text (const shoal_task_t *task, char **buf,
     API serves it in pages (shoal_job_tasks_page_to_json).               */
 json_t *shoal_job_to_json (const shoal_job_t *job);
 
-/*  The same view of `job` as JSON text, byte for byte what json_dumps
-    (shoal_job_to_json (job), JSON_COMPACT) gives, written without a JSON
+/*  The same view of `job` as compact JSON text (the one definition of
+    the view: shoal_job_to_json reads it back), written without a JSON
     tree into *buf (not NUL-terminated; grown with realloc as needed, as
     for shoal_task_wire_text). Returns its length, 0 when out of memory.
-    The loop answers submissions with it: building the tree took a sixth
-    of the loop's time per REST submission.                                */
+    The loop answers submissions with it: building a tree took a sixth of
+    the loop's time per REST submission.                                   */
 size_t shoal_job_view_text (const shoal_job_t *job, char **buf,
                             size_t *cap);
 json_t *shoal_job_tasks_to_json (const shoal_job_t *job);

@@ -2480,42 +2480,6 @@ s_masked_text (const shoal_job_t *job, const char *text)
     return masked;
 }
 
-json_t *
-shoal_job_to_json (const shoal_job_t *job)
-{
-    json_t *stages = json_array ();
-    for (size_t i = 0; i < job->cls->stage_count; i++) {
-        const s_stage_t *stage = &job->stages[i];
-        const shoal_stage_def_t *def = &job->cls->stages[i];
-        json_array_append_new (stages, json_pack (
-            "{s:s, s:s, s:s, s:o, s:b, s:{s:i, s:i, s:i, s:i, s:i, s:i}}",
-            "name", def->name,
-            "state", shoal_stage_state_name (stage->state),
-            "task_class", def->task_class->id,
-            "spawn_task", s_string_or_null (def->spawn_task
-                                                ? def->spawn_task->id : NULL),
-            "job_failed_on_error", def->job_failed_on_error,
-            "tasks",
-            "total", (int) stage->task_count,
-            "pending", (int) stage->counts[SHOAL_TASK_PENDING],
-            "running", (int) stage->counts[SHOAL_TASK_RUNNING],
-            "succeeded", (int) stage->counts[SHOAL_TASK_SUCCEEDED],
-            "failed", (int) stage->counts[SHOAL_TASK_FAILED],
-            "canceled", (int) stage->counts[SHOAL_TASK_CANCELED]));
-    }
-    return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
-                      "id", job->id,
-                      "job", job->cls->id,
-                      "state", shoal_job_state_name (job->state),
-                      "params", shoal_params_masked (job->cls, job->params),
-                      "created_at", shoal_time_json (job->created_at),
-                      "started_at", shoal_time_json (job->started_at),
-                      "finished_at", shoal_time_json (job->finished_at),
-                      "error", s_masked_text (job, job->error),
-                      "retries", (json_int_t) job->retries,
-                      "stages", stages);
-}
-
 /* ---- the job's view as text, without a JSON tree ---------------------- */
 
 static void
@@ -2635,6 +2599,19 @@ shoal_job_view_text (const shoal_job_t *job, char **buf, size_t *cap)
     }
     s_out_str (&out, "]}");
     return out.failed ? 0 : out.size;
+}
+
+/*  The tree is read back from the text: the view is defined once
+    (shoal_job_view_text), and the loop's answers skip the tree.           */
+json_t *
+shoal_job_to_json (const shoal_job_t *job)
+{
+    char *text = NULL;
+    size_t cap = 0;
+    size_t size = shoal_job_view_text (job, &text, &cap);
+    json_t *view = size ? json_loadb (text, size, 0, NULL) : NULL;
+    free (text);
+    return view;
 }
 
 json_t *

@@ -1220,8 +1220,8 @@ test_secret_values_are_masked_in_error_messages (void **state)
     }
 }
 
-/*  Asserts that the text view of `job` is byte for byte the tree view
-    printed compactly.                                                     */
+/*  Asserts that the text view of `job` is compact JSON that reads back
+    (shoal_job_to_json) and prints again to the same bytes.               */
 static void
 s_assert_view_text (shoal_job_t *job, char **buf, size_t *cap)
 {
