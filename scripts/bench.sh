@@ -377,7 +377,7 @@ stop_pid "$ctl_pid"
 probe_cpu 2
 # Each simulated worker has CTL_SLOTS slots, what shoal-worker takes on a
 # 2-CPU machine; the store-off run is repeated with one slot, where every
-# TASK and RESULT is a TCP segment of its own (benchmarks.md).
+# TASK and RESULT is a TCP segment of its own (docs/benchmarks-history.md).
 ctl_tasks=$((CTL_JOBS * (CTL_SPAWN + 2)))
 note "2/6 controller alone: $ctl_tasks tasks over $CTL_WORKERS simulated workers x $CTL_SLOTS slots, durable store on"
 start_controller ctl
@@ -621,7 +621,8 @@ for ((run = 1; run <= LATENCY_RUNS; run++)); do
 done
 stop_pid "$rest_base_pid"
 # The same two runs with a client that acknowledges every segment at once:
-# the difference is the server's Nagle + delayed-ACK stall (benchmarks.md).
+# the difference is the server's Nagle + delayed-ACK stall
+# (docs/benchmarks-history.md).
 loadgen restmaxq -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restmaxq -j single \
   -n "$REST_MAX_JOBS" --connections 4 --tcp-quickack --controller-pid "$ctl_pid"
 loadgen restq -c "$ctl_zmq" -H "$ctl_http" -w 4 -s 4 --name restq -j single \

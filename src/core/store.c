@@ -142,7 +142,7 @@ static const char *s_sql[S_STATEMENTS] = {
     [S_DEL_JOB_KEYS] = "DELETE FROM idempotency WHERE job = ?1",
     /* Prepared like the rest: a write under a steady load of small jobs
        carries a row or two, and parsing BEGIN and COMMIT again for each
-       was 3 % of the controller's time (docs/benchmarks.md). */
+       was 3 % of the controller's time (docs/benchmarks-history.md). */
     [S_BEGIN] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -239,8 +239,8 @@ s_create (shoal_store_t *self, const char *path, int version,
 
 /*  Before SQLite's first use: no statistics of its memory. Kept, they
     take a global mutex around every allocation SQLite makes (3 % of the
-    writer's time at half peak, docs/benchmarks.md); nothing here reads
-    them.                                                                 */
+    writer's time at half peak, docs/benchmarks-history.md); nothing here
+    reads them.                                                           */
 static void
 s_configure_sqlite (void)
 {
@@ -254,8 +254,8 @@ s_configure_sqlite (void)
     ~4 MiB for 1,000 frames. On a disk that took 3.5-4.5 ms, in the
     writer's thread, so every submission answered in those milliseconds
     waited for it: at 1,000 submissions/s, a stall every ~0.23 s, and the
-    most of REST's 99th percentile (docs/benchmarks.md). So the log's new
-    pages are handed to the disk as they come, 64 frames at a time
+    most of REST's 99th percentile (docs/benchmarks-history.md). So the
+    log's new pages are handed to the disk as they come, 64 frames at a time
     (sync_file_range, which starts the writes and does not wait for
     them), and the checkpoint's fdatasync finds little left to write.
     Durability is unchanged: SQLite syncs what it synced before, when it
