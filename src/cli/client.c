@@ -242,10 +242,11 @@ s_on_header (char *line, size_t unit, size_t count, void *arg)
     cli_client_t *self = arg;
     cli_response_t *response = self->response;
     size_t len = unit * count;
-    char value[16];
+    char value[96];
     if (len >= 5 && strncmp (line, "HTTP/", 5) == 0) {
         response->content_type[0] = '\0';
         response->replayed = false;
+        response->range_total = -1;
     }
     else if (s_header_value (line, len, "Content-Type", response->content_type,
                              sizeof response->content_type))
@@ -253,6 +254,15 @@ s_on_header (char *line, size_t unit, size_t count, void *arg)
     else if (s_header_value (line, len, "Idempotent-Replayed", value,
                              sizeof value))
         response->replayed = strcasecmp (value, "true") == 0;
+    else if (s_header_value (line, len, "Content-Range", value, sizeof value)) {
+        /* "bytes FIRST-LAST/TOTAL" or "bytes * /TOTAL" (RFC 9110). */
+        const char *slash = strrchr (value, '/');
+        char *end;
+        long long total = slash ? strtoll (slash + 1, &end, 10) : -1;
+        if (slash && end != slash + 1 && *end == '\0' && total >= 0
+            && strncasecmp (value, "bytes ", 6) == 0)
+            response->range_total = total;
+    }
     return len;
 }
 
@@ -347,6 +357,7 @@ s_perform (cli_client_t *self, const char *method, const char *path,
            cli_response_t *response)
 {
     memset (response, 0, sizeof *response);
+    response->range_total = -1;
     self->streaming = -1;
     self->stopped = false;
     self->error[0] = '\0';

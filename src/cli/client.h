@@ -35,6 +35,8 @@ typedef struct {
     size_t size;                /* body bytes, without the NUL             */
     char content_type[128];     /* Content-Type, "" when absent            */
     bool replayed;              /* "Idempotent-Replayed: true" was sent    */
+    long long range_total;      /* complete length from Content-Range (a
+                                   206 or 416 answer); -1 when absent      */
 } cli_response_t;
 
 /*  Frees the body and zeroes the response; accepts a zeroed response.     */

@@ -1,11 +1,12 @@
 /*  logs.c: `shoal logs ID [TASK] [-f]`, task logs printed and followed.
 
-    The API serves a task's whole log (text/plain, from its latest
-    attempt) and nothing smaller: no range, no offset. Following a log is
-    therefore "fetch it again, print what is new": each poll costs the
-    log's size, bounded by CLI_BODY_MAX. A worker truncates the log when
-    a task runs again (a lost worker, a retry), so a log that got shorter,
-    or a task whose `attempts` went up, starts over from its beginning.
+    The API serves a task's log (text/plain, from its latest attempt),
+    whole or from a byte on (an HTTP Range request). Following a log asks
+    for the bytes after those printed, so each poll costs what the task
+    wrote since the last one, not the log's size; the first fetch of a log
+    is bounded by CLI_BODY_MAX. A worker truncates the log when a task
+    runs again (a lost worker, a retry), so a log that got shorter, or a
+    task whose `attempts` went up, starts over from its beginning.
 
     Which tasks exist and whether they ended comes from the task list
     (there is no single-task endpoint: one task is the one-task page that
@@ -36,6 +37,10 @@
 /*  Following a job waits this many times as long as its last poll took
     before the next one (and at least CLI_POLL_MS).                       */
 #define S_FOLLOW_IDLE 4
+
+/*  Most bytes of a log one request of a follower asks for: a log longer
+    than a response may be (CLI_BODY_MAX) comes in pieces.                */
+#define S_FOLLOW_CHUNK ((size_t) 16 * 1024 * 1024)
 
 /*  What has been printed of one task's log.                               */
 typedef struct {
@@ -167,23 +172,49 @@ s_header (s_logs_t *self, const json_t *task)
     self->printed_any = true;
 }
 
-/*  GETs the log of task `task`. Returns 1 with the log in `response`, 0
-    when the task has no log (yet), -1 after reporting an error.           */
+/*  GETs task `task`'s log: all of it when `limit` is 0, else at most
+    `limit` bytes from byte `offset` on (a Range request). Returns 1 with
+    bytes from `*from` on in `response`: the whole log (`*from` 0) when
+    the controller sends it whole, those asked for (`*from` `offset`;
+    `response->range_total` says how long the log is), or none (`*from`
+    the log's length) when it has no byte at `offset` (416: nothing new,
+    or a log that got shorter). Returns 0 when the task has no log (yet),
+    -1 after reporting an error.                                           */
 static int
-s_fetch (s_logs_t *self, long long task, cli_response_t *response)
+s_fetch (s_logs_t *self, long long task, size_t offset, size_t limit,
+         cli_response_t *response, size_t *from)
 {
     char path[CLI_PATH_MAX];
     char suffix[64];
     snprintf (suffix, sizeof suffix, "/tasks/%lld/log", task);
     if (cli_job_path (self->job, suffix, path, sizeof path))
         return -1;
-    if (cli_client_request (self->session->client, "GET", path, NULL, NULL, 0,
-                            response)) {
+    char range[80];
+    snprintf (range, sizeof range, "Range: bytes=%zu-%zu", offset,
+              offset + limit - 1);
+    const char *headers[] = { range };
+    if (cli_client_request (self->session->client, "GET", path, NULL,
+                            headers, limit ? 1 : 0, response)) {
         cli_session_report_unreachable (self->session);
         return -1;
     }
-    if (response->status == 200)
+    *from = 0;
+    if (response->status == 200) {
+        response->range_total = (long long) response->size;
         return 1;
+    }
+    if (response->status == 206 && limit && response->size <= limit
+        && response->range_total >= (long long) (offset + response->size)) {
+        *from = offset;
+        return 1;
+    }
+    if (response->status == 416 && response->range_total >= 0) {
+        long long total = response->range_total;
+        cli_response_clear (response);
+        response->range_total = total;
+        *from = (size_t) total;
+        return 1;
+    }
     if (response->status == 404 && cli_response_is_problem (response)) {
         json_t *problem = json_loadb (response->body, response->size, 0,
                                       NULL);
@@ -240,44 +271,72 @@ s_progress (s_logs_t *self, const json_t *task, size_t at)
     return &self->progress[self->count++];
 }
 
-/*  Prints what is new in `task`'s log. `ended`: the task has ended, so
-    this is its last output. Returns 0 or -1 after reporting an error.     */
+/*  Starts `progress` over: the worker began the task's log afresh.       */
+static void
+s_start_over (s_logs_t *self, s_progress_t *progress, long long attempts)
+{
+    if (!self->session->json && progress->printed > 0) {
+        printf ("\n==> task %lld: attempt %lld, from the start <==\n",
+                progress->id, attempts);
+        self->current = progress->id;
+    }
+    progress->printed = 0;
+}
+
+/*  Prints what is new in `task`'s log: asks for the bytes after those
+    printed, S_FOLLOW_CHUNK at a time, so a poll costs what the task wrote
+    since the last one, and a log of any size can be followed. `ended`:
+    the task has ended, so this is its last output. Returns 0 or -1 after
+    reporting an error.                                                   */
 static int
 s_catch_up (s_logs_t *self, const json_t *task, s_progress_t *progress,
             bool ended)
 {
     long long attempts = cli_json_int (task, "attempts");
-    cli_response_t response;
-    int got = s_fetch (self, progress->id, &response);
-    if (got < 0)
-        return -1;
-    if (got == 0) {
-        progress->finished = ended;
-        return 0;
-    }
-    //  A new attempt, or a log that shrank: the worker started it afresh.
-    if ((attempts != progress->attempts && progress->attempts != 0)
-        || response.size < progress->printed) {
-        if (!self->session->json && progress->printed > 0) {
-            printf ("\n==> task %lld: attempt %lld, from the start <==\n",
-                    progress->id, attempts);
-            self->current = progress->id;
-        }
-        progress->printed = 0;
-    }
+    if (attempts != progress->attempts && progress->attempts != 0)
+        s_start_over (self, progress, attempts);   /* a new attempt */
     progress->attempts = attempts;
-    size_t end = response.size;
-    if (self->session->json && !ended)
-        end = s_utf8_complete (response.body, end);
-    if (end > progress->printed) {
-        s_header (self, task);
-        s_emit (self, progress->id, attempts, response.body + progress->printed,
-                end - progress->printed);
-        progress->printed = end;
-        fflush (stdout);
+    int restarts = 0;
+    while (true) {
+        cli_response_t response;
+        size_t from;
+        int got = s_fetch (self, progress->id, progress->printed,
+                           S_FOLLOW_CHUNK, &response, &from);
+        if (got < 0)
+            return -1;
+        if (got == 0) {
+            progress->finished = ended;
+            return 0;
+        }
+        if ((size_t) response.range_total < progress->printed) {
+            //  The log got shorter: the worker started it afresh.
+            cli_response_clear (&response);
+            s_start_over (self, progress, attempts);
+            if (++restarts > 2)
+                return 0;   /* restarting as we read: the next poll */
+            continue;
+        }
+        bool more = response.range_total > (long long) (from + response.size);
+        /* The body starts at a character boundary: at 0, or where the
+           last complete character printed ended. A character cut at its
+           end waits for the next piece. */
+        size_t end = from + response.size;
+        if (self->session->json && (!ended || more))
+            end = from + s_utf8_complete (response.body, response.size);
+        bool advanced = end > progress->printed;
+        if (advanced) {
+            s_header (self, task);
+            s_emit (self, progress->id, attempts,
+                    response.body + (progress->printed - from),
+                    end - progress->printed);
+            progress->printed = end;
+            fflush (stdout);
+        }
+        cli_response_clear (&response);
+        if (!more || !advanced)
+            break;
     }
     progress->finished = ended;
-    cli_response_clear (&response);
     return 0;
 }
 
@@ -295,7 +354,8 @@ s_print_page (json_t *page, cli_response_t *page_response, size_t number,
     json_array_foreach (json_object_get (page, "tasks"), index, task) {
         long long id = cli_json_int (task, "id");
         cli_response_t response;
-        int got = s_fetch (self, id, &response);
+        size_t from;
+        int got = s_fetch (self, id, 0, 0, &response, &from);
         if (got < 0)
             return -1;
         s_header (self, task);

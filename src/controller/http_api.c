@@ -591,6 +591,63 @@ s_open_log (const char *jobs_dir, const char *job, const char *file)
     return fd;
 }
 
+/*  The bytes `*first`..`*last` of a log of `size` bytes that a Range
+    header asks for (RFC 9110, section 14): "bytes=A-B", "bytes=A-" or the
+    last N bytes, "bytes=-N". Returns 1 for a range to send, 0 to send the
+    whole log (no header, or one this server does not take: other units,
+    several ranges, bad syntax; the RFC lets a server ignore those), -1
+    when the range starts past the end (416). A follower asks for
+    "bytes=SENT-", so each poll costs what is new, not the whole log.    */
+static int
+s_log_range (const char *header, long long size, long long *first,
+             long long *last)
+{
+    if (!header || strncmp (header, "bytes=", 6) != 0)
+        return 0;
+    const char *at = header + 6;
+    while (*at == ' ')
+        at++;
+    bool suffix = *at == '-';
+    if (suffix)
+        at++;
+    if (!isdigit ((unsigned char) *at))
+        return 0;
+    errno = 0;
+    char *end;
+    long long a = strtoll (at, &end, 10);
+    if (errno)
+        return 0;
+    long long b = -1;
+    if (!suffix) {
+        if (*end != '-')
+            return 0;
+        at = end + 1;
+        if (isdigit ((unsigned char) *at)) {
+            b = strtoll (at, &end, 10);
+            if (errno || b < a)
+                return 0;
+        }
+        else
+            end = (char *) at;
+    }
+    while (*end == ' ')
+        end++;
+    if (*end)
+        return 0;   /* several ranges, or trailing bytes */
+    if (suffix) {
+        if (a == 0 || size == 0)
+            return -1;
+        *first = a < size ? size - a : 0;
+        *last = size - 1;
+        return 1;
+    }
+    if (a >= size)
+        return -1;
+    *first = a;
+    *last = b >= 0 && b < size ? b : size - 1;
+    return 1;
+}
+
 /*  Streams a task's log file. The path comes from the loop, built from a
     job id it knows and a task number, so it cannot leave the job dir.   */
 static int
@@ -624,19 +681,43 @@ s_get_task_log (s_request_t *req)
         return s_problem (req, 404, "No log yet",
                           "the task has not started or left no log",
                           "task_id");
-    off_t size = lseek (fd, 0, SEEK_END);
-    lseek (fd, 0, SEEK_SET);
-    mg_printf (req->conn,
-               "HTTP/1.1 200 OK\r\n"
-               "Content-Type: text/plain; charset=utf-8\r\n"
-               "Content-Length: %lld\r\n"
-               "Cache-Control: no-store\r\n\r\n",
-               (long long) size);
+    long long size = (long long) lseek (fd, 0, SEEK_END);
+    long long first = 0, last = size - 1;
+    int range = s_log_range (mg_get_header (req->conn, "Range"), size, &first,
+                             &last);
+    if (range < 0) {
+        close (fd);
+        char header[64], detail[96];
+        snprintf (header, sizeof header, "Content-Range: bytes */%lld", size);
+        snprintf (detail, sizeof detail,
+                  "the range starts past the log's end (%lld bytes)", size);
+        return s_problem_with (req, 416, "Range not satisfiable", detail,
+                               "Range", header);
+    }
+    lseek (fd, (off_t) first, SEEK_SET);
+    long long length = size > 0 ? last - first + 1 : 0;
+    if (range > 0)
+        mg_printf (req->conn,
+                   "HTTP/1.1 206 Partial Content\r\n"
+                   "Content-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Length: %lld\r\n"
+                   "Content-Range: bytes %lld-%lld/%lld\r\n"
+                   "Accept-Ranges: bytes\r\n"
+                   "Cache-Control: no-store\r\n\r\n",
+                   length, first, last, size);
+    else
+        mg_printf (req->conn,
+                   "HTTP/1.1 200 OK\r\n"
+                   "Content-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Length: %lld\r\n"
+                   "Accept-Ranges: bytes\r\n"
+                   "Cache-Control: no-store\r\n\r\n",
+                   length);
     /* Send exactly the length announced, even if the task still writes.
        The buffer is on the heap: civetweb threads have small stacks. */
     enum { CHUNK = 64 * 1024 };
     char *chunk = malloc (CHUNK);
-    long long left = chunk ? size : 0;
+    long long left = chunk ? length : 0;
     while (left > 0) {
         ssize_t got = read (fd, chunk, left < CHUNK ? (size_t) left : CHUNK);
         if (got <= 0)
@@ -647,7 +728,7 @@ s_get_task_log (s_request_t *req)
     }
     free (chunk);
     close (fd);
-    return 200;
+    return range > 0 ? 206 : 200;
 }
 
 static int

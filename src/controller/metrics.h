@@ -21,8 +21,9 @@ typedef struct {
 
 /*  The status codes counted one by one; others count as "other".        */
 #define SHOAL_METRICS_STATUS_LIST                                          \
-    { 200, 201, 400, 401, 404, 405, 409, 413, 414, 422, 500, 503, 0 }
-#define SHOAL_METRICS_STATUSES 13    /* the list above, 0 for "other"      */
+    { 200, 201, 206, 400, 401, 404, 405, 409, 413, 414, 416, 422, 500,   \
+      503, 0 }
+#define SHOAL_METRICS_STATUSES 15    /* the list above, 0 for "other"      */
 
 /*  Index of `status` in the status list (the last one for "other").     */
 int shoal_metrics_status_index (int status);

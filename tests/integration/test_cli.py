@@ -491,6 +491,53 @@ class CliTest(ClusterTest):
         self.assertExit(out, EXIT_OK)
         self.assertEqual(out.stdout, "done one-0\n")
 
+    def test_logs_follow_asks_only_for_what_is_new(self):
+        """While a task writes, each poll of `logs -f` asks for the bytes
+        after those printed (a Range request, answered 206, or 416 when
+        nothing is new): every line comes out once and in order."""
+        c = self.start(worker_env={"ACT_SLEEP": "2", "ACT_LINES": "8"})
+        job = c.submit("fan", {"modes": "chatty"})
+        wait_for(lambda: self.marker("one-0"), what="the chatty task to start")
+        task = [t for t in c.tasks(job["id"]) if t["kind"] == "task"][0]
+        out = self.shoal("logs", job["id"], str(task["id"]), "--follow")
+        self.assertExit(out, EXIT_OK)
+        self.assertEqual(out.stdout, "".join("line %d\n" % k
+                                             for k in range(1, 9))
+                         + "done one-0\n")
+        metrics = c.get("/metrics").body
+
+        def answered(code):
+            found = re.search(r'shoal_http_requests_total\{method="GET",'
+                              r'route="/api/v1/jobs/:id/tasks/:task/log",'
+                              r'code="%d"\} (\d+)' % code, metrics)
+            return int(found.group(1)) if found else 0
+
+        self.assertGreater(answered(206) + answered(416), 0, metrics)
+
+    def test_logs_follow_reads_a_long_log_in_pieces(self):
+        """A log longer than the 16 MiB a follower asks for at once
+        (S_FOLLOW_CHUNK in src/cli/logs.c) comes in pieces, each byte once;
+        in JSON the character cut at a piece's end opens the next piece
+        instead of turning into U+FFFD."""
+        piece = 16 * 1024 * 1024
+        c = self.start(worker_env={"ACT_BIG": str(piece - 1),
+                                   "PYTHONIOENCODING": "utf-8"})
+        job = c.submit("fan", {"modes": "big"})
+        c.wait_job(job["id"])
+        task = [t for t in c.tasks(job["id"]) if t["kind"] == "task"][0]
+        expected = "x" * (piece - 1) + "\u00e9\n" + "done one-0\n"
+        text = self.shoal("logs", job["id"], str(task["id"]), "--follow")
+        self.assertExit(text, EXIT_OK)
+        self.assertEqual(len(text.stdout), len(expected))
+        self.assertTrue(text.stdout == expected)
+        out = self.shoal("--json", "logs", job["id"], str(task["id"]),
+                         "--follow")
+        self.assertExit(out, EXIT_OK)
+        pieces = [json.loads(line) for line in out.stdout.splitlines()]
+        self.assertEqual(len(pieces), 2, [len(p["log"]) for p in pieces])
+        self.assertEqual(pieces[0]["log"], "x" * (piece - 1))
+        self.assertTrue("".join(p["log"] for p in pieces) == expected)
+
     # ---- cancel, retry, start -----------------------------------------
     def test_cancel_stops_a_running_job(self):
         c = self.start(worker_env={"ACT_SLEEP": "60"})

@@ -217,6 +217,51 @@ class EngineTest(ClusterTest):
         self.assertEqual(log.status, 200)
         self.assertIn("failing on purpose", log.body)
 
+    def test_task_log_serves_byte_ranges(self):
+        """A follower asks for the bytes after those it has: the log route
+        answers a Range with 206 and those bytes, a range past the end with
+        416 naming the log's length, and one it does not take with the
+        whole log (RFC 9110 lets a server ignore such a Range)."""
+        c = self.cluster
+        c.start_worker("w1", slots=2, env=self.env)
+        job = c.submit("tolerant", {"modes": "fail"})
+        c.wait_job(job["id"])
+        failed = [t for t in c.tasks(job["id"]) if t["state"] == "failed"][0]
+        path = "/api/v1/jobs/%s/tasks/%d/log" % (job["id"], failed["id"])
+        text = "failing on purpose\n"
+        size = len(text)
+
+        def get(value):
+            return c.get(path, headers={"Range": value})
+
+        whole = c.get(path)
+        self.assertEqual((whole.status, whole.body), (200, text))
+        self.assertEqual(whole.headers.get("Accept-Ranges"), "bytes")
+        for value, first, last in (("bytes=8-", 8, size - 1),
+                                   ("bytes=0-6", 0, 6),
+                                   ("bytes=-8", size - 8, size - 1),
+                                   ("bytes=-1000", 0, size - 1),
+                                   ("bytes=3-1000", 3, size - 1),
+                                   ("bytes=%d-" % (size - 1), size - 1,
+                                    size - 1)):
+            part = get(value)
+            self.assertEqual(part.status, 206, value)
+            self.assertEqual(part.body, text[first:last + 1], value)
+            self.assertEqual(part.headers.get("Content-Range"),
+                             "bytes %d-%d/%d" % (first, last, size), value)
+            self.assertEqual(part.headers.get("Content-Length"),
+                             str(last - first + 1), value)
+        for value in ("bytes=%d-" % size, "bytes=%d-%d" % (size + 5, size + 9),
+                      "bytes=-0"):
+            past = get(value)
+            self.assertProblem(past, 416, "Range")
+            self.assertEqual(past.headers.get("Content-Range"),
+                             "bytes */%d" % size, value)
+        for value in ("bytes=5-2", "items=0-3", "bytes=0-1,4-5", "bytes=x-",
+                      "bytes=", "bytes=-"):
+            ignored = get(value)
+            self.assertEqual((ignored.status, ignored.body), (200, text), value)
+
     def test_task_of_killed_worker_completes_on_the_other(self):
         c = self.cluster
         env = dict(self.env, ACT_SLEEP="2")

@@ -263,11 +263,18 @@ class OpenApiLiveTest(unittest.TestCase):
         for query in ("limit=0", "cursor=-1", "state=done", "stage=nope"):
             self.check("GET", "/api/v1/jobs/{id}/tasks",
                        self.c.get(base + "?" + query), 400)
+        log_path = "/api/v1/jobs/%s/tasks/%d/log" % (job["id"],
+                                                     tasks["tasks"][0]["id"])
         log = self.check("GET", "/api/v1/jobs/{id}/tasks/{task_id}/log",
-                         self.c.get("/api/v1/jobs/%s/tasks/%d/log"
-                                    % (job["id"], tasks["tasks"][0]["id"])),
-                         200)
+                         self.c.get(log_path), 200)
         self.assertIn("hello spec", log)
+        part = self.check("GET", "/api/v1/jobs/{id}/tasks/{task_id}/log",
+                          self.c.get(log_path, headers={"Range": "bytes=1-"}),
+                          206)
+        self.assertEqual(part, log[1:])
+        self.check("GET", "/api/v1/jobs/{id}/tasks/{task_id}/log",
+                   self.c.get(log_path, headers={
+                       "Range": "bytes=%d-" % len(log.encode())}), 416)
         # Starting a job that already ran is refused.
         self.check("POST", "/api/v1/jobs/{id}/start",
                    self.c.post("/api/v1/jobs/%s/start" % job["id"]), 409)

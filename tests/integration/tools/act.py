@@ -11,6 +11,11 @@ usage: act.py MARKER_DIR NAME MODE
   MODE fail-once  fail like "fail" the first time NAME runs, then act as "ok"
   MODE slow   append "start" and this pid, sleep SECONDS (env ACT_SLEEP,
               default 30), append "done", exit 0
+  MODE big    print ACT_BIG (default 1000) x's, then "é" (two bytes in
+              UTF-8) and a newline, then act as "ok": a long log, with a
+              character where a reader's piece of it may end
+  MODE chatty like "slow", but print "line K" for K = 1..ACT_LINES (default
+              5) over those SECONDS, each flushed at once: a log that grows
 Each line is "<event> <time_ns> <pid>", so a test can check that a task
 ran exactly once and in which order stages ran. With ACT_PER_JOB=1 the
 marker goes to MARKER_DIR/<job id>/NAME, so many jobs can share a dir.
@@ -44,6 +49,16 @@ def main():
         return 1
     if mode == "slow":
         time.sleep(float(os.environ.get("ACT_SLEEP", "30")))
+    if mode == "big":
+        sys.stdout.write("x" * int(os.environ.get("ACT_BIG", "1000")))
+        sys.stdout.write("\u00e9\n")
+        sys.stdout.flush()
+    if mode == "chatty":
+        lines = int(os.environ.get("ACT_LINES", "5"))
+        pause = float(os.environ.get("ACT_SLEEP", "30")) / lines
+        for k in range(1, lines + 1):
+            print("line", k, flush=True)
+            time.sleep(pause)
     mark(path, "done")
     print("done", name)
     return 0
