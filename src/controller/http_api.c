@@ -955,11 +955,19 @@ s_stream (s_request_t *req, const char *job)
         }
         snapshot_id = (uint64_t) json_integer_value (
             json_object_get (reply, "event_id"));
-        const char *state = json_string_value (json_object_get (
-            json_object_get (reply, "body"), "state"));
+        /* The view comes as text (the loop writes it so); read back once
+           per stream for its state. */
+        json_t *text = json_object_get (reply, "body_text");
+        json_t *view = json_is_string (text)
+                           ? json_loadb (json_string_value (text),
+                                         json_string_length (text), 0, NULL)
+                           : json_incref (json_object_get (reply, "body"));
+        const char *state = json_string_value (json_object_get (view,
+                                                                "state"));
         job_ended = state && (streq (state, "succeeded")
                               || streq (state, "failed")
                               || streq (state, "canceled"));
+        json_decref (view);
     }
     else if (!given)
         cursor = shoal_events_last (http->events);
@@ -978,9 +986,13 @@ s_stream (s_request_t *req, const char *job)
                               : "Connection: close\r\n");
     bool done = false;
     if (job && !given) {
-        char *text = json_dumps (json_object_get (reply, "body"),
-                                 JSON_COMPACT);
-        s_stream_event (&stream, snapshot_id, "job", text ? text : "{}");
+        const char *view = json_string_value (json_object_get (reply,
+                                                               "body_text"));
+        char *text = view ? NULL
+                          : json_dumps (json_object_get (reply, "body"),
+                                        JSON_COMPACT);
+        s_stream_event (&stream, snapshot_id, "job",
+                        view ? view : text ? text : "{}");
         free (text);
         cursor = snapshot_id;
         done = job_ended;
