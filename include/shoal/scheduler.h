@@ -373,6 +373,8 @@ typedef struct {
                                     jobs keep theirs (0: give it the next) */
     const char *job_class;       /* class id                               */
     json_t *params;              /* strings; secrets in clear              */
+    const char *params_text;     /* the same as compact JSON when read from
+                                    the scheduler (NULL: not at hand)      */
     shoal_job_state_t state;
     uint32_t stage;              /* current stage                          */
     uint32_t retries;

@@ -104,6 +104,9 @@ struct shoal_job {
     char *id;
     const shoal_job_class_t *cls;
     json_t *params;              /* strings, secrets in clear              */
+    char *params_text;           /* the same as compact JSON, printed once
+                                    for every row the store writes; NULL
+                                    when out of memory                     */
     char *error;                 /* why it failed, NULL otherwise          */
     uint64_t seq;                /* submission order, from 1               */
     int64_t created_at;          /* ms                                     */
@@ -299,6 +302,7 @@ s_job_free (shoal_job_t *job)
     free (job->entries);
     free (job->stages);
     json_decref (job->params);
+    free (job->params_text);
     free (job->error);
     free (job->id);
     free (job);
@@ -1118,6 +1122,7 @@ shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
     job->owner = self;
     job->cls = job_class;
     job->params = params;
+    job->params_text = json_dumps (params, JSON_COMPACT);
     job->seq = self->last_seq = s_next_seq (self);
     s_touch_job (job);
     job->created_at = now;
@@ -1637,6 +1642,7 @@ shoal_job_record (const shoal_job_t *job, shoal_job_record_t *record)
         .seq = job->seq,
         .job_class = job->cls->id,
         .params = job->params,
+        .params_text = job->params_text,
         .state = job->state,
         .stage = job->stage,
         .retries = job->retries,
@@ -2411,16 +2417,46 @@ shoal_task_wire_text (const shoal_task_t *task, char **buf, size_t *cap)
     return out.failed ? 0 : out.size;
 }
 
-/*  `ms` since the epoch as ISO 8601 in UTC, with milliseconds.          */
+/*  Writes `value` as `width` decimal digits, zero-padded, at `at`.        */
+static char *
+s_digits (char *at, int value, int width)
+{
+    for (int i = width - 1; i >= 0; i--, value /= 10)
+        at[i] = (char) ('0' + value % 10);
+    return at + width;
+}
+
+/*  `ms` since the epoch as ISO 8601 in UTC, with milliseconds
+    ("2026-11-29T21:32:57.123Z"), written digit by digit: a job view has
+    up to three of them, and snprintf took half the time of writing one. */
 static void
 s_time_text (int64_t ms, char text[96])
 {
     time_t seconds = (time_t) (ms / 1000);
     struct tm tm;
     gmtime_r (&seconds, &tm);
-    snprintf (text, 96, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-              tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+    int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999 || ms < 0) {   /* never from a clock */
+        snprintf (text, 96, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                  tm.tm_sec, (int) (ms % 1000));
+        return;
+    }
+    char *at = s_digits (text, year, 4);
+    *at++ = '-';
+    at = s_digits (at, tm.tm_mon + 1, 2);
+    *at++ = '-';
+    at = s_digits (at, tm.tm_mday, 2);
+    *at++ = 'T';
+    at = s_digits (at, tm.tm_hour, 2);
+    *at++ = ':';
+    at = s_digits (at, tm.tm_min, 2);
+    *at++ = ':';
+    at = s_digits (at, tm.tm_sec, 2);
+    *at++ = '.';
+    at = s_digits (at, (int) (ms % 1000), 3);
+    *at++ = 'Z';
+    *at = '\0';
 }
 
 json_t *

@@ -643,14 +643,18 @@ shoal_store_batch_put_job (shoal_store_batch_t *self, const shoal_job_t *job)
     row->job_class = s_batch_string (self, record->job_class);
     row->error = s_batch_string (self, record->error);
     /* Params are only read when the row is inserted, but whether it is
-       is known only when written: a job's params are small. */
-    char *params = record->params ? json_dumps (record->params,
-                                                JSON_COMPACT)
-                                  : NULL;
-    if (record->params && !params)
-        self->broken = true;
-    row->params = s_batch_string (self, params);
-    free (params);
+       is known only when written: the scheduler keeps them printed. */
+    if (record->params_text)
+        row->params = s_batch_string (self, record->params_text);
+    else {
+        char *params = record->params ? json_dumps (record->params,
+                                                    JSON_COMPACT)
+                                      : NULL;
+        if (record->params && !params)
+            self->broken = true;
+        row->params = s_batch_string (self, params);
+        free (params);
+    }
     //  The same text json_dumps gave, without building a tree each time.
     size_t count = shoal_job_class (job)->stage_count;
     row->stages = S_NO_TEXT;

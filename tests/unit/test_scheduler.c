@@ -1235,6 +1235,31 @@ s_assert_view_text (shoal_job_t *job, char **buf, size_t *cap)
     free (expected);
 }
 
+/*  Times in views are ISO 8601 in UTC with milliseconds, digit by digit. */
+static void
+test_times_are_iso_8601_in_utc_with_milliseconds (void **state)
+{
+    (void) state;
+    static const struct {
+        int64_t ms;
+        const char *text;
+    } cases[] = {
+        { 1, "1970-01-01T00:00:00.001Z" },
+        { 951782400999, "2000-02-29T00:00:00.999Z" },     /* leap day */
+        { 1796074377123, "2026-11-30T21:32:57.123Z" },
+        { 1798761599000, "2026-12-31T23:59:59.000Z" },
+        { 253402300799999, "9999-12-31T23:59:59.999Z" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *text = shoal_time_json (cases[i].ms);
+        assert_string_equal (json_string_value (text), cases[i].text);
+        json_decref (text);
+    }
+    json_t *never = shoal_time_json (0);
+    assert_true (json_is_null (never));
+    json_decref (never);
+}
+
 static void
 test_the_text_view_is_the_tree_view_printed (void **state)
 {
@@ -1878,6 +1903,7 @@ main (void)
         T (test_heartbeat_period_never_below_the_minimum),
         T (test_no_worker_lost_while_the_period_shrinks),
         T (test_secrets_are_masked_in_views),
+        T (test_times_are_iso_8601_in_utc_with_milliseconds),
         T (test_the_text_view_is_the_tree_view_printed),
         T (test_secret_values_are_masked_in_error_messages),
         T (test_jobs_list_newest_first_with_cursor),
