@@ -3,10 +3,12 @@
     The API serves a task's log (text/plain, from its latest attempt),
     whole or from a byte on (an HTTP Range request). Following a log asks
     for the bytes after those printed, so each poll costs what the task
-    wrote since the last one, not the log's size; the first fetch of a log
-    is bounded by CLI_BODY_MAX. A worker truncates the log when a task
-    runs again (a lost worker, a retry), so a log that got shorter, or a
-    task whose `attempts` went up, starts over from its beginning.
+    wrote since the last one, not the log's size. Printed once, as text, a
+    log is read in the same pieces; only --json without -f reads a log
+    whole (one object per task), bounded by CLI_BODY_MAX. A worker
+    truncates the log when a task runs again (a lost worker, a retry), so
+    a log that got shorter, or a task whose `attempts` went up, starts
+    over from its beginning.
 
     Which tasks exist and whether they ended comes from the task list
     (there is no single-task endpoint: one task is the one-task page that
@@ -179,7 +181,8 @@ s_header (s_logs_t *self, const json_t *task)
     `response->range_total` says how long the log is), or none (`*from`
     the log's length) when it has no byte at `offset` (416: nothing new,
     or a log that got shorter). Returns 0 when the task has no log (yet),
-    -1 after reporting an error.                                           */
+    with the controller's 404 in `response`; -1 after reporting an error.
+    The caller clears `response` after 0 and 1.                           */
 static int
 s_fetch (s_logs_t *self, long long task, size_t offset, size_t limit,
          cli_response_t *response, size_t *from)
@@ -221,10 +224,8 @@ s_fetch (s_logs_t *self, long long task, size_t offset, size_t limit,
         bool no_log = strcmp (cli_json_str (problem, "field", ""),
                               "task_id") == 0;
         json_decref (problem);
-        if (no_log) {
-            cli_response_clear (response);
+        if (no_log)
             return 0;
-        }
     }
     cli_session_report (self->session, response);
     cli_response_clear (response);
@@ -305,6 +306,7 @@ s_catch_up (s_logs_t *self, const json_t *task, s_progress_t *progress,
         if (got < 0)
             return -1;
         if (got == 0) {
+            cli_response_clear (&response);
             progress->finished = ended;
             return 0;
         }
@@ -340,6 +342,46 @@ s_catch_up (s_logs_t *self, const json_t *task, s_progress_t *progress,
     return 0;
 }
 
+/*  Writes task `id`'s log to standard output as it is, S_FOLLOW_CHUNK
+    at a time, so a log longer than one response may be is printed too.
+    Returns 1 after printing it, 0 when the task has no log (the
+    controller's 404 in `missing`, which the caller clears), -1 after
+    reporting an error.                                                   */
+static int
+s_print_text (s_logs_t *self, long long id, cli_response_t *missing)
+{
+    size_t offset = 0;
+    while (true) {
+        cli_response_t response;
+        size_t from;
+        int got = s_fetch (self, id, offset, S_FOLLOW_CHUNK, &response,
+                           &from);
+        if (got < 0)
+            return -1;
+        if (got == 0) {
+            if (offset == 0) {
+                *missing = response;
+                return 0;
+            }
+            cli_response_clear (&response);
+            return 1;   /* gone while read: the job was forgotten */
+        }
+        /* The body starts at `from`, at or before `offset` (at 0 from a
+           server that sends whole logs). A log that got shorter meanwhile
+           (the task runs again) ends the printing where it is. */
+        size_t end = from + response.size;
+        if (from <= offset && end > offset)
+            fwrite (response.body + (offset - from), 1, end - offset, stdout);
+        bool more = end > offset
+                    && response.range_total > (long long) end;
+        if (end > offset)
+            offset = end;
+        cli_response_clear (&response);
+        if (!more)
+            return 1;
+    }
+}
+
 /*  The logs of one page of the task list, a header before each.         */
 static int
 s_print_page (json_t *page, cli_response_t *page_response, size_t number,
@@ -354,15 +396,22 @@ s_print_page (json_t *page, cli_response_t *page_response, size_t number,
     json_array_foreach (json_object_get (page, "tasks"), index, task) {
         long long id = cli_json_int (task, "id");
         cli_response_t response;
+        if (!self->session->json) {
+            s_header (self, task);
+            int got = s_print_text (self, id, &response);
+            if (got < 0)
+                return -1;
+            if (got == 0)
+                cli_response_clear (&response);
+            continue;
+        }
         size_t from;
         int got = s_fetch (self, id, 0, 0, &response, &from);
         if (got < 0)
             return -1;
-        s_header (self, task);
         s_emit (self, id, cli_json_int (task, "attempts"),
                 got ? response.body : NULL, got ? response.size : 0);
-        if (got)
-            cli_response_clear (&response);
+        cli_response_clear (&response);
     }
     return 0;
 }
@@ -377,7 +426,7 @@ s_print_all (s_logs_t *self)
                : CLI_EXIT_OK;
 }
 
-/*  One task's log, once.                                                  */
+/*  One task's log, once: as it is, in pieces, or as one JSON object.     */
 static int
 s_print_one (s_logs_t *self, long long id)
 {
@@ -387,6 +436,15 @@ s_print_one (s_logs_t *self, long long id)
     int rc = cli_job_path (self->job, suffix, path, sizeof path);
     if (rc)
         return rc;
+    if (!self->session->json) {
+        cli_response_t missing;
+        int got = s_print_text (self, id, &missing);
+        if (got == 0) {
+            cli_session_report (self->session, &missing);
+            cli_response_clear (&missing);
+        }
+        return got > 0 ? CLI_EXIT_OK : CLI_EXIT_API;
+    }
     cli_response_t response;
     if (cli_client_request (self->session->client, "GET", path, NULL, NULL, 0,
                             &response)) {

@@ -514,11 +514,11 @@ class CliTest(ClusterTest):
 
         self.assertGreater(answered(206) + answered(416), 0, metrics)
 
-    def test_logs_follow_reads_a_long_log_in_pieces(self):
-        """A log longer than the 16 MiB a follower asks for at once
-        (S_FOLLOW_CHUNK in src/cli/logs.c) comes in pieces, each byte once;
-        in JSON the character cut at a piece's end opens the next piece
-        instead of turning into U+FFFD."""
+    def test_logs_read_a_long_log_in_pieces(self):
+        """A log longer than the 16 MiB the CLI asks for at once
+        (S_FOLLOW_CHUNK in src/cli/logs.c) comes in pieces, each byte once,
+        followed or printed once; in JSON the character cut at a piece's
+        end opens the next piece instead of turning into U+FFFD."""
         piece = 16 * 1024 * 1024
         c = self.start(worker_env={"ACT_BIG": str(piece - 1),
                                    "PYTHONIOENCODING": "utf-8"})
@@ -537,6 +537,14 @@ class CliTest(ClusterTest):
         self.assertEqual(len(pieces), 2, [len(p["log"]) for p in pieces])
         self.assertEqual(pieces[0]["log"], "x" * (piece - 1))
         self.assertTrue("".join(p["log"] for p in pieces) == expected)
+        # Printed once, without -f, the text comes in the same pieces.
+        once = self.shoal("logs", job["id"], str(task["id"]))
+        self.assertExit(once, EXIT_OK)
+        self.assertEqual(len(once.stdout), len(expected))
+        self.assertTrue(once.stdout == expected)
+        every = self.shoal("logs", job["id"])
+        self.assertExit(every, EXIT_OK)
+        self.assertIn("\n" + expected, every.stdout)
 
     # ---- cancel, retry, start -----------------------------------------
     def test_cancel_stops_a_running_job(self):
