@@ -1005,21 +1005,22 @@ s_remember_key (shoal_loop_t *self, const char *key, uint64_t fingerprint,
 }
 
 /*  The view of `job` a writing op (submit, start, cancel, retry) answers
-    with. With a store, such an answer is held until its change is
-    written, and its view rendered when it goes out (s_release), as the
-    job may move on meanwhile: here it only names the job.                */
+    with, as a reply with `status`. With a store, such an answer is held
+    until its change is written, and its view rendered when it goes out
+    (s_release), as the job may move on meanwhile: here it only names the
+    job. Without one, the view goes now, as text.                          */
 static json_t *
-s_job_view (shoal_loop_t *self, shoal_job_t *job)
+s_job_reply (shoal_loop_t *self, int status, shoal_job_t *job)
 {
     if (self->writer)
-        return json_pack ("{s:s}", "id", shoal_job_id (job));
-    return shoal_job_to_json (job);
+        return s_reply (status, json_pack ("{s:s}", "id", shoal_job_id (job)));
+    return s_put_job_view (self, s_reply (status, NULL), job);
 }
 
 static json_t *
 s_job_created (shoal_loop_t *self, shoal_job_t *job, bool replayed)
 {
-    json_t *reply = s_reply (201, s_job_view (self, job));
+    json_t *reply = s_job_reply (self, 201, job);
     json_object_set_new (reply, "location",
                          json_sprintf ("/api/v1/jobs/%s", shoal_job_id (job)));
     if (replayed)
@@ -1103,8 +1104,7 @@ s_op_start (shoal_loop_t *self, json_t *request)
         return s_problem (409, "Job already started", err.message, "state");
     s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1, "job started");
-    return s_reply (200, s_job_view (self, shoal_scheduler_job (
-                             self->scheduler, id)));
+    return s_job_reply (self, 200, shoal_scheduler_job (self->scheduler, id));
 }
 
 static json_t *
@@ -1119,8 +1119,7 @@ s_op_cancel (shoal_loop_t *self, json_t *request)
         return s_problem (409, "Job already ended", err.message, "state");
     s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1, "job canceled on request");
-    return s_reply (200, s_job_view (self, shoal_scheduler_job (
-                             self->scheduler, id)));
+    return s_job_reply (self, 200, shoal_scheduler_job (self->scheduler, id));
 }
 
 static json_t *
@@ -1136,8 +1135,7 @@ s_op_retry (shoal_loop_t *self, json_t *request)
     s_flush (self, NULL, 0, NULL);
     shoal_log_task (SHOAL_LOG_INFO, id, -1,
                     "job retried from its failed stage");
-    return s_reply (200, s_job_view (self, shoal_scheduler_job (
-                             self->scheduler, id)));
+    return s_job_reply (self, 200, shoal_scheduler_job (self->scheduler, id));
 }
 
 static json_t *
@@ -1348,7 +1346,7 @@ s_release (shoal_loop_t *self, s_held_t *held)
         json_object_set_new (reply, "job_made", json_true ());
     }
     else if (held->job_id[0]) {
-        /* The view is rendered now (s_job_view), as the job may have
+        /* The view is rendered now (s_job_reply), as the job may have
            moved on while the reply waited (a short job can end before
            its 201 goes out): it is never older than the events sent
            before it. A job already forgotten (it ended longer ago than

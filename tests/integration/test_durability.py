@@ -240,6 +240,21 @@ class DurabilityTest(ClusterTest):
         c.start_controller(["--ephemeral"])
         self.assertProblem(c.get("/api/v1/jobs/" + job["id"]), 404)
 
+    def test_ephemeral_controller_answers_with_the_job_view(self):
+        """Without a store no answer waits for a write: a submission's 201
+        and a cancel's 200 carry the job's whole view, the one GET gives."""
+        c = self.cluster
+        c.kill(c.controller, signal.SIGTERM)
+        c.start_controller(["--ephemeral"])
+        job = c.submit("slow", {"mode": "ok"}, start=False)
+        self.assertEqual(job["state"], "created")
+        self.assertEqual(job, c.get("/api/v1/jobs/" + job["id"]).json())
+        canceled = c.post("/api/v1/jobs/%s/cancel" % job["id"])
+        self.assertEqual(canceled.status, 200, canceled)
+        self.assertEqual(canceled.json()["state"], "canceled")
+        self.assertEqual(canceled.json(),
+                         c.get("/api/v1/jobs/" + job["id"]).json())
+
 
 class StoreFullTest(ClusterTest):
     """The state store's disk fills up: a submission it cannot store is
