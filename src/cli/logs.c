@@ -136,7 +136,8 @@ s_emit (s_logs_t *self, long long task, long long attempt, const char *data,
         size_t len)
 {
     if (!self->session->json) {
-        fwrite (data, 1, len, stdout);
+        if (data)
+            fwrite (data, 1, len, stdout);
         return;
     }
     json_t *line = json_pack ("{s:s, s:I}", "job", self->job, "task",
