@@ -94,6 +94,11 @@ shoal_defs_t *shoal_defs_parse (const char *text, size_t len,
 
 void shoal_defs_destroy (shoal_defs_t **self_p);
 
+/*  The text the definitions were parsed from (not NUL-terminated): the
+    state store keeps it, so that a job is read back after a restart with
+    the definitions it was submitted under (store.h).                     */
+const char *shoal_defs_source (const shoal_defs_t *self, size_t *len);
+
 /*  Lookups return borrowed pointers, NULL when there is no such class.   */
 size_t shoal_defs_task_class_count (const shoal_defs_t *self);
 const shoal_task_class_t *shoal_defs_task_class_at (const shoal_defs_t *self,

@@ -372,6 +372,8 @@ typedef struct {
     uint64_t seq;                /* submission order, from 1; restored
                                     jobs keep theirs (0: give it the next) */
     const char *job_class;       /* class id                               */
+    uint32_t definitions;        /* version of the definitions it was
+                                    submitted under (0: not known)         */
     json_t *params;              /* strings; secrets in clear              */
     const char *params_text;     /* the same as compact JSON when read from
                                     the scheduler (NULL: not at hand)      */
@@ -430,10 +432,34 @@ bool shoal_job_record_changed (const shoal_job_t *job);
 /*  True when something changed since the last flush.                     */
 bool shoal_scheduler_changed (const shoal_scheduler_t *self);
 
+/*  Definitions change between runs of a controller, and a job keeps the
+    ones it was submitted under. A state store numbers each text of the
+    definitions it sees (store.h); the scheduler's own definitions are
+    given theirs here, and a new job records it. 0: no store.              */
+void shoal_scheduler_set_definitions_version (shoal_scheduler_t *self,
+                                              uint32_t version);
+uint32_t shoal_scheduler_definitions_version (const shoal_scheduler_t *self);
+
+/*  Takes `*defs_p`, an earlier version of the definitions that jobs to be
+    restored were submitted under; kept until the scheduler is destroyed.
+    Returns 0, or SHOAL_ENOMEM (the definitions are freed all the same).  */
+int shoal_scheduler_keep_definitions (shoal_scheduler_t *self,
+                                      uint32_t version, shoal_defs_t **defs_p,
+                                      shoal_error_t *err);
+
+/*  The definitions of `version`: the scheduler's own or kept ones; NULL
+    when neither.                                                          */
+const shoal_defs_t *shoal_scheduler_definitions (const shoal_scheduler_t *self,
+                                                 uint32_t version);
+
 /*  Restores a job from its record (copied) and its class's stages, in
     submission order: a record's seq (when not 0) is kept, and must be
-    above every seq restored or given before. Returns the job, or NULL
-    with `err` (unknown class, duplicate id, seq out of order).            */
+    above every seq restored or given before. The class is looked up in
+    the definitions of the record's version when they are the scheduler's
+    own or kept; otherwise (version 0, or not kept) in its own, and the
+    job takes their version. Returns the job, or NULL with `err` (unknown
+    class, stage count that differs from the class's, duplicate id, seq
+    out of order).                                                         */
 shoal_job_t *shoal_scheduler_restore_job (shoal_scheduler_t *self,
                                           const shoal_job_record_t *record,
                                           const shoal_stage_record_t *stages,

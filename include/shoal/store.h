@@ -26,10 +26,25 @@ shoal_store_t *shoal_store_open (const char *path, shoal_error_t *err);
 
 void shoal_store_destroy (shoal_store_t **self_p);
 
-/*  Reads every job and task back into `scheduler` (fresh, over the same
-    definitions), ending with shoal_scheduler_restore_done. `key_fn` gets
-    each remembered idempotency key, oldest first. Returns 0 or an error;
-    `jobs` is set to the number of jobs read.                              */
+/*  Stores the text of the definitions (the same text once) and gives its
+    version, from 1; call it before shoal_store_load with the scheduler's
+    definitions, and give their version to the scheduler
+    (shoal_scheduler_set_definitions_version). Returns 0 or an error.     */
+int shoal_store_put_definitions (shoal_store_t *self, const char *text,
+                                 size_t len, uint32_t *version,
+                                 shoal_error_t *err);
+
+/*  Reads every job and task back into `scheduler` (fresh), ending with
+    shoal_scheduler_restore_done. A job stored with other definitions than
+    the scheduler's is read back with those: they are read from the store
+    and kept by the scheduler. Definitions that cannot be read back are
+    logged, and their jobs read back with the scheduler's own (an error
+    if a job's class is not there or has another number of stages; so
+    too for a job stored before definitions were kept). Then jobs stored
+    without definitions are given the scheduler's, and definitions no job
+    names any more are dropped. `key_fn` gets each remembered idempotency
+    key, oldest first. Returns 0 or an error; `jobs` is set to the number
+    of jobs read.                                                          */
 typedef void (shoal_store_key_fn) (const char *key, uint64_t fingerprint,
                                    const char *job_id, void *arg);
 int shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,

@@ -1648,10 +1648,21 @@ shoal_loop_new (const shoal_loop_config_t *config, shoal_error_t *err)
     if (store_path) {
         self->store = shoal_store_open (store_path, err);
         size_t jobs = 0;
+        size_t text_len = 0;
+        const char *text = shoal_defs_source (defs, &text_len);
+        uint32_t version = 0;
         if (!self->store
-            || shoal_store_load (self->store, self->scheduler, s_now (self),
-                                 SHOAL_LOOP_ADOPT_LEASE_MS, s_restore_key,
-                                 self, &jobs, err)) {
+            || shoal_store_put_definitions (self->store, text, text_len,
+                                            &version, err)) {
+            shoal_loop_destroy (&self);
+            return NULL;
+        }
+        /* Jobs submitted from now on record this version; those read back
+           keep the definitions they were submitted under. */
+        shoal_scheduler_set_definitions_version (self->scheduler, version);
+        if (shoal_store_load (self->store, self->scheduler, s_now (self),
+                              SHOAL_LOOP_ADOPT_LEASE_MS, s_restore_key, self,
+                              &jobs, err)) {
             shoal_loop_destroy (&self);
             return NULL;
         }

@@ -64,6 +64,9 @@ struct shoal_defs {
     size_t job_count;
     shoal_task_class_t **task_index;  /* sorted by id, for bsearch         */
     shoal_job_class_t **job_index;    /* sorted by id, for bsearch         */
+    char *source;                     /* the text parsed, kept for the
+                                         state store (shoal_defs_source)   */
+    size_t source_len;
 };
 
 /*  State of one load. Nothing here outlives shoal_defs_parse.             */
@@ -1247,6 +1250,15 @@ shoal_defs_parse (const char *text, size_t len, const char *filename,
     s_ctx_t ctx = { .doc = &doc, .file = filename, .err = err, .defs = self };
     int rc = s_parse_root (&ctx);
     yaml_document_delete (&doc);
+    if (!rc) {
+        self->source = malloc (len ? len : 1);
+        if (self->source) {
+            memcpy (self->source, text, len);
+            self->source_len = len;
+        }
+        else
+            rc = shoal_error_set (err, SHOAL_ENOMEM, NULL, "out of memory");
+    }
     if (rc)
         shoal_defs_destroy (&self);
     return self;
@@ -1349,10 +1361,18 @@ shoal_defs_destroy (shoal_defs_t **self_p)
     }
     free (self->tasks);
     free (self->jobs);
+    free (self->source);
     free (self->task_index);
     free (self->job_index);
     free (self);
     *self_p = NULL;
+}
+
+const char *
+shoal_defs_source (const shoal_defs_t *self, size_t *len)
+{
+    *len = self->source_len;
+    return self->source;
 }
 
 size_t

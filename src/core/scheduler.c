@@ -103,6 +103,8 @@ struct shoal_job {
     shoal_scheduler_t *owner;    /* for the list of changed jobs           */
     char *id;
     const shoal_job_class_t *cls;
+    uint32_t definitions;        /* the version of the definitions `cls`
+                                    is from (0: none given)                */
     json_t *params;              /* strings, secrets in clear              */
     char *params_text;           /* the same as compact JSON, printed once
                                     for every row the store writes; NULL
@@ -177,8 +179,19 @@ typedef struct {
     size_t size;
 } s_class_wire_t;
 
+/*  Definitions that jobs read back were submitted under, other than the
+    current ones (owned).                                                  */
+typedef struct {
+    uint32_t version;
+    shoal_defs_t *defs;
+} s_kept_defs_t;
+
 struct shoal_scheduler {
     const shoal_defs_t *defs;
+    uint32_t definitions;        /* the version of `defs` (0: none given)  */
+    s_kept_defs_t *kept;         /* earlier definitions, by version        */
+    size_t kept_count;
+    size_t kept_cap;
     zhashx_t *jobs;              /* id -> shoal_job_t (owned via vector)   */
     shoal_job_t **job_list;      /* in submission order, so by seq: jobs
                                     forgotten leave gaps in seq, not here  */
@@ -449,8 +462,56 @@ shoal_scheduler_destroy (shoal_scheduler_t **self_p)
         free (self->class_wire[i].text);
     free (self->class_wire);
     free (self->actions);
+    /* After the jobs and the TASK parts: both point into them. */
+    for (size_t i = 0; i < self->kept_count; i++)
+        shoal_defs_destroy (&self->kept[i].defs);
+    free (self->kept);
     free (self);
     *self_p = NULL;
+}
+
+void
+shoal_scheduler_set_definitions_version (shoal_scheduler_t *self,
+                                         uint32_t version)
+{
+    self->definitions = version;
+}
+
+uint32_t
+shoal_scheduler_definitions_version (const shoal_scheduler_t *self)
+{
+    return self->definitions;
+}
+
+int
+shoal_scheduler_keep_definitions (shoal_scheduler_t *self, uint32_t version,
+                                  shoal_defs_t **defs_p, shoal_error_t *err)
+{
+    if (self->kept_count == self->kept_cap) {
+        size_t cap = self->kept_cap ? 2 * self->kept_cap : 4;
+        s_kept_defs_t *grown = realloc (self->kept, cap * sizeof *grown);
+        if (!grown) {
+            shoal_defs_destroy (defs_p);
+            return shoal_error_set (err, SHOAL_ENOMEM, NULL,
+                                    "out of memory");
+        }
+        self->kept = grown;
+        self->kept_cap = cap;
+    }
+    self->kept[self->kept_count++] = (s_kept_defs_t) { version, *defs_p };
+    *defs_p = NULL;
+    return 0;
+}
+
+const shoal_defs_t *
+shoal_scheduler_definitions (const shoal_scheduler_t *self, uint32_t version)
+{
+    if (version == self->definitions)
+        return self->defs;
+    for (size_t i = 0; i < self->kept_count; i++)
+        if (self->kept[i].version == version)
+            return self->kept[i].defs;
+    return NULL;
 }
 
 /* ---- actions ------------------------------------------------------ */
@@ -1121,6 +1182,7 @@ shoal_scheduler_submit (shoal_scheduler_t *self, const char *id,
     self->jobs_active++;
     job->owner = self;
     job->cls = job_class;
+    job->definitions = self->definitions;
     job->params = params;
     job->params_text = json_dumps (params, JSON_COMPACT);
     job->seq = self->last_seq = s_next_seq (self);
@@ -1641,6 +1703,7 @@ shoal_job_record (const shoal_job_t *job, shoal_job_record_t *record)
         .id = job->id,
         .seq = job->seq,
         .job_class = job->cls->id,
+        .definitions = job->definitions,
         .params = job->params,
         .params_text = job->params_text,
         .state = job->state,
@@ -1741,18 +1804,34 @@ shoal_scheduler_restore_job (shoal_scheduler_t *self,
                              const shoal_stage_record_t *stages,
                              size_t stage_count, shoal_error_t *err)
 {
+    /* A job goes on with the definitions it was submitted under; one
+       stored without them (by an older controller), or whose definitions
+       could not be read back, with the current ones if its class fits. */
+    uint32_t version = record->definitions;
+    const shoal_defs_t *defs = version ? shoal_scheduler_definitions (
+                                             self, version)
+                                       : NULL;
+    if (!defs) {
+        defs = self->defs;
+        version = self->definitions;
+    }
     const shoal_job_class_t *cls
-        = shoal_defs_job_class (self->defs, record->job_class);
+        = shoal_defs_job_class (defs, record->job_class);
     if (!cls) {
         shoal_error_set (err, SHOAL_ENOTFOUND, "job", "job %s is of class "
-                         "'%s', which the definitions no longer have",
-                         record->id, record->job_class);
+                         "'%s', which the definitions no longer have, and "
+                         "the definitions it was submitted under are not "
+                         "stored (docs/operations.md, \"Changing the "
+                         "definitions\")", record->id, record->job_class);
         return NULL;
     }
     if (stage_count != cls->stage_count || record->stage >= stage_count) {
         shoal_error_set (err, SHOAL_EINVAL, "stages", "job %s has %zu "
-                         "stages stored, its class '%s' has %zu now",
-                         record->id, stage_count, cls->id, cls->stage_count);
+                         "stages stored, its class '%s' has %zu now, and "
+                         "the definitions it was submitted under are not "
+                         "stored (docs/operations.md, \"Changing the "
+                         "definitions\")", record->id, stage_count, cls->id,
+                         cls->stage_count);
         return NULL;
     }
     /* Jobs come back in submission order, each keeping its seq: a store
@@ -1770,6 +1849,7 @@ shoal_scheduler_restore_job (shoal_scheduler_t *self,
         return NULL;
     if (record->seq)
         job->seq = self->last_seq = record->seq;
+    job->definitions = version;
     self->stats.jobs_submitted--;   /* read back, not submitted */
     job->state = record->state;
     if (job->state != SHOAL_JOB_CREATED && job->state != SHOAL_JOB_RUNNING)

@@ -12,12 +12,17 @@
     left out.
 
     A save that fails is rolled back, and the next save writes every job
-    and task again, so nothing the scheduler changed is left out.          */
+    and task again, so nothing the scheduler changed is left out.
+
+    Each text of the definitions is kept once, numbered; a job row names
+    the one it was submitted under, and is read back with it.              */
 #include "shoal/store.h"
 
+#include "shoal/defs.h"
 #include "shoal/log.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -27,8 +32,9 @@
 #include <unistd.h>
 
 /*  The schema this code reads and writes (PRAGMA user_version). Version
-    1 keyed tasks by (job id text, task id); it is moved to 2 on open.    */
-#define S_SCHEMA_VERSION 2
+    1 keyed tasks by (job id text, task id); version 2 kept no definitions.
+    Both are moved to 3 on open.                                          */
+#define S_SCHEMA_VERSION 3
 
 /*  A task's key: the low 32 bits of its job's seq (unique among the jobs
     held, see shoal_job_seq), then its id. The keys of one job are one
@@ -61,6 +67,14 @@ s_task_key (uint32_t job_key, uint32_t id)
     "  duration_ms INTEGER NOT NULL," \
     "  wake_at INTEGER NOT NULL);"
 
+/*  Each text of the definitions a job was submitted under, once: a job
+    row names its version, and is read back with them whatever the
+    definitions are by then.                                               */
+#define S_DEFINITIONS_TABLE \
+    "CREATE TABLE definitions (" \
+    "  version INTEGER PRIMARY KEY," \
+    "  text BLOB NOT NULL);"
+
 /*  Its columns after the key.                                             */
 #define S_TASK_COLUMNS \
     "stage, idx, state, attempt, losses, failures, exit_code, signal," \
@@ -79,8 +93,11 @@ static const char *s_schema =
     "  created_at INTEGER NOT NULL,"
     "  started_at INTEGER NOT NULL,"
     "  finished_at INTEGER NOT NULL,"
-    "  stages TEXT NOT NULL);"              /* [[state, first, count,
+    "  stages TEXT NOT NULL,"               /* [[state, first, count,
                                                spawn_pending], ...]      */
+    "  definitions INTEGER);"               /* S_DEFINITIONS_TABLE's
+                                               version; NULL: unknown    */
+    S_DEFINITIONS_TABLE
     S_TASK_TABLE ("tasks")
     "CREATE TABLE idempotency ("
     "  seq INTEGER PRIMARY KEY,"
@@ -90,7 +107,7 @@ static const char *s_schema =
     /* A job past its retention drops its keys by job: without this index
        each such delete would scan every remembered key. */
     "CREATE INDEX idempotency_job ON idempotency (job);"
-    "PRAGMA user_version = 2;";
+    "PRAGMA user_version = 3;";
 
 /*  From version 1: the same rows, each task keyed by its job's seq. A
     task whose job row is missing was never read back; it is left out.   */
@@ -103,6 +120,14 @@ static const char *s_migrate_from_1 =
     "DROP TABLE tasks;"
     "ALTER TABLE tasks_v2 RENAME TO tasks;"
     "PRAGMA user_version = 2;";
+
+/*  From version 2: jobs stored before it have no definitions (NULL); the
+    first load that reads them back with the current ones records those
+    (shoal_store_load).                                                   */
+static const char *s_migrate_from_2 =
+    S_DEFINITIONS_TABLE
+    "ALTER TABLE jobs ADD COLUMN definitions INTEGER;"
+    "PRAGMA user_version = 3;";
 
 enum { S_PUT_JOB, S_SET_JOB, S_PUT_TASK, S_PUT_KEY, S_DEL_KEY,
        S_DEL_JOB, S_DEL_JOB_TASKS, S_DEL_JOB_KEYS, S_BEGIN, S_COMMIT,
@@ -120,8 +145,8 @@ static const char *s_sql[S_STATEMENTS] = {
         " started_at = ?9, finished_at = ?10, stages = ?11 WHERE seq = ?12",
     [S_PUT_JOB] =
         "INSERT INTO jobs (seq, id, class, params, state, stage, retries,"
-        " error, created_at, started_at, finished_at, stages)"
-        " VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        " error, created_at, started_at, finished_at, stages, definitions)"
+        " VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13)"
         " ON CONFLICT (id) DO UPDATE SET state = ?4, stage = ?5,"
         " retries = ?6, error = ?7, started_at = ?9, finished_at = ?10,"
         " stages = ?11",
@@ -179,6 +204,9 @@ struct shoal_store {
                                     save, SQLITE_OK while all is well     */
     char failure[256];           /* its message                           */
     bool resync;                 /* a save failed: write everything next   */
+    uint32_t *unreadable;        /* definitions versions that could not be
+                                    read back (s_keep_definitions)        */
+    size_t unreadable_count;
 };
 
 static int
@@ -226,7 +254,9 @@ s_create (shoal_store_t *self, const char *path, int version,
 {
     if (s_exec (self, "BEGIN", err))
         return SHOAL_EIO;
-    if (s_exec (self, version == 0 ? s_schema : s_migrate_from_1, err)
+    if ((version == 0 && s_exec (self, s_schema, err))
+        || (version == 1 && s_exec (self, s_migrate_from_1, err))
+        || (version >= 1 && s_exec (self, s_migrate_from_2, err))
         || s_exec (self, "COMMIT", err)) {
         sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
         return SHOAL_EIO;
@@ -387,8 +417,39 @@ shoal_store_destroy (shoal_store_t **self_p)
         close (self->wal_fd);
     free (self->wal_path);
     free (self->last);
+    free (self->unreadable);
     free (self);
     *self_p = NULL;
+}
+
+int
+shoal_store_put_definitions (shoal_store_t *self, const char *text,
+                             size_t len, uint32_t *version,
+                             shoal_error_t *err)
+{
+    *version = 0;
+    sqlite3_stmt *find = NULL, *add = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2 (self->db, "SELECT version FROM definitions"
+                            " WHERE text = ?1", -1, &find, NULL) != SQLITE_OK
+        || sqlite3_prepare_v2 (self->db, "INSERT INTO definitions (text)"
+                               " VALUES (?1)", -1, &add, NULL) != SQLITE_OK)
+        rc = s_fail (self, err, "prepare");
+    else {
+        /* The same text (not merely alike) is the same version. */
+        sqlite3_bind_blob64 (find, 1, text, len, SQLITE_STATIC);
+        sqlite3_bind_blob64 (add, 1, text, len, SQLITE_STATIC);
+        int step = sqlite3_step (find);
+        if (step == SQLITE_ROW)
+            *version = (uint32_t) sqlite3_column_int64 (find, 0);
+        else if (step != SQLITE_DONE || sqlite3_step (add) != SQLITE_DONE)
+            rc = s_fail (self, err, "storing the definitions");
+        else
+            *version = (uint32_t) sqlite3_last_insert_rowid (self->db);
+    }
+    sqlite3_finalize (find);
+    sqlite3_finalize (add);
+    return rc;
 }
 
 /* ---- writing --------------------------------------------------------- */
@@ -814,6 +875,10 @@ s_bind_job (sqlite3_stmt *stmt, const void *arg)
         s_bind_static (stmt, 2, row->job_class);
         s_bind_static (stmt, 3, row->params ? row->params : "{}");
         sqlite3_bind_int64 (stmt, 8, record->created_at);
+        if (record->definitions)
+            sqlite3_bind_int64 (stmt, 13, record->definitions);
+        else
+            sqlite3_bind_null (stmt, 13);
     }
     sqlite3_bind_int (stmt, 4, (int) record->state);
     sqlite3_bind_int64 (stmt, 5, record->stage);
@@ -1163,6 +1228,88 @@ s_load_tasks (shoal_store_t *self, sqlite3_stmt *stmt, shoal_scheduler_t *sch,
     return rc;
 }
 
+/*  Before a job of definitions `version` is read back: gives the
+    scheduler those definitions, read from the store, unless they are its
+    own or it has them. Definitions that cannot be read back (damaged, or
+    refused by this controller's checks) are logged, once: their jobs are
+    read back with the current ones, which then must fit them.            */
+static void
+s_keep_definitions (shoal_store_t *self, shoal_scheduler_t *scheduler,
+                    uint32_t version)
+{
+    if (!version || shoal_scheduler_definitions (scheduler, version))
+        return;
+    for (size_t i = 0; i < self->unreadable_count; i++)
+        if (self->unreadable[i] == version)
+            return;
+    sqlite3_stmt *stmt = NULL;
+    shoal_error_t err;
+    shoal_error_clear (&err);
+    shoal_defs_t *defs = NULL;
+    char name[64];
+    snprintf (name, sizeof name, "definitions version %" PRIu32, version);
+    if (sqlite3_prepare_v2 (self->db, "SELECT text FROM definitions"
+                            " WHERE version = ?1", -1, &stmt, NULL)
+        != SQLITE_OK)
+        s_fail (self, &err, "prepare");
+    else {
+        sqlite3_bind_int64 (stmt, 1, version);
+        if (sqlite3_step (stmt) == SQLITE_ROW)
+            defs = shoal_defs_parse (sqlite3_column_blob (stmt, 0),
+                                     (size_t) sqlite3_column_bytes (stmt, 0),
+                                     name, &err);
+        else
+            shoal_error_set (&err, SHOAL_ENOTFOUND, "store",
+                             "%s is not in the state store", name);
+    }
+    sqlite3_finalize (stmt);
+    if (defs && shoal_scheduler_keep_definitions (scheduler, version, &defs,
+                                                  &err) == 0)
+        return;
+    shoal_warn ("state store: %s; the jobs submitted under them are read "
+                "back with the current definitions", err.message);
+    uint32_t *grown = realloc (self->unreadable, (self->unreadable_count + 1)
+                                                     * sizeof *grown);
+    if (grown) {
+        self->unreadable = grown;
+        self->unreadable[self->unreadable_count++] = version;
+    }
+}
+
+/*  After a load: jobs stored without their definitions (by a controller
+    before schema 3) were read back with the current ones, so those are
+    theirs from now on; texts no job names any more are dropped.          */
+static int
+s_settle_definitions (shoal_store_t *self, shoal_scheduler_t *scheduler,
+                      shoal_error_t *err)
+{
+    uint32_t current = shoal_scheduler_definitions_version (scheduler);
+    sqlite3_stmt *name = NULL, *drop = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2 (self->db, "UPDATE jobs SET definitions = ?1"
+                            " WHERE definitions IS NULL", -1, &name, NULL)
+            != SQLITE_OK
+        || sqlite3_prepare_v2 (self->db, "DELETE FROM definitions"
+                               " WHERE version IS NOT ?1 AND version NOT IN"
+                               " (SELECT definitions FROM jobs"
+                               "  WHERE definitions IS NOT NULL)", -1, &drop,
+                               NULL) != SQLITE_OK)
+        rc = s_fail (self, err, "prepare");
+    else {
+        if (current)
+            sqlite3_bind_int64 (name, 1, current);
+        else
+            sqlite3_bind_null (name, 1);
+        sqlite3_bind_int64 (drop, 1, current);
+        if ((current && sqlite3_step (name) != SQLITE_DONE)
+            || sqlite3_step (drop) != SQLITE_DONE)
+            rc = s_fail (self, err, "settling the stored definitions");
+    }
+    sqlite3_finalize (name);
+    sqlite3_finalize (drop);
+    return rc;
+}
+
 int
 shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
                   int64_t now, int64_t lease_ms, shoal_store_key_fn *key_fn,
@@ -1174,8 +1321,8 @@ shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
     if (sqlite3_prepare_v2 (self->db,
                             "SELECT id, class, params, state, stage, retries,"
                             " error, created_at, started_at, finished_at,"
-                            " stages, seq FROM jobs ORDER BY seq", -1,
-                            &job_stmt, NULL) != SQLITE_OK
+                            " stages, seq, definitions FROM jobs"
+                            " ORDER BY seq", -1, &job_stmt, NULL) != SQLITE_OK
         || sqlite3_prepare_v2 (self->db,
                                "SELECT key & 4294967295, " S_TASK_COLUMNS
                                " FROM tasks WHERE key BETWEEN ?1 AND ?2"
@@ -1204,7 +1351,9 @@ shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
             .created_at = sqlite3_column_int64 (job_stmt, 7),
             .started_at = sqlite3_column_int64 (job_stmt, 8),
             .finished_at = sqlite3_column_int64 (job_stmt, 9),
+            .definitions = (uint32_t) sqlite3_column_int64 (job_stmt, 12),
         };
+        s_keep_definitions (self, scheduler, record.definitions);
         size_t count = json_array_size (stages);
         shoal_stage_record_t *stage_records
             = calloc (count ? count : 1, sizeof *stage_records);
@@ -1244,6 +1393,8 @@ shoal_store_load (shoal_store_t *self, shoal_scheduler_t *scheduler,
                 s_column_text (key_stmt, 2), arg);
     if (!rc)
         shoal_scheduler_restore_done (scheduler, now, lease_ms);
+    if (!rc)
+        rc = s_settle_definitions (self, scheduler, err);
 done:
     sqlite3_finalize (job_stmt);
     sqlite3_finalize (task_stmt);

@@ -214,6 +214,55 @@ class DurabilityTest(ClusterTest):
         self.assertEqual(log.status, 200)
         self.assertIn("done first", log.body)
 
+    def test_jobs_keep_their_definitions_when_the_definitions_change(self):
+        """The definitions are edited between two runs: a class renamed
+        (`slow` goes), another given a stage more. The restarted controller
+        reads every job back with the definitions it was submitted under:
+        a finished job shows its stages as they were, a job submitted
+        before and started after runs the commands of its own time, and
+        new jobs take the new definitions. Before, such a restart failed
+        while any stored job named a changed class."""
+        c = self.cluster
+        c.start_worker("w1", slots=2, env=self.env)
+        finished = c.wait_job(c.submit("fan", {"count": 2})["id"])
+        waiting = c.submit("slow", {"mode": "ok"}, start=False)
+        edited = DEFINITIONS.replace(
+            "  slow:\n", "  renamed:\n").replace(
+            "      - {name: spread, task_class: act, spawn_task: spawn}\n",
+            "      - {name: spread, task_class: act, spawn_task: spawn}\n"
+            "      - {name: after, task_class: first}\n")
+        self.assertNotEqual(edited, DEFINITIONS)
+        with open(c.defs_path, "w") as f:
+            f.write(edited)
+        c.kill(c.controller, signal.SIGTERM)
+        c.start_controller()
+
+        self.assertEqual(c.job(finished["id"]), finished)
+        self.assertEqual([s["name"] for s in finished["stages"]],
+                         ["first", "spread"])
+        self.assertProblem(c.post("/api/v1/jobs", {"job": "slow"}), 404,
+                           field="job")
+        resp = c.post("/api/v1/jobs/%s/start" % waiting["id"])
+        self.assertEqual(resp.status, 200, resp)
+        done = c.wait_job(waiting["id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual(done["job"], "slow")
+        self.assertEqual(self.marker(waiting["id"], "item-0"),
+                         ["start", "done"])
+        new = c.wait_job(c.submit("fan", {"count": 1})["id"])
+        self.assertEqual([s["name"] for s in new["stages"]],
+                         ["first", "spread", "after"])
+        self.assertEqual(new["state"], "succeeded", new)
+
+        # Once more, back to the first text: the same version again,
+        # and every job still reads back as it was.
+        with open(c.defs_path, "w") as f:
+            f.write(DEFINITIONS)
+        c.kill(c.controller, signal.SIGTERM)
+        c.start_controller()
+        self.assertEqual(c.job(new["id"])["stages"], new["stages"])
+        self.assertEqual(c.job(done["id"])["state"], "succeeded")
+
     def test_start_and_cancel_answered_are_on_disk(self):
         # A 200 to start or cancel promises the change is stored: a
         # SIGKILL right after it must not undo it.

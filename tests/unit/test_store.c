@@ -663,10 +663,265 @@ test_a_job_that_ended_long_ago_is_forgotten_after_a_restart (void **state)
     shoal_scheduler_destroy (&loaded);
 }
 
+
+/* ---- definitions: a job keeps those it was submitted under ----------- */
+
+/*  The definitions of a later run: `fanout` has a stage more (and
+    another command), `gone` is no more, `added` is new.                  */
+static const char *s_yaml_next =
+    "tasks:\n"
+    "  work:\n"
+    "    input: {item: {source: parameter, default: none}}\n"
+    "    exec_command: /bin/echo\n"
+    "    exec_args: ['{item}']\n"
+    "  fan:\n"
+    "    exec_command: /bin/true\n"
+    "jobs:\n"
+    "  fanout:\n"
+    "    input: {token: {source: http-header, key: Authorization}}\n"
+    "    stages:\n"
+    "      - {name: spread, task_class: work, spawn_task: fan}\n"
+    "      - {name: check, task_class: work}\n"
+    "      - {name: finish, task_class: work}\n"
+    "  added:\n"
+    "    stages:\n"
+    "      - {task_class: work}\n";
+
+/*  The fixture's definitions plus a class `gone`.                        */
+static const char *s_yaml_first =
+    "tasks:\n"
+    "  work:\n"
+    "    input: {item: {source: parameter, default: none}}\n"
+    "    exec_command: /bin/true\n"
+    "    exec_args: ['{item}']\n"
+    "  fan:\n"
+    "    exec_command: /bin/true\n"
+    "jobs:\n"
+    "  fanout:\n"
+    "    input: {token: {source: http-header, key: Authorization}}\n"
+    "    stages:\n"
+    "      - {name: spread, task_class: work, spawn_task: fan}\n"
+    "      - {name: finish, task_class: work}\n"
+    "  gone:\n"
+    "    stages:\n"
+    "      - {task_class: work}\n";
+
+static shoal_defs_t *
+s_defs (const char *yaml, const char *name)
+{
+    shoal_error_t err = { 0 };
+    shoal_defs_t *defs = shoal_defs_parse (yaml, strlen (yaml), name, &err);
+    if (!defs)
+        fail_msg ("%s", err.message);
+    return defs;
+}
+
+/*  Opens the store as a controller does: its definitions stored first,
+    their version given to `sched`, then everything read back into it.
+    Returns the version; `load_err` (may be NULL) gets the load's error,
+    and a load that fails is a test failure only without it.              */
+static uint32_t
+s_open_as_controller (s_fixture_t *fx, shoal_scheduler_t *sched,
+                      const shoal_defs_t *defs, shoal_error_t *load_err)
+{
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    if (!store)
+        fail_msg ("%s", err.message);
+    size_t len = 0;
+    const char *text = shoal_defs_source (defs, &len);
+    uint32_t version = 0;
+    assert_int_equal (shoal_store_put_definitions (store, text, len,
+                                                   &version, &err), 0);
+    assert_true (version > 0);
+    shoal_scheduler_set_definitions_version (sched, version);
+    size_t jobs = 0;
+    int rc = shoal_store_load (store, sched, 2000, 10000, NULL, NULL, &jobs,
+                               load_err ? load_err : &err);
+    if (rc && !load_err)
+        fail_msg ("load: %s", err.message);
+    shoal_store_destroy (&store);
+    return rc ? 0 : version;
+}
+
+/*  Jobs of `sched` written to the store.                                 */
+static void
+s_write_changes (s_fixture_t *fx, shoal_scheduler_t *sched)
+{
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    shoal_scheduler_flush (sched, s_put_job, s_put_task, batch);
+    s_write (fx, batch);
+    shoal_store_batch_destroy (&batch);
+}
+
+static uint32_t
+s_version_of (shoal_scheduler_t *sched, const char *id)
+{
+    shoal_job_record_t record;
+    shoal_job_record (shoal_scheduler_job (sched, id), &record);
+    return record.definitions;
+}
+
+static void
+test_jobs_keep_the_definitions_they_were_submitted_under (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_defs_t *first = s_defs (s_yaml_first, "first.yaml");
+    shoal_scheduler_t *before = shoal_scheduler_new (first);
+    uint32_t v1 = s_open_as_controller (fx, before, first, NULL);
+    shoal_scheduler_submit (before, "f", shoal_defs_job_class (first,
+                                                               "fanout"),
+                            json_pack ("{s:s}", "token", "t"), false, 1000,
+                            NULL);
+    shoal_scheduler_submit (before, "g", shoal_defs_job_class (first, "gone"),
+                            json_object (), true, 1000, NULL);
+    assert_int_equal (s_version_of (before, "f"), v1);
+    s_write_changes (fx, before);
+
+    /* The next run's definitions lack `gone`, and `fanout` has 3 stages:
+       both jobs are read back with the definitions they came with. */
+    shoal_defs_t *next = s_defs (s_yaml_next, "next.yaml");
+    shoal_scheduler_t *after = shoal_scheduler_new (next);
+    uint32_t v2 = s_open_as_controller (fx, after, next, NULL);
+    assert_int_not_equal (v1, v2);
+    assert_int_equal (shoal_scheduler_job_count (after), 2);
+    s_assert_same_job (before, after, "f");
+    s_assert_same_job (before, after, "g");
+    const shoal_job_class_t *f_class
+        = shoal_job_class (shoal_scheduler_job (after, "f"));
+    assert_int_equal (f_class->stage_count, 2);
+    assert_ptr_equal (f_class, shoal_defs_job_class (
+                                   shoal_scheduler_definitions (after, v1),
+                                   "fanout"));
+    assert_int_equal (s_version_of (after, "f"), v1);
+    /* Its tasks run the commands of its own definitions. */
+    assert_string_equal (f_class->stages[0].task_class->exec_command,
+                         "/bin/true");
+    assert_int_equal (shoal_scheduler_start (after, "f", 2100, NULL), 0);
+    shoal_scheduler_worker_hello (after, "w1", "w1", "h", 4, 0, 2100);
+    shoal_action_t task = s_next_dispatch (after);
+    assert_string_equal (shoal_job_id (task.job), "g");
+    assert_int_equal (s_exit (after, "w1", &task, 0, NULL, 2200), 0);
+    assert_int_equal (shoal_job_state (shoal_scheduler_job (after, "g")),
+                      SHOAL_JOB_SUCCEEDED);
+    /* A job submitted now takes the new definitions. */
+    assert_non_null (shoal_scheduler_submit (
+        after, "n", shoal_defs_job_class (next, "fanout"),
+        json_pack ("{s:s}", "token", "t"), true, 2300, NULL));
+    assert_int_equal (s_version_of (after, "n"), v2);
+    assert_string_equal (shoal_job_class (shoal_scheduler_job (after, "n"))
+                             ->stages[0].task_class->exec_command,
+                         "/bin/echo");
+    s_write_changes (fx, after);
+    assert_int_equal (s_query (fx, "SELECT count(*) FROM definitions", NULL,
+                               0), 2);
+
+    /* The same text is the same version. */
+    shoal_scheduler_t *again = shoal_scheduler_new (first);
+    assert_int_equal (s_open_as_controller (fx, again, first, NULL), v1);
+    assert_int_equal (shoal_job_class (shoal_scheduler_job (again, "n"))
+                          ->stage_count, 3);
+    shoal_scheduler_destroy (&again);
+
+    /* Once no job names them, definitions are dropped at the next open:
+       here the first ones, after their jobs went. */
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db, "DELETE FROM jobs WHERE id <> 'n'",
+                                    NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    shoal_scheduler_t *last = shoal_scheduler_new (next);
+    assert_int_equal (s_open_as_controller (fx, last, next, NULL), v2);
+    assert_int_equal (s_query (fx, "SELECT count(*) FROM definitions", NULL,
+                               0), 1);
+    assert_int_equal (s_query (fx, "SELECT version FROM definitions", NULL,
+                               0), v2);
+    shoal_scheduler_destroy (&last);
+    shoal_scheduler_destroy (&after);
+    shoal_scheduler_destroy (&before);
+    shoal_defs_destroy (&next);
+    shoal_defs_destroy (&first);
+}
+
+/*  Definitions that cannot be read back (here damaged in the file): their
+    jobs are read back with the current ones when those fit, and refused,
+    naming the job and its class, when they do not.                       */
+static void
+test_unreadable_definitions_fall_back_to_the_current_ones (void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_defs_t *first = s_defs (s_yaml_first, "first.yaml");
+    shoal_scheduler_t *before = shoal_scheduler_new (first);
+    uint32_t v1 = s_open_as_controller (fx, before, first, NULL);
+    shoal_scheduler_submit (before, "f", shoal_defs_job_class (first,
+                                                               "fanout"),
+                            json_pack ("{s:s}", "token", "t"), true, 1000,
+                            NULL);
+    s_write_changes (fx, before);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db, "UPDATE definitions SET text ="
+                                    " 'tasks: [' WHERE version = 1", NULL,
+                                    NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    assert_int_equal (v1, 1);
+
+    /* The fixture's definitions have `fanout` with 2 stages: it fits. */
+    shoal_scheduler_t *fits = shoal_scheduler_new (fx->defs);
+    uint32_t current = s_open_as_controller (fx, fits, fx->defs, NULL);
+    assert_int_equal (shoal_scheduler_job_count (fits), 1);
+    assert_ptr_equal (shoal_job_class (shoal_scheduler_job (fits, "f")),
+                      shoal_defs_job_class (fx->defs, "fanout"));
+    assert_int_equal (s_version_of (fits, "f"), current);
+    shoal_scheduler_destroy (&fits);
+
+    /* With 3 stages it does not: the load fails and says why. */
+    shoal_defs_t *next = s_defs (s_yaml_next, "next.yaml");
+    shoal_scheduler_t *refused = shoal_scheduler_new (next);
+    shoal_error_t err = { 0 };
+    assert_int_equal (s_open_as_controller (fx, refused, next, &err), 0);
+    assert_non_null (strstr (err.message, "job f has 2 stages stored"));
+    assert_non_null (strstr (err.message, "Changing the definitions"));
+    shoal_scheduler_destroy (&refused);
+    shoal_scheduler_destroy (&before);
+    shoal_defs_destroy (&next);
+    shoal_defs_destroy (&first);
+}
+
+/*  A store of schema 2 kept no definitions: its jobs are read back with
+    the current ones, and from then on are stored as theirs.             */
+static void
+test_jobs_of_schema_2_take_the_definitions_they_are_read_back_with (
+    void **state)
+{
+    s_fixture_t *fx = *state;
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    s_two_jobs (fx, batch);
+    s_write (fx, batch);
+    shoal_store_batch_destroy (&batch);
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db,
+                                    "DROP TABLE definitions;"
+                                    "ALTER TABLE jobs DROP COLUMN definitions;"
+                                    "PRAGMA user_version = 2;",
+                                    NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    shoal_scheduler_t *loaded = shoal_scheduler_new (fx->defs);
+    uint32_t version = s_open_as_controller (fx, loaded, fx->defs, NULL);
+    assert_int_equal (s_query (fx, "PRAGMA user_version", NULL, 0), 3);
+    s_assert_same_job (fx->sched, loaded, "j1");
+    s_assert_same_job (fx->sched, loaded, "j2");
+    assert_int_equal (s_version_of (loaded, "j1"), version);
+    assert_int_equal (s_query (fx, "SELECT count(*) FROM jobs"
+                               " WHERE definitions = ?2", NULL, version), 2);
+    shoal_scheduler_destroy (&loaded);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
 static void
-test_a_store_of_schema_1_is_moved_to_schema_2 (void **state)
+test_a_store_of_schema_1_is_moved_to_schema_3 (void **state)
 {
     s_fixture_t *fx = *state;
     shoal_store_batch_t *batch = shoal_store_batch_new ();
@@ -702,6 +957,8 @@ test_a_store_of_schema_1_is_moved_to_schema_2 (void **state)
         "DROP TABLE tasks;"
         "ALTER TABLE tasks_v1 RENAME TO tasks;"
         "UPDATE jobs SET seq = seq + 40;"
+        "DROP TABLE definitions;"
+        "ALTER TABLE jobs DROP COLUMN definitions;"
         "PRAGMA user_version = 1;"
         "COMMIT;",
         NULL, NULL, &message);
@@ -711,7 +968,7 @@ test_a_store_of_schema_1_is_moved_to_schema_2 (void **state)
     assert_int_equal (s_query (fx, "SELECT count(*) FROM tasks", NULL, 0), 8);
 
     shoal_scheduler_t *loaded = s_load (fx, 3000);
-    assert_int_equal (s_query (fx, "PRAGMA user_version", NULL, 0), 2);
+    assert_int_equal (s_query (fx, "PRAGMA user_version", NULL, 0), 3);
     assert_int_equal (shoal_scheduler_job_count (loaded), 2);
     s_assert_same_job (fx->sched, loaded, "j1");
     s_assert_same_job (fx->sched, loaded, "j2");
@@ -741,13 +998,13 @@ test_a_store_of_a_newer_schema_is_refused (void **state)
     s_fixture_t *fx = *state;
     sqlite3 *db = NULL;
     assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
-    assert_int_equal (sqlite3_exec (db, "PRAGMA user_version = 3", NULL,
+    assert_int_equal (sqlite3_exec (db, "PRAGMA user_version = 4", NULL,
                                     NULL, NULL), SQLITE_OK);
     sqlite3_close (db);
     shoal_error_t err = { 0 };
     assert_null (shoal_store_open (fx->path, &err));
-    assert_non_null (strstr (err.message, "schema version 3"));
-    assert_non_null (strstr (err.message, "reads version 2"));
+    assert_non_null (strstr (err.message, "schema version 4"));
+    assert_non_null (strstr (err.message, "reads version 3"));
 }
 
 /*  The store checkpoints its log itself (SQLite's automatic checkpoint
@@ -821,8 +1078,11 @@ main (void)
         T (test_a_put_then_a_delete_in_one_batch_leaves_nothing),
         T (test_a_job_that_ended_long_ago_is_forgotten_after_a_restart),
         T (test_a_restored_job_canceled_before_its_worker_returns_is_forgotten),
-        T (test_a_store_of_schema_1_is_moved_to_schema_2),
+        T (test_a_store_of_schema_1_is_moved_to_schema_3),
         T (test_a_store_of_a_newer_schema_is_refused),
+        T (test_jobs_keep_the_definitions_they_were_submitted_under),
+        T (test_unreadable_definitions_fall_back_to_the_current_ones),
+        T (test_jobs_of_schema_2_take_the_definitions_they_are_read_back_with),
         T (test_the_log_is_checkpointed_and_stays_bounded),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
