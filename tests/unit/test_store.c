@@ -666,43 +666,37 @@ test_a_job_that_ended_long_ago_is_forgotten_after_a_restart (void **state)
 
 /* ---- definitions: a job keeps those it was submitted under ----------- */
 
-/*  The definitions of a later run: `fanout` has a stage more (and
-    another command), `gone` is no more, `added` is new.                  */
-static const char *s_yaml_next =
-    "tasks:\n"
-    "  work:\n"
-    "    input: {item: {source: parameter, default: none}}\n"
-    "    exec_command: /bin/echo\n"
-    "    exec_args: ['{item}']\n"
-    "  fan:\n"
-    "    exec_command: /bin/true\n"
-    "jobs:\n"
-    "  fanout:\n"
-    "    input: {token: {source: http-header, key: Authorization}}\n"
-    "    stages:\n"
+/*  Two versions of the definitions: what both start with, `work` running
+    `command`, and `fanout`'s first stage.                                */
+#define S_YAML_HEAD(command) \
+    "tasks:\n" \
+    "  work:\n" \
+    "    input: {item: {source: parameter, default: none}}\n" \
+    "    exec_command: " command "\n" \
+    "    exec_args: ['{item}']\n" \
+    "  fan:\n" \
+    "    exec_command: /bin/true\n" \
+    "jobs:\n" \
+    "  fanout:\n" \
+    "    input: {token: {source: http-header, key: Authorization}}\n" \
+    "    stages:\n" \
     "      - {name: spread, task_class: work, spawn_task: fan}\n"
-    "      - {name: check, task_class: work}\n"
+
+/*  A first run's: `fanout` of 2 stages, and a class `gone`.              */
+static const char *s_yaml_first =
+    S_YAML_HEAD ("/bin/true")
     "      - {name: finish, task_class: work}\n"
-    "  added:\n"
+    "  gone:\n"
     "    stages:\n"
     "      - {task_class: work}\n";
 
-/*  The fixture's definitions plus a class `gone`.                        */
-static const char *s_yaml_first =
-    "tasks:\n"
-    "  work:\n"
-    "    input: {item: {source: parameter, default: none}}\n"
-    "    exec_command: /bin/true\n"
-    "    exec_args: ['{item}']\n"
-    "  fan:\n"
-    "    exec_command: /bin/true\n"
-    "jobs:\n"
-    "  fanout:\n"
-    "    input: {token: {source: http-header, key: Authorization}}\n"
-    "    stages:\n"
-    "      - {name: spread, task_class: work, spawn_task: fan}\n"
+/*  A later run's: `fanout` has a stage more and `work` another command,
+    `gone` is no more, `added` is new.                                     */
+static const char *s_yaml_next =
+    S_YAML_HEAD ("/bin/echo")
+    "      - {name: check, task_class: work}\n"
     "      - {name: finish, task_class: work}\n"
-    "  gone:\n"
+    "  added:\n"
     "    stages:\n"
     "      - {task_class: work}\n";
 
@@ -762,17 +756,28 @@ s_version_of (shoal_scheduler_t *sched, const char *id)
     return record.definitions;
 }
 
+/*  A first run over s_yaml_first: job `f` of class `fanout` submitted
+    (started or not). Returns the version its definitions got.           */
+static uint32_t
+s_first_run (s_fixture_t *fx, shoal_defs_t **first,
+             shoal_scheduler_t **before, bool start)
+{
+    *first = s_defs (s_yaml_first, "first.yaml");
+    *before = shoal_scheduler_new (*first);
+    uint32_t version = s_open_as_controller (fx, *before, *first, NULL);
+    assert_non_null (shoal_scheduler_submit (
+        *before, "f", shoal_defs_job_class (*first, "fanout"),
+        json_pack ("{s:s}", "token", "t"), start, 1000, NULL));
+    return version;
+}
+
 static void
 test_jobs_keep_the_definitions_they_were_submitted_under (void **state)
 {
     s_fixture_t *fx = *state;
-    shoal_defs_t *first = s_defs (s_yaml_first, "first.yaml");
-    shoal_scheduler_t *before = shoal_scheduler_new (first);
-    uint32_t v1 = s_open_as_controller (fx, before, first, NULL);
-    shoal_scheduler_submit (before, "f", shoal_defs_job_class (first,
-                                                               "fanout"),
-                            json_pack ("{s:s}", "token", "t"), false, 1000,
-                            NULL);
+    shoal_defs_t *first = NULL;
+    shoal_scheduler_t *before = NULL;
+    uint32_t v1 = s_first_run (fx, &first, &before, false);
     shoal_scheduler_submit (before, "g", shoal_defs_job_class (first, "gone"),
                             json_object (), true, 1000, NULL);
     assert_int_equal (s_version_of (before, "f"), v1);
@@ -850,13 +855,9 @@ static void
 test_unreadable_definitions_fall_back_to_the_current_ones (void **state)
 {
     s_fixture_t *fx = *state;
-    shoal_defs_t *first = s_defs (s_yaml_first, "first.yaml");
-    shoal_scheduler_t *before = shoal_scheduler_new (first);
-    uint32_t v1 = s_open_as_controller (fx, before, first, NULL);
-    shoal_scheduler_submit (before, "f", shoal_defs_job_class (first,
-                                                               "fanout"),
-                            json_pack ("{s:s}", "token", "t"), true, 1000,
-                            NULL);
+    shoal_defs_t *first = NULL;
+    shoal_scheduler_t *before = NULL;
+    uint32_t v1 = s_first_run (fx, &first, &before, true);
     s_write_changes (fx, before);
     sqlite3 *db = NULL;
     assert_int_equal (sqlite3_open (fx->path, &db), SQLITE_OK);
