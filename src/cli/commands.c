@@ -181,6 +181,18 @@ s_print_job (cli_session_t *session, const json_t *job)
         failed |= cli_table_addf (table, "%lld",
                                   cli_json_int (job, "retries")) != 0;
     }
+    /* The version of the definitions the job runs: `shoal definitions
+       VERSION` shows them when the file has changed since. */
+    json_t *definitions = json_object_get (job, "definitions");
+    if (!failed) {
+        failed |= cli_table_add (table, "definitions", CLI_COLOR_NONE) != 0;
+        failed |= (json_is_integer (definitions)
+                       ? cli_table_addf (table, "%lld",
+                                         (long long) json_integer_value (
+                                             definitions))
+                       : cli_table_add (table, NULL, CLI_COLOR_NONE))
+                  != 0;
+    }
     int rc = s_print_table (session, &table, failed);
     if (rc)
         return rc;
@@ -769,13 +781,25 @@ s_inputs (const json_t *inputs, const char *only, char *out, size_t size)
     return used ? out : NULL;
 }
 
-/*  `shoal definitions`: the job classes, then the task classes.           */
+/*  `shoal definitions [VERSION]`: the job classes, then the task classes,
+    of the definitions loaded now or of an earlier VERSION.               */
 static int
 s_definitions (cli_session_t *session, const cli_options_t *options)
 {
+    char path[64] = "/api/v1/definitions";
+    if (options->arg_count > 0) {
+        const char *version = options->args[0];
+        size_t digits = strspn (version, "0123456789");
+        if (!digits || version[digits] || digits > 10) {
+            fprintf (stderr, "shoal: definitions: VERSION must be a whole "
+                             "number, not '%s'\n", version);
+            return CLI_EXIT_USAGE;
+        }
+        snprintf (path, sizeof path, "/api/v1/definitions/%s", version);
+    }
     cli_response_t response;
-    json_t *answer = cli_session_call (session, "GET", "/api/v1/definitions",
-                                       NULL, NULL, 0, &response);
+    json_t *answer = cli_session_call (session, "GET", path, NULL, NULL, 0,
+                                       &response);
     if (!answer)
         return CLI_EXIT_API;
     int rc = CLI_EXIT_OK;
@@ -881,8 +905,11 @@ static const cli_command_t s_commands[] = {
       S_WAIT_HELP, CLI_OPT_WAIT, 1, 1, s_retry },
     { "workers", "", "List the connected workers.", NULL, 0, 0, 0,
       s_workers },
-    { "definitions", "", "List the job classes and task classes.", NULL, 0,
-      0, 0, s_definitions },
+    { "definitions", "[VERSION]", "List the job classes and task classes.",
+      "Without VERSION, those loaded now. A job keeps the definitions it was\n"
+      "submitted under when the file changes ('definitions' in 'shoal\n"
+      "status'); VERSION shows those.\n",
+      0, 0, 1, s_definitions },
     { "help", "[COMMAND]", "Show the help of shoal or of COMMAND.", NULL, 0,
       0, 1, NULL },
 };

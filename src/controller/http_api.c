@@ -312,13 +312,28 @@ s_get_readyz (s_request_t *req)
     return s_relay (req, json_pack ("{s:s}", "op", "ping"));
 }
 
+/*  The definitions loaded now, with their version: answered by the loop,
+    which also holds the earlier versions jobs were submitted under.      */
 static int
 s_get_definitions (s_request_t *req)
 {
-    json_t *body = shoal_defs_to_json (req->http->defs);
-    s_send_json (req, 200, body, false, NULL);
-    json_decref (body);
-    return 200;
+    return s_relay (req, json_pack ("{s:s}", "op", "definitions"));
+}
+
+static int
+s_get_definitions_version (s_request_t *req)
+{
+    const char *text = req->params[0];
+    char *end = NULL;
+    errno = 0;
+    unsigned long long version = strtoull (text, &end, 10);
+    if (!*text || *end || errno || !isdigit ((unsigned char) *text)
+        || version < 1 || version > UINT32_MAX)
+        return s_problem (req, 400, "Invalid version",
+                          "a definitions version is a whole number from 1",
+                          "version");
+    return s_relay (req, json_pack ("{s:s, s:I}", "op", "definitions",
+                                    "version", (json_int_t) version));
 }
 
 static const char *
@@ -1075,6 +1090,8 @@ static const struct {
     { "GET", "/healthz", s_get_healthz, "/healthz" },
     { "GET", "/readyz", s_get_readyz, "/readyz" },
     { "GET", "/api/v1/definitions", s_get_definitions, "/api/v1/definitions" },
+    { "GET", "/api/v1/definitions/{}", s_get_definitions_version,
+      "/api/v1/definitions/:version" },
     { "POST", "/api/v1/jobs", s_post_jobs, "/api/v1/jobs" },
     { "GET", "/api/v1/jobs", s_get_jobs, "/api/v1/jobs" },
     { "GET", "/api/v1/jobs/{}", s_get_job, "/api/v1/jobs/:id" },

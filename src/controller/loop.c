@@ -1290,6 +1290,32 @@ s_op_ping (shoal_loop_t *self, json_t *request)
     return s_reply (200, json_pack ("{s:s}", "status", "ready"));
 }
 
+/*  The definitions loaded now, or with "version" those of that version,
+    when jobs read back at start were submitted under them; each with its
+    version (null without a state store).                                 */
+static json_t *
+s_op_definitions (shoal_loop_t *self, json_t *request)
+{
+    json_t *asked = json_object_get (request, "version");
+    uint32_t version = asked ? (uint32_t) json_integer_value (asked)
+                             : shoal_scheduler_definitions_version (
+                                   self->scheduler);
+    const shoal_defs_t *defs = !asked ? self->defs
+                               : version ? shoal_scheduler_definitions (
+                                               self->scheduler, version)
+                                         : NULL;
+    if (!defs) {
+        char detail[160];
+        snprintf (detail, sizeof detail, "no definitions of version %" PRIu32
+                  " are loaded or held for a job", version);
+        return s_problem (404, "Definitions not found", detail, "version");
+    }
+    json_t *body = shoal_defs_to_json (defs);
+    json_object_set_new (body, "version",
+                         version ? json_integer (version) : json_null ());
+    return s_reply (200, body);
+}
+
 typedef json_t *(s_op_fn) (shoal_loop_t *self, json_t *request);
 
 /*  `snapshot`: the answer is a view a client may pair with the event
@@ -1314,6 +1340,7 @@ static const struct {
     { "task_log", s_op_task_log, false, false },
     { "workers", s_op_workers, true, false },
     { "ping", s_op_ping, false, false },
+    { "definitions", s_op_definitions, false, false },
     { "metrics", s_op_metrics, false, false },
 };
 

@@ -2678,6 +2678,11 @@ shoal_job_view_text (const shoal_job_t *job, char **buf, size_t *cap)
         s_out_str (&out, "null");
     s_out_str (&out, ",\"retries\":");
     s_out_uint (&out, job->retries);
+    s_out_str (&out, ",\"definitions\":");
+    if (job->definitions)
+        s_out_uint (&out, job->definitions);
+    else
+        s_out_str (&out, "null");
     s_out_str (&out, ",\"stages\":[");
     for (size_t i = 0; i < job->cls->stage_count; i++) {
         const s_stage_t *stage = &job->stages[i];

@@ -297,6 +297,12 @@ class CliTest(ClusterTest):
                          c.get("/api/v1/jobs").json())
         self.assertEqual(self.shoal_json("definitions"),
                          c.get("/api/v1/definitions").json())
+        version = c.get("/api/v1/definitions").json()["version"]
+        self.assertEqual(self.shoal_json("definitions", str(version)),
+                         c.get("/api/v1/definitions/%d" % version).json())
+        self.assertExit(self.shoal("definitions", str(version + 1)),
+                        EXIT_API)
+        self.assertExit(self.shoal("definitions", "v1"), EXIT_USAGE)
         workers = self.shoal_json("workers")
         self.assertEqual([w["id"] for w in workers["workers"]], ["w1"])
         created = self.shoal_json("submit", "fan", "-p", "modes=ok",
@@ -339,6 +345,8 @@ class CliTest(ClusterTest):
         status = self.shoal("status", job["id"])
         self.assertExit(status, EXIT_OK)
         self.assertRegex(status.stdout, r"(?m)^state\s+failed$")
+        self.assertRegex(status.stdout, r"(?m)^definitions\s+%d$"
+                         % c.job(job["id"])["definitions"])
         self.assertRegex(status.stdout, r"(?m)^0\s+Download Data\s+failed\s")
         self.assertIn(c.job(job["id"])["error"], status.stdout)
 

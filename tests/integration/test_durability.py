@@ -240,6 +240,15 @@ class DurabilityTest(ClusterTest):
         self.assertEqual(c.job(finished["id"]), finished)
         self.assertEqual([s["name"] for s in finished["stages"]],
                          ["first", "spread"])
+        # The job names its definitions, and the API serves both versions.
+        first = finished["definitions"]
+        now = c.get("/api/v1/definitions").json()
+        self.assertNotEqual(now["version"], first)
+        self.assertEqual(c.job(waiting["id"])["definitions"], first)
+        old = c.get("/api/v1/definitions/%d" % first).json()
+        self.assertEqual(old["version"], first)
+        self.assertEqual([j["id"] for j in old["jobs"]], ["fan", "slow"])
+        self.assertEqual([j["id"] for j in now["jobs"]], ["fan", "renamed"])
         self.assertProblem(c.post("/api/v1/jobs", {"job": "slow"}), 404,
                            field="job")
         resp = c.post("/api/v1/jobs/%s/start" % waiting["id"])
@@ -262,6 +271,9 @@ class DurabilityTest(ClusterTest):
         c.start_controller()
         self.assertEqual(c.job(new["id"])["stages"], new["stages"])
         self.assertEqual(c.job(done["id"])["state"], "succeeded")
+        self.assertEqual(c.get("/api/v1/definitions").json()["version"],
+                         first)
+        self.assertEqual(new["definitions"], now["version"])
 
     def test_start_and_cancel_answered_are_on_disk(self):
         # A 200 to start or cancel promises the change is stored: a

@@ -240,6 +240,22 @@ class OpenApiLiveTest(unittest.TestCase):
         body = self.check("GET", "/api/v1/definitions",
                           self.c.get("/api/v1/definitions"), 200)
         self.assertEqual([j["id"] for j in body["jobs"]], ["hello"])
+        self.assertIsInstance(body["version"], int)
+        again = self.check("GET", "/api/v1/definitions/{version}",
+                           self.c.get("/api/v1/definitions/%d"
+                                      % body["version"]), 200)
+        self.assertEqual(again, body)
+        problem = self.check("GET", "/api/v1/definitions/{version}",
+                             self.c.get("/api/v1/definitions/%d"
+                                        % (body["version"] + 1)), 404)
+        self.assertEqual(problem["field"], "version")
+        for bad in ("0", "x", "-1", "4294967296", "1e3"):
+            problem = self.check("GET", "/api/v1/definitions/{version}",
+                                 self.c.get("/api/v1/definitions/" + bad),
+                                 400)
+            self.assertEqual(problem["field"], "version")
+        job = self.submit()
+        self.assertEqual(job["definitions"], body["version"])
 
     def test_job_lifecycle(self):
         job = self.submit()

@@ -727,6 +727,9 @@
       ['Created', timeEl(job.created_at)],
       ['Duration', fmtDuration(jobDuration(job))],
       ['Retries', String(job.retries || 0)],
+      // The definitions it runs: kept from its submission when the file
+      // has changed since (null without a state store).
+      ['Definitions', job.definitions == null ? '\u2014' : 'version ' + job.definitions],
       ['Parameters', params],
     ];
     meta.replaceChildren(...items.map(([k, v]) =>
