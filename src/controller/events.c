@@ -392,7 +392,7 @@ s_job_data (const shoal_event_t *event)
     }
     json_t *params = job->params ? json_loads (job->params, 0, NULL) : NULL;
     json_t *object = json_pack (
-        "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}",
         "id", event->job,
         "job", job->job_class->id,
         "state", shoal_job_state_name (job->state),
@@ -402,6 +402,8 @@ s_job_data (const shoal_event_t *event)
         "finished_at", shoal_time_json (job->finished_at),
         "error", s_string_or_null (job->error),
         "retries", (json_int_t) job->retries,
+        "definitions", job->definitions ? json_integer (job->definitions)
+                                        : json_null (),
         "stages", stages);
     char *text = object ? json_dumps (object, JSON_COMPACT) : NULL;
     json_decref (object);
@@ -518,6 +520,7 @@ shoal_event_set_job (shoal_event_t *event, const shoal_job_t *job,
         .job_class = job_class,
         .state = record.state,
         .retries = record.retries,
+        .definitions = record.definitions,
         .created_at = record.created_at,
         .started_at = record.started_at,
         .finished_at = record.finished_at,

@@ -87,6 +87,7 @@ typedef struct {
     const shoal_job_class_t *job_class; /* definitions (borrowed)          */
     shoal_job_state_t state;
     uint32_t retries;            /* times it was retried                   */
+    uint32_t definitions;        /* version of its definitions, 0: none    */
     int64_t created_at;          /* ms since the epoch                     */
     int64_t started_at;          /* ms, 0: not yet                         */
     int64_t finished_at;         /* ms, 0: not final                       */
