@@ -107,6 +107,18 @@ int shoal_store_write (shoal_store_t *self,
                        shoal_store_batch_t *const *batches, size_t count,
                        shoal_error_t *err);
 
+/*  Rewrites the database without its free pages (those of jobs forgotten
+    past their retention: SQLite reuses them, but the file does not shrink
+    by itself), on the calling thread, before any load or write. Takes
+    time and free disk space in proportion to what the database holds.
+    Returns 0 with the sizes in bytes, or an error.                       */
+typedef struct {
+    uint64_t before, free_before; /* the file, and its free pages         */
+    uint64_t after;
+} shoal_store_sizes_t;
+int shoal_store_compact (shoal_store_t *self, shoal_store_sizes_t *sizes,
+                         shoal_error_t *err);
+
 /*  Since the store was opened: rows of committed writes, those written
     and those left out because a later row of the same job or task in the
     same write replaced them; checkpoints of the write-ahead log into the

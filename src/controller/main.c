@@ -12,6 +12,7 @@
 #include "shoal/options.h"
 #include "shoal/protocol.h"
 #include "shoal/spawn.h"
+#include "shoal/store.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -46,6 +47,7 @@ typedef struct {
     int heartbeat_ms;            /* heartbeat period told to workers       */
     int retain_finished;         /* seconds an ended job is kept; 0: ever  */
     bool check_only;             /* load the definitions and exit          */
+    bool compact_state;          /* compact the state store and exit       */
 } s_options_t;
 
 #define S_PROGRAM "shoal-controller"
@@ -147,6 +149,12 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
         { "check", 0, NULL, SHOAL_OPT_BOOL, NULL,
           "check the definitions file and exit", 0, 0, NULL,
           &opts->check_only, SHOAL_OPT_NO_FILE },
+        { "compact-state", 0, NULL, SHOAL_OPT_BOOL, NULL,
+          "give back the disk space of forgotten jobs:\n"
+          "rewrite the state store without its free\n"
+          "pages and exit; the controller must be\n"
+          "stopped", 0, 0, NULL, &opts->compact_state,
+          SHOAL_OPT_NO_FILE },
         { "healthcheck", 0, NULL, SHOAL_OPT_BOOL, NULL,
           "ask the controller at --http whether it\n"
           "is ready (GET /readyz); exit 0 if so, 1\n"
@@ -166,6 +174,15 @@ s_parse_options (shoal_options_t **parser_p, int argc, char *argv[],
     int rc = shoal_options_parse (parser, argc, argv, stdout, stderr);
     if (rc != SHOAL_OPTIONS_RUN || opts->healthcheck)
         return rc;      /* --healthcheck needs nothing but --http */
+    if (opts->compact_state) {
+        /* It needs only where the state is. */
+        if (opts->ephemeral)
+            return shoal_options_usage_error (parser, stderr,
+                "--compact-state and --ephemeral exclude each other: an "
+                "ephemeral controller keeps no state store");
+        shoal_log_init ("controller", opts->log_level);
+        return SHOAL_OPTIONS_RUN;
+    }
     if (!opts->definitions)
         return shoal_options_usage_error (parser, stderr,
                                           "--definitions FILE is required");
@@ -306,6 +323,62 @@ s_prepare_data_dir (const char *path)
     return 0;
 }
 
+/*  The state directory (--state-dir, default <data-dir>/state) and the
+    store's file in it.                                                    */
+static void
+s_state_paths (const s_options_t *opts, char *state_dir, size_t dir_size,
+               char *store_path, size_t path_size)
+{
+    snprintf (state_dir, dir_size, "%s", opts->state_dir ? opts->state_dir
+                                                          : opts->data_dir);
+    if (!opts->state_dir)
+        strncat (state_dir, "/state", dir_size - strlen (state_dir) - 1);
+    snprintf (store_path, path_size, "%s/shoal.db", state_dir);
+}
+
+/*  `bytes` as "512 KiB" or "3.2 MiB".                                    */
+static const char *
+s_size_text (uint64_t bytes, char *text, size_t size)
+{
+    if (bytes < 1024 * 1024)
+        snprintf (text, size, "%.0f KiB", bytes / 1024.0);
+    else
+        snprintf (text, size, "%.1f MiB", bytes / 1048576.0);
+    return text;
+}
+
+/*  --compact-state: VACUUM the store of a stopped controller. The store
+    is opened as a controller opens it, so one running on it makes this
+    fail ("in use by another controller") instead of waiting.             */
+static int
+s_compact_state (const s_options_t *opts)
+{
+    char state_dir[4096];
+    char store_path[4200];
+    s_state_paths (opts, state_dir, sizeof state_dir, store_path,
+                   sizeof store_path);
+    if (access (store_path, F_OK)) {
+        fprintf (stderr, "shoal-controller: no state store at %s: %s\n",
+                 store_path, strerror (errno));
+        return 1;
+    }
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (store_path, &err);
+    shoal_store_sizes_t sizes;
+    if (!store || shoal_store_compact (store, &sizes, &err)) {
+        fprintf (stderr, "shoal-controller: %s\n", err.message);
+        shoal_store_destroy (&store);
+        return 1;
+    }
+    shoal_store_destroy (&store);
+    char before[32], free_before[32], after[32];
+    printf ("%s: %s, of which %s free, now %s\n", store_path,
+            s_size_text (sizes.before, before, sizeof before),
+            s_size_text (sizes.free_before, free_before, sizeof free_before),
+            s_size_text (sizes.after, after, sizeof after));
+    return 0;
+}
+
 /*  Runs the controller with checked options; returns the exit status.    */
 static int
 s_run (s_options_t opts)
@@ -313,6 +386,8 @@ s_run (s_options_t opts)
     int rc;
     if (opts.healthcheck)
         return s_healthcheck (opts.http);
+    if (opts.compact_state)
+        return s_compact_state (&opts);
 
     shoal_error_t err = { 0 };
     shoal_defs_t *defs = shoal_defs_load (opts.definitions, &err);
@@ -355,11 +430,8 @@ s_run (s_options_t opts)
 
     char state_dir[4096];
     char store_path[4200];
-    snprintf (state_dir, sizeof state_dir, "%s", opts.state_dir
-                  ? opts.state_dir : opts.data_dir);
-    if (!opts.state_dir)
-        strncat (state_dir, "/state", sizeof state_dir - strlen (state_dir) - 1);
-    snprintf (store_path, sizeof store_path, "%s/shoal.db", state_dir);
+    s_state_paths (&opts, state_dir, sizeof state_dir, store_path,
+                   sizeof store_path);
     if (!opts.ephemeral && mkdir (state_dir, 0700) && errno != EEXIST) {
         fprintf (stderr, "shoal-controller: cannot use state dir %s: %s\n",
                  state_dir, strerror (errno));

@@ -452,6 +452,49 @@ shoal_store_put_definitions (shoal_store_t *self, const char *text,
     return rc;
 }
 
+/*  The database's size in bytes, and how much of it is free pages.       */
+static int
+s_sizes (shoal_store_t *self, uint64_t *bytes, uint64_t *free_bytes,
+         shoal_error_t *err)
+{
+    static const char *const pragmas[] = {
+        "PRAGMA page_size", "PRAGMA page_count", "PRAGMA freelist_count",
+    };
+    int64_t values[3] = { 0, 0, 0 };
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *stmt = NULL;
+        if (sqlite3_prepare_v2 (self->db, pragmas[i], -1, &stmt, NULL)
+                != SQLITE_OK
+            || sqlite3_step (stmt) != SQLITE_ROW) {
+            sqlite3_finalize (stmt);
+            return s_fail (self, err, pragmas[i]);
+        }
+        values[i] = sqlite3_column_int64 (stmt, 0);
+        sqlite3_finalize (stmt);
+    }
+    *bytes = (uint64_t) (values[0] * values[1]);
+    *free_bytes = (uint64_t) (values[0] * values[2]);
+    return 0;
+}
+
+int
+shoal_store_compact (shoal_store_t *self, shoal_store_sizes_t *sizes,
+                     shoal_error_t *err)
+{
+    *sizes = (shoal_store_sizes_t) { 0 };
+    if (s_sizes (self, &sizes->before, &sizes->free_before, err)
+        || s_exec (self, "VACUUM", err))
+        return SHOAL_EIO;
+    /* VACUUM wrote the new file through the log: copy it in, and empty
+       the log, so that the space is back on the disk when this returns. */
+    if (sqlite3_wal_checkpoint_v2 (self->db, NULL,
+                                   SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)
+        != SQLITE_OK)
+        return s_fail (self, err, "checkpoint");
+    uint64_t free_after = 0;
+    return s_sizes (self, &sizes->after, &free_after, err) ? SHOAL_EIO : 0;
+}
+
 /* ---- writing --------------------------------------------------------- */
 
 /*  Runs a bound statement to completion; the first failure of a save is

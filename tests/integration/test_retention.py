@@ -6,10 +6,12 @@ controller kept jobs forever goes at the first tick after a restart with
 a retention.
 """
 import os
+import re
 import signal
+import subprocess
 import unittest
 
-from harness import ClusterTest, wait_for
+from harness import CONTROLLER, ClusterTest, wait_for
 
 DEFINITIONS = """
 tasks:
@@ -153,6 +155,45 @@ class RetentionTest(RetentionCase):
         self.assertEqual(c.get(page_path).json(), page)
         # A counter since this controller started.
         self.assertEqual(self.forgotten(), 0)
+
+    def test_compact_state_gives_back_the_space_of_forgotten_jobs(self):
+        """SQLite reuses the pages of forgotten jobs but the file keeps its
+        size; `--compact-state` rewrites it without them, with the
+        controller stopped (it refuses while one runs), and the controller
+        then reads back what was kept."""
+        c = self.cluster = self.make_cluster()
+        c.start_controller(extra=RETAIN)
+        c.start_worker("w1", slots=2)
+        kept = c.submit("quick", start=False)["id"]
+        done = [c.submit("quick")["id"] for _ in range(600)]
+        wait_for(lambda: self.forgotten() == len(done), timeout=120,
+                 interval=0.5, what="the jobs to be forgotten")
+        compact = [CONTROLLER, "--compact-state", "--data-dir", c.data_dir]
+        busy = subprocess.run(compact, capture_output=True, text=True,
+                              timeout=60)
+        self.assertEqual(busy.returncode, 1, busy)
+        self.assertIn("in use by another controller", busy.stderr)
+
+        c.kill(c.controller, signal.SIGTERM)
+        self.assertEqual(c.controller.returncode, 0)
+        db = os.path.join(c.data_dir, "state", "shoal.db")
+        before = os.path.getsize(db)
+        out = subprocess.run(compact, capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 0, out)
+        self.assertRegex(out.stdout, r"^%s: \d+(\.\d)? [KM]iB, of which "
+                         r"\d+(\.\d)? [KM]iB free, now \d+(\.\d)? [KM]iB\n$"
+                         % re.escape(db))
+        after = os.path.getsize(db)
+        self.assertLess(after, before / 2, out.stdout)
+        self.assertFalse(os.path.exists(db + "-wal")
+                         and os.path.getsize(db + "-wal") > 0)
+
+        c.start_controller(extra=KEEP)
+        self.assertEqual(c.job(kept)["state"], "created")
+        self.assertEqual(self.listed_ids(), [kept])
+        for job_id in done[:5]:
+            self.assertProblem(c.get("/api/v1/jobs/" + job_id), 404)
 
     def test_a_job_kept_forever_goes_after_a_restart_with_a_retention(self):
         c = self.cluster = self.make_cluster()

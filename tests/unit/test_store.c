@@ -925,6 +925,52 @@ test_jobs_of_schema_2_take_the_definitions_they_are_read_back_with (
     shoal_scheduler_destroy (&loaded);
 }
 
+/*  Jobs forgotten leave free pages, which compacting gives back; what is
+    kept reads back the same.                                             */
+static void
+test_compacting_gives_back_the_pages_of_forgotten_jobs (void **state)
+{
+    s_fixture_t *fx = *state;
+    enum { S_JOBS = 400 };
+    const shoal_job_class_t *cls = shoal_defs_job_class (fx->defs, "fanout");
+    for (int i = 0; i < S_JOBS; i++) {
+        char id[16];
+        snprintf (id, sizeof id, "j%d", i);
+        assert_non_null (shoal_scheduler_submit (
+            fx->sched, id, cls, json_pack ("{s:s}", "token", "t"), true,
+            1000 + i, NULL));
+    }
+    s_write_changes (fx, fx->sched);
+    shoal_store_batch_t *batch = shoal_store_batch_new ();
+    for (int i = 1; i < S_JOBS; i++) {
+        char id[16];
+        snprintf (id, sizeof id, "j%d", i);
+        shoal_store_batch_delete_job (batch, id);
+    }
+    s_write (fx, batch);
+    shoal_store_batch_destroy (&batch);
+
+    shoal_error_t err = { 0 };
+    shoal_store_t *store = shoal_store_open (fx->path, &err);
+    assert_non_null (store);
+    shoal_store_sizes_t sizes;
+    if (shoal_store_compact (store, &sizes, &err))
+        fail_msg ("compact: %s", err.message);
+    shoal_store_destroy (&store);
+    assert_true (sizes.free_before > 0);
+    assert_true (sizes.free_before < sizes.before);
+    assert_true (sizes.after <= sizes.before - sizes.free_before);
+    /* The file itself is that small now, its log empty. */
+    struct stat file;
+    assert_int_equal (stat (fx->path, &file), 0);
+    assert_int_equal ((uint64_t) file.st_size, sizes.after);
+    assert_int_equal (s_query (fx, "SELECT count(*) FROM jobs", NULL, 0), 1);
+    shoal_scheduler_t *loaded = s_load (fx, 5000);
+    assert_int_equal (shoal_scheduler_job_count (loaded), 1);
+    s_assert_same_job (fx->sched, loaded, "j0");
+    shoal_scheduler_destroy (&loaded);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
 static void
@@ -1091,6 +1137,7 @@ main (void)
         T (test_unreadable_definitions_fall_back_to_the_current_ones),
         T (test_jobs_of_schema_2_take_the_definitions_they_are_read_back_with),
         T (test_the_log_is_checkpointed_and_stays_bounded),
+        T (test_compacting_gives_back_the_pages_of_forgotten_jobs),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
