@@ -119,8 +119,8 @@ class OperationsDocTest(unittest.TestCase):
         with open(os.path.join(SOURCE_DIR, "docs", "operations.md")) as f:
             doc = f.read()
         section = doc.split("## Configuration", 1)[1].split("\n## ", 1)[0]
-        flag_only = {"--check", "--healthcheck", "--config", "--help",
-                     "--version"}
+        flag_only = {"--check", "--compact-state", "--healthcheck",
+                     "--config", "--help", "--version"}
         for binary in ("shoal-controller", "shoal-worker"):
             if not os.path.exists(os.path.join(BUILD_DIR, binary)):
                 self.skipTest("%s is not built" % binary)
