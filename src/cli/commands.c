@@ -800,8 +800,10 @@ s_definitions (cli_session_t *session, const cli_options_t *options)
     cli_response_t response;
     json_t *answer = cli_session_call (session, "GET", path, NULL, NULL, 0,
                                        &response);
-    if (!answer)
+    if (!answer) {
+        cli_response_clear (&response);   /* a refusal keeps its body */
         return CLI_EXIT_API;
+    }
     int rc = CLI_EXIT_OK;
     if (session->json)
         cli_print_raw (&response);
