@@ -242,6 +242,18 @@ class Cluster:
         return wait_for(final, timeout=timeout, interval=0.1,
                         what="job %s to end" % job_id)
 
+    def wait_stored(self):
+        """Waits until the state store has written every change the loop
+        handed it (shoal_store_waiting_rows 0 on /metrics): a job seen
+        ended then survives a SIGKILL. Until then the writer may hold it
+        for a group commit of up to 5 ms."""
+        def written():
+            for line in self.get("/metrics").body.splitlines():
+                if line.startswith("shoal_store_waiting_rows "):
+                    return float(line.split()[1]) == 0
+            raise AssertionError("no shoal_store_waiting_rows in /metrics")
+        wait_for(written, what="the state store to write what it was given")
+
     def job_dir(self, job_id):
         return os.path.join(self.data_dir, "jobs", job_id)
 

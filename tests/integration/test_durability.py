@@ -191,6 +191,7 @@ class DurabilityTest(ClusterTest):
         job = c.submit("slow", {"mode": "slow"})
         wait_for(lambda: self.marker(job["id"], "item-0"),
                  what="the task to start")
+        c.wait_stored()   # its dispatch, or it is not running when read back
         self.restart_controller()
         done = c.wait_job(job["id"], timeout=120)
         self.assertEqual(done["state"], "succeeded", done)
@@ -206,6 +207,9 @@ class DurabilityTest(ClusterTest):
         job = c.submit("fan", {"count": 3})
         before = c.wait_job(job["id"])
         tasks_before = c.tasks(job["id"])
+        # Seen ended is not yet stored: the writer groups what workers
+        # report for up to 5 ms (a crash then runs those tasks again).
+        c.wait_stored()
         self.restart_controller()
         after = c.job(job["id"])
         self.assertEqual(after, before)

@@ -75,7 +75,9 @@ class RetentionCase(ClusterTest):
         self.fail("no shoal_jobs_forgotten_total in /metrics")
 
     def restart(self, extra):
+        """A SIGKILL once what the test saw is stored, and a start."""
         c = self.cluster
+        c.wait_stored()
         c.kill(c.controller, signal.SIGKILL)
         c.start_controller(extra=extra)
 
@@ -225,13 +227,6 @@ class RetentionStoreFullTest(RetentionCase):
     delete it too. The state directory is a small tmpfs (root only, as CI
     runs)."""
 
-    def waiting_rows(self):
-        resp = self.cluster.get("/metrics")
-        for line in resp.body.splitlines():
-            if line.startswith("shoal_store_waiting_rows "):
-                return float(line.split()[1])
-        self.fail("no shoal_store_waiting_rows in /metrics")
-
     def test_a_job_forgotten_while_the_disk_is_full_stays_forgotten(self):
         c = self.cluster = self.make_cluster()
         state_dir = self.mount_small_state_dir(c)
@@ -241,8 +236,7 @@ class RetentionStoreFullTest(RetentionCase):
         kept = c.submit("quick", start=False)["id"]
         done = c.submit("quick")["id"]
         self.assertEqual(c.wait_job(done)["state"], "succeeded")
-        wait_for(lambda: self.waiting_rows() == 0,
-                 what="the ended job to be on disk")
+        c.wait_stored()
 
         # No room left: every write fails from now on.
         filler = os.path.join(state_dir, "filler")
