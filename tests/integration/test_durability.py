@@ -223,13 +223,16 @@ class DurabilityTest(ClusterTest):
         (`slow` goes), another given a stage more. The restarted controller
         reads every job back with the definitions it was submitted under:
         a finished job shows its stages as they were, a job submitted
-        before and started after runs the commands of its own time, and
-        new jobs take the new definitions. Before, such a restart failed
+        before and started after runs the commands of its own time, so
+        does a failed one retried, and new jobs take the new definitions. Before, such a restart failed
         while any stored job named a changed class."""
         c = self.cluster
         c.start_worker("w1", slots=2, env=self.env)
         finished = c.wait_job(c.submit("fan", {"count": 2})["id"])
         waiting = c.submit("slow", {"mode": "ok"}, start=False)
+        # Fails its first run, succeeds when run again.
+        failed = c.wait_job(c.submit("slow", {"mode": "fail-once"})["id"])
+        self.assertEqual(failed["state"], "failed", failed)
         edited = DEFINITIONS.replace(
             "  slow:\n", "  renamed:\n").replace(
             "      - {name: spread, task_class: act, spawn_task: spawn}\n",
@@ -262,6 +265,14 @@ class DurabilityTest(ClusterTest):
         self.assertEqual(done["job"], "slow")
         self.assertEqual(self.marker(waiting["id"], "item-0"),
                          ["start", "done"])
+        # Retried, a failed job runs its own class again, gone from the file.
+        resp = c.post("/api/v1/jobs/%s/retry" % failed["id"])
+        self.assertEqual(resp.status, 200, resp)
+        retried = c.wait_job(failed["id"])
+        self.assertEqual((retried["state"], retried["retries"]),
+                         ("succeeded", 1), retried)
+        self.assertEqual(self.marker(failed["id"], "item-0"),
+                         ["start", "start", "done"])
         new = c.wait_job(c.submit("fan", {"count": 1})["id"])
         self.assertEqual([s["name"] for s in new["stages"]],
                          ["first", "spread", "after"])
