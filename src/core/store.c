@@ -1339,10 +1339,8 @@ s_settle_definitions (shoal_store_t *self, shoal_scheduler_t *scheduler,
                                NULL) != SQLITE_OK)
         rc = s_fail (self, err, "prepare");
     else {
-        if (current)
-            sqlite3_bind_int64 (name, 1, current);
-        else
-            sqlite3_bind_null (name, 1);
+        /* Without definitions of its own (0) the scheduler names none. */
+        sqlite3_bind_int64 (name, 1, current);
         sqlite3_bind_int64 (drop, 1, current);
         if ((current && sqlite3_step (name) != SQLITE_DONE)
             || sqlite3_step (drop) != SQLITE_DONE)
